@@ -1,0 +1,38 @@
+"""Typed errors.  Each also inherits the builtin a caller would naturally catch."""
+from __future__ import annotations
+
+
+class AutoMLError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(AutoMLError, ValueError):
+    """A bad option, flag, name or configuration value."""
+
+
+class RegistryError(ConfigError, KeyError):
+    """An unknown space, evaluator, strategy or runner name."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ParseError(AutoMLError, ValueError):
+    """Text that does not parse as a candidate of a space.  Carries line and column (1-based)."""
+
+    def __init__(self, message: str, line: int | None = None, col: int | None = None):
+        self.message, self.line, self.col = message, line, col
+        where = f" (line {line}, column {col})" if line is not None else ""
+        super().__init__(f"{message}{where}")
+
+
+class InvalidCandidate(AutoMLError, ValueError):
+    """A candidate that is well formed but cannot be run (type/shape error, cycle, disconnected output)."""
+
+
+class EvaluationTimeout(AutoMLError, TimeoutError):
+    """An evaluation ran past its per-evaluation time limit."""
+
+
+class RunDirError(AutoMLError, OSError):
+    """A run directory that is missing, not a run, or already holds a run."""
