@@ -18,6 +18,8 @@ class Evaluator:
     noisy: bool = False
     #: Spaces this evaluator understands, or None for any.
     spaces: tuple[str, ...] | None = None
+    #: Options that make one evaluation quick; the contract test suite builds the evaluator with them.
+    test_options: Mapping[str, Any] = {}
 
     def __init__(self, **options: Any):
         self._options = dict(options)

@@ -88,7 +88,13 @@ def describe(family: str, name: str) -> str:
 
 
 def get_class(family: str, name: str) -> Callable[..., Any]:
+    """The class registered as ``name``; a ``"package.module:Class"`` path works without registering."""
     load_plugins()
+    if name not in _registry[family] and ":" in name:
+        try:
+            return _resolve(name)
+        except (ImportError, AttributeError) as exc:
+            raise RegistryError(f"cannot import {family} {name!r}: {exc}") from None
     try:
         target = _registry[family][name]
     except KeyError:
