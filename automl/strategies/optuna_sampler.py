@@ -1,0 +1,124 @@
+"""Any Optuna sampler as a strategy, driven through Optuna's ask/tell (``import optuna`` inside).
+
+The engine's cache sits in front: a proposal whose functional digest is cached is told its
+cached value and is not charged.  The study lives in memory; its state for a resumed run is
+the list of told trials (parameters, values, state), which is plain data.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..space import Categorical, Float, Int
+from ..types import OK, Candidate, EvalResult
+from .base import Proposal, Strategy
+
+SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "qmc", "gp")
+
+
+def _distributions(space: Any) -> dict[str, Any]:
+    import optuna.distributions as od
+
+    params = space.param_space()
+    if not params:
+        raise ConfigError(f"space {space.name!r} exposes no parameters, so Optuna samplers cannot drive it; "
+                          "use --strategy evolution or random")
+    out = {}
+    for name, p in params.items():
+        if isinstance(p, Categorical):
+            out[name] = od.CategoricalDistribution(list(p.choices))
+        elif isinstance(p, Float):
+            out[name] = od.FloatDistribution(p.low, p.high, log=p.log)
+        elif isinstance(p, Int):
+            out[name] = od.IntDistribution(p.low, p.high, log=p.log)
+        else:
+            raise ConfigError(f"parameter {name!r} of space {space.name!r} has unknown type {type(p).__name__}")
+    return out
+
+
+class OptunaStrategy(Strategy):
+    """Optuna sampler ``sampler`` (tpe, random, nsga2, cmaes, qmc, gp) through ask/tell.
+
+    ``multi_objective``: optimise every objective of the evaluator (default: only for nsga2).
+    ``sampler_options`` are passed to the sampler's constructor.
+    """
+
+    name = "optuna"
+
+    def __init__(self, sampler: str = "tpe", multi_objective: bool | None = None,
+                 sampler_options: Mapping[str, Any] | None = None):
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"unknown Optuna sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        self.sampler_name = sampler
+        self.multi_objective = (sampler == "nsga2") if multi_objective is None else bool(multi_objective)
+        self.sampler_options = dict(sampler_options or {})
+        self._trials: dict[int, Any] = {}  # optuna trial number -> trial, until told
+        self._told: list[list[Any]] = []
+
+    def options(self) -> dict[str, Any]:
+        return {"sampler": self.sampler_name, "multi_objective": self.multi_objective,
+                "sampler_options": self.sampler_options}
+
+    def _make_sampler(self, seed: int):
+        import optuna
+        import optuna.samplers as s
+
+        cls = {"tpe": s.TPESampler, "random": s.RandomSampler, "nsga2": s.NSGAIISampler,
+               "cmaes": s.CmaEsSampler, "qmc": s.QMCSampler, "gp": getattr(s, "GPSampler", s.TPESampler)}
+        with warnings.catch_warnings():  # QMC/GP are marked experimental; the user chose them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls[self.sampler_name](seed=seed, **self.sampler_options)
+
+    def bind(self, space, objectives, seed, hasher=None):
+        super().bind(space, objectives, seed, hasher)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._dists = _distributions(space)
+        self._objective_names = list(self.objectives) if self.multi_objective else [self.primary]
+        directions = ["maximize" if self.objectives[k] == "max" else "minimize" for k in self._objective_names]
+        self._seed = seed
+        self.study = optuna.create_study(directions=directions, sampler=self._make_sampler(seed))
+
+    def ask(self) -> Proposal:
+        trial = self.study.ask(self._dists)
+        params = dict(trial.params)
+        self._trials[trial.number] = trial
+        return Proposal(self.space.from_params(params), params=params, meta={"trial": trial.number})
+
+    def tell(self, candidate: Candidate, result: EvalResult) -> None:
+        import optuna
+
+        number = (candidate.meta or {}).get("trial")
+        trial = self._trials.pop(number, None) if number is not None else None
+        values = None
+        if result.status == OK and all(k in result.objectives for k in self._objective_names):
+            values = [float(result.objectives[k]) for k in self._objective_names]
+        params = dict(candidate.params) if candidate.params is not None else dict(self.space.to_params(candidate.genome))
+        self._told.append([params, values])
+        if trial is None:  # a replayed or foreign candidate: add it as a finished trial
+            self._add_trial(params, values)
+            return
+        if values is None:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(trial, values if len(values) > 1 else values[0])
+
+    def _add_trial(self, params: Mapping[str, Any], values: list[float] | None) -> None:
+        import optuna
+
+        state = optuna.trial.TrialState.COMPLETE if values is not None else optuna.trial.TrialState.FAIL
+        self.study.add_trial(optuna.trial.create_trial(params=dict(params), distributions=self._dists,
+                                                       values=values, state=state))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "told": self._told}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        # A fresh sampler seed so the restored study does not replay its first suggestions.
+        self.study.sampler = self._make_sampler(self._seed + len(state["told"]) + 1)
+        for params, values in state["told"]:
+            self._told.append([params, values])
+            self._add_trial(params, values)
