@@ -1,0 +1,120 @@
+"""The Python search API: one call builds a space, evaluator, strategy, runner, cache and run
+log by registry name, runs the engine, and returns a summary.  The CLI is a thin layer on this.
+
+    import automl
+    summary = automl.search(space="expressions", evaluator="symbolic-regression",
+                            strategy="evolution", budget=500, seed=0, out="runs/sr")
+    print(summary["best"], summary["cache"]["hit_rate"])
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from . import registry
+from .cache import Cache, CachePolicy, NullCache
+from .engine import Budget, Engine
+from .errors import ConfigError, RunDirError
+from .log import CACHE_FILE, RunLog, read_records
+from .runners.base import PluginSpec
+
+
+def _policy(value: Any, evaluator: Any) -> CachePolicy:
+    if isinstance(value, CachePolicy):
+        return value
+    if value in (None, "auto"):
+        return CachePolicy(k=3) if getattr(evaluator, "noisy", False) else CachePolicy()
+    return CachePolicy.parse(str(value))
+
+
+def _check_compatible(space_name: str, evaluator: Any) -> None:
+    spaces = getattr(evaluator, "spaces", None)
+    if spaces is not None and space_name not in spaces:
+        raise ConfigError(f"evaluator {evaluator.name!r} works on spaces {', '.join(spaces)}, not {space_name!r}")
+
+
+def search(space: str = "expressions", evaluator: str = "symbolic-regression", strategy: str = "evolution",
+           budget: int | None = None, seed: int = 0, out: str | None = None, *, resume: bool = False,
+           seconds: float | None = None, max_candidates: int | None = None, workers: int = 1,
+           runner: str | None = None, runner_options: Mapping[str, Any] | None = None,
+           cache: str | None = None, use_cache: bool = True, cache_policy: Any = "auto",
+           space_options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
+           strategy_options: Mapping[str, Any] | None = None, timeout: float | None = None,
+           progress: bool = False, probe_seed: int | None = None) -> dict[str, Any]:
+    """Run (or, with ``resume=True``, continue) a search; return its summary dict.
+
+    ``out`` is the run directory (default ``runs/<space>-<strategy>-s<seed>``).  ``cache`` is a
+    cache file to share across runs (default ``<out>/cache.sqlite``); ``use_cache=False`` turns
+    the equivalence cache off (every candidate is evaluated; hashes are still logged).  On resume
+    the configuration comes from the run's ``run.json``; ``budget``, ``seconds``,
+    ``max_candidates``, ``workers``, ``runner`` and ``progress`` may be changed.
+    """
+    if resume:
+        if out is None:
+            raise ConfigError("resume needs the run directory (out=...)")
+        log, meta = RunLog.open_existing(out)
+        cfg = meta["config"]
+        b = cfg["budget"]
+        budget = budget if budget is not None else b.get("evaluations")
+        seconds = seconds if seconds is not None else b.get("seconds")
+        max_candidates = max_candidates if max_candidates is not None else b.get("max_candidates")
+        if runner is None and workers == 1:
+            runner, runner_options = cfg["runner"]["name"], cfg["runner"]["options"]
+    else:
+        out = out or os.path.join("runs", f"{space}-{strategy}-s{seed}")
+        cfg = {"space": {"name": space, "options": dict(space_options or {})},
+               "evaluator": {"name": evaluator, "options": dict(evaluator_options or {})},
+               "strategy": {"name": strategy, "options": dict(strategy_options or {})},
+               "seed": int(seed), "timeout": timeout, "probe_seed": probe_seed,
+               "cache": {"path": os.path.abspath(cache) if cache else None, "enabled": bool(use_cache),
+                         "policy": cache_policy if isinstance(cache_policy, str) or cache_policy is None
+                         else cache_policy.describe()}}
+    runner_name = runner or ("process" if workers > 1 else "serial")
+    runner_opts = dict(runner_options or {})
+    if runner_name == "process":
+        runner_opts.setdefault("workers", workers)
+    cfg["runner"] = {"name": runner_name, "options": runner_opts}
+    cfg["budget"] = {"evaluations": budget, "seconds": seconds, "max_candidates": max_candidates}
+    bud = Budget(budget, seconds, max_candidates)
+
+    space_spec = PluginSpec(cfg["space"]["name"], cfg["space"]["options"])
+    ev_spec = PluginSpec(cfg["evaluator"]["name"], cfg["evaluator"]["options"])
+    sp = space_spec.build("space")
+    ev = ev_spec.build("evaluator")
+    _check_compatible(sp.name, ev)
+    strat = registry.create("strategy", cfg["strategy"]["name"], **cfg["strategy"]["options"])
+    run = registry.create("runner", runner_name, **runner_opts)
+
+    if resume:
+        records = read_records(out, repair=True)
+    else:
+        log = RunLog.create(out, cfg)
+        records = []
+    policy = _policy(cfg["cache"]["policy"], ev)
+    if cfg["cache"]["enabled"]:
+        cache_obj = Cache(cfg["cache"]["path"] or os.path.join(out, CACHE_FILE), policy, seed=cfg["seed"])
+    else:
+        cache_obj = NullCache(policy)
+    engine = Engine(sp, ev, strat, run, cache_obj, log, bud, seed=cfg["seed"], space_spec=space_spec,
+                    evaluator_spec=ev_spec, timeout=cfg.get("timeout"), progress=progress,
+                    probe_seed=cfg.get("probe_seed"))
+    try:
+        if resume:
+            engine.restore(records)
+        summary = engine.run()
+        summary["cache_policy"] = policy.describe()
+        log.update_run(last_summary={k: v for k, v in summary.items() if k != "run_dir"})
+        return summary
+    finally:
+        log.close()
+        cache_obj.close()
+        ev.close()
+
+
+def load_run(run_dir: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(run.json contents, records) of a run directory."""
+    _, meta = RunLog.open_existing(run_dir)
+    return meta, read_records(run_dir)
+
+
+__all__ = ["search", "load_run", "RunDirError"]

@@ -1,0 +1,124 @@
+"""Local runners: in-process serial, and a process pool (``--workers N``)."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from typing import Any
+
+from ..errors import ConfigError
+from ..evaluation import run_evaluation
+from .base import PluginSpec, Runner
+
+
+class SerialRunner(Runner):
+    """Evaluates in the calling process, one at a time (the default; no start-up cost)."""
+
+    name = "serial"
+
+    def start(self, space, evaluator, timeout=None, *, local_space=None, local_evaluator=None):
+        self.space = local_space if local_space is not None else space.build("space")
+        self.evaluator = local_evaluator if local_evaluator is not None else evaluator.build("evaluator")
+        self.timeout = timeout
+        self._queue: list[tuple[int, str]] = []
+
+    def submit(self, task_id: int, text: str) -> None:
+        self._queue.append((task_id, text))
+
+    def poll(self, timeout=None):
+        if not self._queue:
+            return []
+        task_id, text = self._queue.pop(0)
+        return [(task_id, run_evaluation(self.evaluator, self.space, text, self.timeout))]
+
+
+# --- process pool -----------------------------------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(space: PluginSpec, evaluator: PluginSpec, torch_threads: int | None) -> None:
+    if torch_threads:
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads))
+    _worker["space"] = space.build("space")
+    _worker["evaluator"] = evaluator.build("evaluator")
+
+
+def _evaluate_in_worker(text: str, timeout: float | None) -> dict[str, Any]:
+    out = run_evaluation(_worker["evaluator"], _worker["space"], text, timeout)
+    out["worker"] = os.getpid()
+    return out
+
+
+class ProcessPoolRunner(Runner):
+    """A pool of ``workers`` processes, each holding one evaluator built once from its spec.
+
+    Workers start with the ``spawn`` method (safe with torch and threads).  A worker that dies
+    (segfault, ``os._exit``, OOM kill) breaks the pool: it is rebuilt and the candidates that
+    were in flight are retried, each up to ``max_retries`` times, then recorded ``failed``.
+    """
+
+    name = "process"
+
+    def __init__(self, workers: int = 2, max_retries: int = 2, torch_threads: int | None = 1):
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}")
+        self.workers, self.max_retries, self.torch_threads = int(workers), int(max_retries), torch_threads
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    @property
+    def capacity(self) -> int:
+        return self.workers
+
+    def start(self, space, evaluator, timeout=None, *, local_space=None, local_evaluator=None):
+        self._specs, self.timeout = (space, evaluator), timeout
+        self._futures: dict[cf.Future, int] = {}
+        self._texts: dict[int, str] = {}
+        self._attempts: dict[int, int] = {}
+        self._new_pool()
+
+    def _new_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker, initargs=(*self._specs, self.torch_threads))
+
+    def submit(self, task_id: int, text: str) -> None:
+        self._texts[task_id] = text
+        self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
+        self._futures[self._pool.submit(_evaluate_in_worker, text, self.timeout)] = task_id
+
+    def poll(self, timeout=None):
+        if not self._futures:
+            return []
+        done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out, broken = [], []
+        for fut in done:
+            task_id = self._futures.pop(fut)
+            try:
+                raw = fut.result()
+            except cf.process.BrokenProcessPool:
+                broken.append(task_id)
+                continue
+            raw["attempts"] = self._attempts.pop(task_id)
+            self._texts.pop(task_id)
+            out.append((task_id, raw))
+        if broken:
+            # Every future of a broken pool fails; collect them all, rebuild, retry.
+            broken += [self._futures.pop(f) for f in list(self._futures)]
+            self._new_pool()
+            for task_id in broken:
+                if self._attempts[task_id] > self.max_retries:
+                    self._texts.pop(task_id)
+                    out.append((task_id, {"objectives": None, "cost_s": 0.0,
+                                          "attempts": self._attempts.pop(task_id),
+                                          "error": f"worker process died {self.max_retries + 1} times "
+                                                   "evaluating this candidate"}))
+                else:
+                    self.submit(task_id, self._texts[task_id])
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
