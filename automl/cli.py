@@ -1,0 +1,194 @@
+"""The ``automl`` command line.  Every subcommand is documented by ``automl <command> --help``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from .errors import AutoMLError
+
+EPILOG = """examples:
+  automl search --space expressions --evaluator symbolic-regression --budget 2000 --seed 0 --out runs/sr
+  automl search --out runs/sr --resume --budget 4000        # continue (or extend) a run
+  automl search --space nb201 --evaluator nb201-tabular --strategy tpe --budget 200 --out runs/tpe
+  automl show runs/sr
+  automl plot runs/sr
+"""
+
+
+def _kv(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they are JSON (numbers, true, lists), else text."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise AutoMLError(f"{flag} expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="automl", description="Evolutionary search over programs and architectures "
+                                "with a functional equivalence cache.", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("search", help="run or resume a search", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run a search: the strategy proposes candidates, the equivalence cache answers "
+                       "duplicates (also ones written differently but computing the same), the runner evaluates "
+                       "the rest.  Everything lands in the run directory.", epilog=EPILOG)
+    s.add_argument("--space", default="expressions", help="registered search space (see `automl spaces`)")
+    s.add_argument("--evaluator", default="symbolic-regression", help="registered evaluator (see `automl evaluators`)")
+    s.add_argument("--strategy", default="evolution",
+                   help="evolution (regularized evolution), random, tpe, optuna-random, nsga2, cmaes, qmc, gp")
+    s.add_argument("--budget", type=int, help="charged evaluations for the whole run (cache hits are free)")
+    s.add_argument("--seconds", type=float, help="wall-clock limit for this invocation")
+    s.add_argument("--max-candidates", type=int, help="stop after this many candidates, cache hits included")
+    s.add_argument("--seed", type=int, default=0, help="seed of the strategy (and of the cache's forgetting)")
+    s.add_argument("--out", help="run directory (default runs/<space>-<strategy>-s<seed>)")
+    s.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
+                   help="continue the run in DIR (or in --out) from its log, cache and strategy state")
+    s.add_argument("--workers", type=int, default=1, help="local worker processes (1: evaluate in-process)")
+    s.add_argument("--runner", choices=["serial", "process", "ray"], help="where evaluations run (default: serial, "
+                   "or process when --workers > 1)")
+    s.add_argument("--ray-address", help="join this Ray cluster (e.g. auto); implies --runner ray")
+    s.add_argument("--gpus-per-worker", type=float, help="GPUs per Ray evaluator actor (fractions allowed)")
+    s.add_argument("--device", help="device for evaluators that train (cpu, cuda, cuda:1); passed as an evaluator option")
+    s.add_argument("--cache", metavar="PATH", help="cache file to use and share across runs (default <out>/cache.sqlite)")
+    s.add_argument("--no-cache", action="store_true", help="evaluate every candidate (hashes are still logged)")
+    s.add_argument("--cache-policy", default="auto", help="deterministic | aggregating[:K] | forgetful:N[:P] | "
+                   "forgetful:p=P (auto: aggregating:3 for noisy evaluators, else deterministic)")
+    s.add_argument("--timeout", type=float, help="seconds allowed per evaluation (then it is recorded failed)")
+    s.add_argument("--population", type=int, help="evolution: population size")
+    s.add_argument("--tournament", type=int, help="evolution: tournament size")
+    s.add_argument("--fcm", action="store_true", help="evolution: re-mutate until the child computes something new")
+    s.add_argument("--space-opt", action="append", metavar="K=V", help="space option (repeatable)")
+    s.add_argument("--evaluator-opt", action="append", metavar="K=V", help="evaluator option (repeatable)")
+    s.add_argument("--strategy-opt", action="append", metavar="K=V", help="strategy option (repeatable)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sh = sub.add_parser("show", help="summarise a run: best candidates, cache hits, evaluations saved")
+    sh.add_argument("run_dir")
+    sh.add_argument("--top", type=int, default=5, help="how many best candidates to list")
+    sh.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    sub.add_parser("spaces", help="list registered search spaces")
+    sub.add_parser("evaluators", help="list registered evaluators")
+    sub.add_parser("strategies", help="list registered strategies")
+
+    pl = sub.add_parser("plot", help="PNG of best-so-far vs charged evaluations, cache hits over time, Pareto front")
+    pl.add_argument("run_dir")
+    pl.add_argument("--output", help="PNG path (default <run_dir>/progress.png)")
+
+    ha = sub.add_parser("hash", help="print the structural and functional digests of a candidate's text")
+    ha.add_argument("--space", required=True)
+    ha.add_argument("text", help="candidate text (use - to read it from stdin)")
+    return p
+
+
+def _search(a: argparse.Namespace) -> int:
+    from .api import search
+
+    resume = a.resume
+    out = a.out
+    if isinstance(resume, str):
+        if out and os.path.abspath(out) != os.path.abspath(resume):
+            raise AutoMLError(f"--resume {resume} and --out {out} name different runs")
+        out = resume
+    if resume and not out:
+        raise AutoMLError("--resume needs the run directory: --resume DIR or --out DIR --resume")
+    if not resume and a.budget is None and a.seconds is None and a.max_candidates is None:
+        raise AutoMLError("give a budget: --budget N (charged evaluations) and/or --seconds T")
+    strategy_options = _kv(a.strategy_opt, "--strategy-opt")
+    if a.population is not None:
+        strategy_options["population_size"] = a.population
+    if a.tournament is not None:
+        strategy_options["tournament_size"] = a.tournament
+    if a.fcm:
+        strategy_options["fcm"] = True
+    evaluator_options = _kv(a.evaluator_opt, "--evaluator-opt")
+    if a.device:
+        evaluator_options["device"] = a.device
+    runner, runner_options = a.runner, {}
+    if a.ray_address or a.gpus_per_worker is not None:
+        runner = runner or "ray"
+        if runner != "ray":
+            raise AutoMLError("--ray-address and --gpus-per-worker need --runner ray")
+    if runner == "ray":
+        runner_options = {"address": a.ray_address, "num_actors": a.workers if a.workers > 1 else None}
+        if a.gpus_per_worker is not None:
+            runner_options["num_gpus_per_actor"] = a.gpus_per_worker
+    summary = search(space=a.space, evaluator=a.evaluator, strategy=a.strategy, budget=a.budget, seed=a.seed,
+                     out=out, resume=bool(resume), seconds=a.seconds, max_candidates=a.max_candidates,
+                     workers=a.workers, runner=runner, runner_options=runner_options, cache=a.cache,
+                     use_cache=not a.no_cache, cache_policy=a.cache_policy,
+                     space_options=_kv(a.space_opt, "--space-opt"), evaluator_options=evaluator_options,
+                     strategy_options=strategy_options, timeout=a.timeout,
+                     progress=not a.quiet and sys.stderr.isatty())
+    c = summary["cache"]
+    print(f"run {summary['run_dir']}: stopped ({summary['stop_reason']}) after {summary['candidates']} candidates, "
+          f"{summary['charged_evaluations']} charged evaluations")
+    print(f"cache ({summary['cache_policy']}): {c['hits']} hits, {c['partial_hits']} partial, {c['misses']} misses "
+          f"this session; hit rate {100 * c['hit_rate']:.1f}%, {c['evaluations_saved']} evaluations saved")
+    if summary["best"]:
+        b = summary["best"]
+        print(f"best #{b['id']}: {b['value']:.6g}  {b['candidate']}")
+    print(f"details: automl show {summary['run_dir']}")
+    return 0
+
+
+def _list(family: str) -> int:
+    from . import registry
+
+    for name in registry.names(family):
+        print(f"{name:22s} {registry.describe(family, name)}")
+    return 0
+
+
+def _hash(a: argparse.Namespace) -> int:
+    from .hashing import functional_hash, structural_hash
+
+    text = sys.stdin.read() if a.text == "-" else a.text
+    print(f"structural {structural_hash(text, space=a.space)}")
+    print(f"functional {functional_hash(text, space=a.space)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    a = parser.parse_args(argv)
+    if a.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if a.command == "search":
+            return _search(a)
+        if a.command == "show":
+            from .report import show
+
+            print(show(a.run_dir, top=a.top, as_json=a.json))
+            return 0
+        if a.command == "plot":
+            from .report import plot
+
+            print(plot(a.run_dir, a.output))
+            return 0
+        if a.command in ("spaces", "evaluators", "strategies"):
+            return _list(a.command[:-1] if a.command != "strategies" else "strategy")
+        if a.command == "hash":
+            return _hash(a)
+    except AutoMLError as exc:
+        print(f"automl {a.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Reading a run back: the ``automl show`` summary and the ``automl plot`` figure."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+from .api import load_run
+from .types import HIT, MISS, OK, PARTIAL
+
+
+def _directions(meta: dict[str, Any]) -> dict[str, str]:
+    from .registry import get_class
+
+    cfg = meta["config"]["evaluator"]
+    try:
+        return dict(get_class("evaluator", cfg["name"]).objectives)
+    except Exception:  # an evaluator no longer installed: fall back to minimising
+        return {}
+
+
+def summarize(run_dir: str, top: int = 5) -> dict[str, Any]:
+    """Counts, hit rates, evaluations saved and the best candidates of a run (from its log)."""
+    meta, recs = load_run(run_dir)
+    dirs = _directions(meta)
+    primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), None)
+    sign = -1.0 if dirs.get(primary, "min") == "max" else 1.0
+    by_cache = {k: sum(1 for r in recs if r.get("cache") == k) for k in (MISS, PARTIAL, HIT)}
+    by_status: dict[str, int] = {}
+    for r in recs:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + 1
+    charged = sum(int(r.get("charged", 0)) for r in recs)
+    real = [r for r in recs if r.get("charged")]
+    mean_cost = sum(r.get("cost_s", 0.0) for r in real) / len(real) if real else 0.0
+    hits = [r for r in recs if r.get("cache") == HIT]
+    seconds_saved = sum(max(mean_cost - r.get("cost_s", 0.0), 0.0) for r in hits)
+    ok = [r for r in recs if r["status"] == OK and primary in (r.get("objectives") or {})]
+    # best distinct functions: one row per digest
+    seen, best = set(), []
+    for r in sorted(ok, key=lambda r: sign * r["objectives"][primary]):
+        if r.get("hash") in seen:
+            continue
+        seen.add(r.get("hash"))
+        best.append({"id": r["id"], primary: r["objectives"][primary], "objectives": r["objectives"],
+                     "candidate": r["candidate"], "hash": r.get("hash")})
+        if len(best) >= top:
+            break
+    dead = [r["stats"]["dead_fraction"] for r in recs if "dead_fraction" in (r.get("stats") or {})]
+    out = {"run_dir": run_dir, "space": meta["config"]["space"]["name"],
+           "evaluator": meta["config"]["evaluator"]["name"], "strategy": meta["config"]["strategy"]["name"],
+           "seed": meta["config"]["seed"], "candidates": len(recs), "charged_evaluations": charged,
+           "cache": by_cache, "status": by_status,
+           "hit_rate": by_cache[HIT] / len(recs) if recs else 0.0,
+           "distinct_functions": len({r.get("hash") for r in recs if r.get("hash")}),
+           "evaluations_saved": by_cache[HIT], "evaluator_seconds": sum(r.get("cost_s", 0.0) for r in real),
+           "evaluator_seconds_saved": seconds_saved, "primary": primary, "best": best}
+    if dead:
+        out["dead_statement_fraction"] = sum(dead) / len(dead)
+    return out
+
+
+def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
+    s = summarize(run_dir, top)
+    if as_json:
+        return json.dumps(s, indent=1)
+    lines = [f"run {s['run_dir']}  ({s['space']} / {s['evaluator']} / {s['strategy']}, seed {s['seed']})",
+             f"candidates {s['candidates']}   charged evaluations {s['charged_evaluations']}   "
+             f"distinct functions {s['distinct_functions']}",
+             f"cache: {s['cache'][HIT]} hits, {s['cache'][PARTIAL]} partial, {s['cache'][MISS]} misses   "
+             f"hit rate {100 * s['hit_rate']:.1f}%   evaluations saved {s['evaluations_saved']}   "
+             f"evaluator seconds spent {s['evaluator_seconds']:.2f}, saved ~{s['evaluator_seconds_saved']:.2f}",
+             "status: " + ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))]
+    if "dead_statement_fraction" in s:
+        lines.append(f"dead statements: {100 * s['dead_statement_fraction']:.1f}% of statements (mean per candidate)")
+    if s["best"]:
+        lines.append(f"best by {s['primary']}:")
+        for i, b in enumerate(s["best"], 1):
+            cand = b["candidate"].replace("\n", "\n" + " " * 8)
+            lines.append(f"  {i}. #{b['id']:<6d} {b[s['primary']]:.6g}\n        {cand}")
+    return "\n".join(lines)
+
+
+def plot(run_dir: str, output: str | None = None) -> str:
+    """Write a PNG: best-so-far vs charged evaluations, cumulative cache-hit rate, and the Pareto
+    front when the evaluator has several objectives.  Returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    meta, recs = load_run(run_dir)
+    dirs = _directions(meta)
+    primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), "objective")
+    maximize = dirs.get(primary, "min") == "max"
+    multi = len(dirs) > 1
+    fig, axes = plt.subplots(1, 3 if multi else 2, figsize=(15 if multi else 10, 4))
+    xs, ys, charged, best = [], [], 0, None
+    hit_x, hit_y, n_hit = [], [], 0
+    for i, r in enumerate(recs, 1):
+        charged += int(r.get("charged", 0))
+        n_hit += r.get("cache") == HIT
+        hit_x.append(i)
+        hit_y.append(100.0 * n_hit / i)
+        v = (r.get("objectives") or {}).get(primary)
+        if r["status"] == OK and v is not None and math.isfinite(v):
+            if best is None or (v > best if maximize else v < best):
+                best = v
+        if best is not None:
+            xs.append(charged)
+            ys.append(best)
+    axes[0].step(xs, ys, where="post")
+    axes[0].set_xlabel("charged evaluations")
+    axes[0].set_ylabel(f"best {primary} so far")
+    if not maximize and ys and min(ys) > 0:
+        axes[0].set_yscale("log")
+    axes[1].plot(hit_x, hit_y)
+    axes[1].set_xlabel("candidates")
+    axes[1].set_ylabel("cumulative cache-hit rate (%)")
+    if multi:
+        a, b = list(dirs)[:2]
+        pts = [(r["objectives"][a], r["objectives"][b]) for r in recs
+               if r["status"] == OK and a in r["objectives"] and b in r["objectives"]]
+        sa = 1 if dirs[a] == "min" else -1
+        sb = 1 if dirs[b] == "min" else -1
+        front, best_b = [], math.inf
+        for pa, pb in sorted(set(pts), key=lambda p: (sa * p[0], sb * p[1])):
+            if sb * pb < best_b:
+                front.append((pa, pb))
+                best_b = sb * pb
+        if pts:
+            axes[2].scatter(*zip(*pts), s=4, alpha=0.3, label="candidates")
+        if front:
+            axes[2].step(*zip(*front), where="post", color="C3", label="Pareto front")
+        axes[2].set_xlabel(a)
+        axes[2].set_ylabel(b)
+        if dirs[a] == "min" and pts and min(p[0] for p in pts) > 0:
+            axes[2].set_xscale("log")
+        axes[2].legend()
+    fig.suptitle(f"{meta['config']['space']['name']} / {meta['config']['evaluator']['name']} / "
+                 f"{meta['config']['strategy']['name']}")
+    fig.tight_layout()
+    output = output or os.path.join(run_dir, "progress.png")
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output
