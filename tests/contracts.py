@@ -1,0 +1,185 @@
+"""Contract suites for every plugin family.  A new space, evaluator, strategy or runner gets
+them by being registered: tests/test_contracts.py runs each check over everything registered.
+Each check takes the plugin's registered name (and what else it needs) and asserts behaviour.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+import automl
+from automl import registry
+from automl.errors import AutoMLError, ParseError
+from automl.strategies.base import Proposal
+from automl.types import OK, Candidate, EvalResult
+
+# ---------------------------------------------------------------------------------------------------
+# spaces
+
+
+def space_contract(name: str, n: int = 20) -> None:
+    space = registry.get_space(name)
+    assert space.name == name, f"space registered as {name!r} calls itself {space.name!r}"
+    assert space.probe_spec, "probe_spec must describe the probe (it is part of every digest's namespace)"
+    json.dumps(space.options())
+    rebuilt = registry.get_space(name, **space.options())
+
+    a = [space.to_text(space.sample(np.random.default_rng(7))) for _ in range(3)]
+    b = [space.to_text(space.sample(np.random.default_rng(7))) for _ in range(3)]
+    assert a == b, "sample must depend only on the rng it is given"
+
+    rng = np.random.default_rng(0)
+    genomes = [space.sample(rng) for _ in range(n)]
+    for g in genomes:
+        text = space.to_text(g)
+        g2 = space.from_text(text)
+        assert space.to_text(g2) == text, "to_text(from_text(text)) must give the text back"
+        assert rebuilt.to_text(rebuilt.from_text(text)) == text
+        child = space.mutate(g, rng)
+        assert space.to_text(g) == text, "mutate must not modify its input"
+        space.to_text(child)
+        assert getattr(g, "automl_space", name) == name
+        # digests: deterministic, text and genome agree, instances agree
+        s1, f1 = automl.structural_hash(g, space=space), automl.functional_hash(g, space=space)
+        assert automl.structural_hash(text, space=name) == s1
+        assert automl.functional_hash(text, space=name) == f1
+        assert automl.functional_hash(g2, space=rebuilt) == f1
+        assert len(s1) == 32 and len(f1) == 32
+    texts = {space.to_text(g) for g in genomes}
+    assert len(texts) > 1, "sample should produce different candidates"
+
+    for bad in ("", "\x00garbage((", "}}{{"):
+        try:
+            space.from_text(bad)
+        except AutoMLError:
+            pass
+        else:
+            raise AssertionError(f"from_text({bad!r}) should raise an AutoMLError")
+
+    params = space.param_space()
+    if params:
+        for g in genomes[:5]:
+            p = space.to_params(g)
+            assert set(p) == set(params)
+            assert space.to_text(space.from_params(p)) == space.to_text(g)
+
+
+# ---------------------------------------------------------------------------------------------------
+# evaluators
+
+
+def evaluator_contract(name: str) -> None:
+    cls = registry.get_class("evaluator", name)
+    ev = registry.get_evaluator(name, **dict(cls.test_options))
+    assert ev.name == name
+    assert ev.objectives and all(d in ("min", "max") for d in ev.objectives.values())
+    json.dumps(ev.options())
+    json.dumps(ev.fidelity())
+    space_name = ev.spaces[0] if ev.spaces else "expressions"
+    space = registry.get_space(space_name)
+    g = space.warm_start()[0] if space.warm_start() else space.sample(np.random.default_rng(0))
+    out = ev.evaluate(g, space)
+    assert set(ev.objectives) <= set(out), f"evaluate returned {sorted(out)}, declared {sorted(ev.objectives)}"
+    for k in ev.objectives:
+        float(out[k])
+    ev.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# strategies
+
+
+def _drive(strategy, space, steps: int, start_id: int = 0) -> list[str]:
+    texts = []
+    for i in range(start_id, start_id + steps):
+        prop = strategy.ask()
+        assert isinstance(prop, Proposal)
+        text = space.to_text(prop.genome)
+        cand = Candidate(i, prop.genome, text, tuple(prop.parents), 0, prop.params, prop.meta)
+        k = int(text) if text.isdigit() else len(text)
+        strategy.tell(cand, EvalResult(OK, {"loss": float((k % 100 - 42) ** 2)}, 0.0))
+        texts.append(text)
+    return texts
+
+
+def strategy_contract(name: str, space) -> None:
+    hasher = automl.Hasher(space)
+
+    def make():
+        s = registry.create("strategy", name)
+        s.bind(space, {"loss": "min"}, seed=3, hasher=hasher)
+        return s
+
+    s1, s2 = make(), make()
+    t1, t2 = _drive(s1, space, 25), _drive(s2, space, 25)
+    assert t1 == t2, "same seed must give the same proposals"
+    state = json.loads(json.dumps(s1.state_dict()))
+    s3 = make()
+    s3.load_state_dict(state)
+    cont = _drive(s3, space, 10, start_id=25)
+    assert all(space.from_text(t) is not None for t in cont)
+    # failures are told without breaking the strategy
+    prop = s3.ask()
+    s3.tell(Candidate(99, prop.genome, space.to_text(prop.genome), (), 0, prop.params, prop.meta),
+            EvalResult("failed", {}, 0.0, error="boom"))
+    assert s3.fitness(EvalResult("failed", {}, 0.0)) == -math.inf
+
+
+# ---------------------------------------------------------------------------------------------------
+# runners
+
+def runner_contract_basic(runner) -> None:
+    """``runner`` is an un-started runner; uses tests' plugins_for_tests (toy space, quadratic)."""
+    from automl.runners.base import PluginSpec
+
+    space = PluginSpec("plugins_for_tests:ToySpace", {})
+    ev = PluginSpec("plugins_for_tests:Quadratic", {"fail_on": [47], "nan_on": [49]})
+    runner.start(space, ev, timeout=None)
+    try:
+        assert runner.capacity >= 1
+        ids = list(range(12))
+        pending, results = list(ids), {}
+        while pending or len(results) < len(ids):
+            while pending and len(results) + (len(ids) - len(pending) - len(results)) < len(ids):
+                if len(ids) - len(pending) - len(results) >= runner.capacity:
+                    break
+                i = pending.pop(0)
+                runner.submit(i, str(40 + i))
+            for task_id, raw in runner.poll(timeout=30):
+                assert task_id not in results, "a task finished twice"
+                results[task_id] = raw
+        assert sorted(results) == ids
+        for i, raw in results.items():
+            k = 40 + i
+            assert raw["cost_s"] >= 0
+            if k == 47:
+                assert raw["error"] and "cannot evaluate 47" in raw["error"]
+            else:
+                assert raw["error"] is None
+                if k != 49:
+                    assert raw["objectives"]["loss"] == (k - 42) ** 2 / 100.0
+                else:
+                    assert math.isnan(raw["objectives"]["loss"])
+        assert runner.poll(timeout=0.01) == []
+    finally:
+        runner.close()
+
+
+def runner_contract_timeout(runner) -> None:
+    from automl.runners.base import PluginSpec
+
+    runner.start(PluginSpec("plugins_for_tests:ToySpace", {}),
+                 PluginSpec("plugins_for_tests:Quadratic", {"hang_on": [5]}), timeout=1.0)
+    try:
+        runner.submit(1, "5")
+        runner.submit(2, "6")
+        got = {}
+        while len(got) < 2:
+            for task_id, raw in runner.poll(timeout=30):
+                got[task_id] = raw
+        assert "timed out" in got[1]["error"]
+        assert got[2]["error"] is None
+    finally:
+        runner.close()

@@ -1,0 +1,58 @@
+"""Runs the contract suites (tests/contracts.py) over every registered plugin."""
+import pytest
+
+from automl import registry
+import contracts
+from plugins_for_tests import ToySpace
+
+SPACES = registry.names("space")
+EVALUATORS = registry.names("evaluator")
+STRATEGIES = registry.names("strategy")
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_space_contract(name):
+    contracts.space_contract(name)
+
+
+@pytest.mark.parametrize("name", EVALUATORS)
+def test_evaluator_contract(name):
+    contracts.evaluator_contract(name)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_strategy_contract(name):
+    contracts.strategy_contract(name, ToySpace())
+
+
+def test_contracts_catch_a_broken_space():
+    """The space contract must fail on a space whose mutate modifies its input."""
+
+    class Broken(ToySpace):
+        def sample(self, rng):
+            return [int(rng.integers(0, 10))]
+
+        def mutate(self, g, rng):
+            g.append(1)
+            return g
+
+        def to_text(self, g):
+            return ",".join(map(str, g))
+
+        def from_text(self, t):
+            return [int(x) for x in t.split(",")]
+
+        def structural_key(self, g):
+            return self.to_text(g)
+
+        def probe(self, g, seed):
+            import numpy as np
+            return np.array(g, float)
+
+        def param_space(self):
+            return None
+
+    registry.register_space("broken-for-test", Broken)
+    Broken.name = "broken-for-test"
+    with pytest.raises(AssertionError):
+        contracts.space_contract("broken-for-test")

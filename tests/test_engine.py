@@ -1,0 +1,191 @@
+"""The engine end to end through the Python API, on the toy space of plugins_for_tests
+(candidate k computes k mod 100, so k and k+100 are written differently but equivalent)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import automl
+from automl.api import load_run
+from automl.errors import ConfigError, RunDirError
+
+SPACE, EVAL = "plugins_for_tests:ToySpace", "plugins_for_tests:Quadratic"
+RE = {"population_size": 10, "tournament_size": 3}
+FIELDS = {"id", "parents", "candidate", "structural_hash", "hash", "cache", "status", "objectives", "cost_s",
+          "error", "charged"}
+
+
+def run(tmp_path, name="r", **kw):
+    kw.setdefault("strategy_options", RE if kw.get("strategy", "evolution") == "evolution" else {})
+    kw.setdefault("space_options", {"n": 2000, "m": 1000})
+    return automl.search(space=kw.pop("space", SPACE), evaluator=kw.pop("evaluator", EVAL),
+                         out=str(tmp_path / name), **kw)
+
+
+def test_budget_counts_charged_evaluations_and_log_has_every_candidate(tmp_path):
+    s = run(tmp_path, budget=40, seed=1)
+    meta, recs = load_run(s["run_dir"])
+    assert s["charged_evaluations"] == 40 == sum(r["charged"] for r in recs)
+    assert len(recs) == s["candidates"] > 40  # hits are logged too
+    assert all(FIELDS <= set(r) for r in recs)
+    assert [r["id"] for r in recs] == list(range(len(recs)))
+    misses = [r for r in recs if r["cache"] == "miss"]
+    assert len({r["hash"] for r in misses}) == len(misses) == 40  # nothing evaluated twice
+    hits = [r for r in recs if r["cache"] == "hit"]
+    assert hits and all(r["charged"] == 0 for r in hits)
+    # a hit carries the objectives of the equivalent candidate evaluated before
+    first = {r["hash"]: r for r in misses}
+    for h in hits:
+        assert h["objectives"] == first[h["hash"]]["objectives"]
+    assert s["best"]["value"] == min(r["objectives"]["loss"] for r in recs if r["status"] == "ok")
+    assert meta["config"]["seed"] == 1 and "numpy" in meta["versions"]
+
+
+def test_equivalent_candidates_written_differently_are_not_evaluated_twice(tmp_path):
+    s = run(tmp_path, budget=100, seed=0, strategy="random", space_options={})  # 200 texts, 100 functions
+    _, recs = load_run(s["run_dir"])
+    misses = [r for r in recs if r["cache"] == "miss"]
+    assert sorted(int(r["candidate"]) % 100 for r in misses) == list(range(100))
+    functional_only = [r for r in recs if r["cache"] == "hit" and
+                       all(m["candidate"] != r["candidate"] for m in misses if m["hash"] == r["hash"])]
+    assert functional_only, "some hits must come from a different text with the same function"
+    assert s["stop_reason"] == "budget"
+
+
+def test_same_seed_same_log(tmp_path):
+    strip = lambda recs: [{k: v for k, v in r.items() if k not in ("t", "cost_s")} for r in recs]  # noqa: E731
+    a = load_run(run(tmp_path, "a", budget=30, seed=5)["run_dir"])[1]
+    b = load_run(run(tmp_path, "b", budget=30, seed=5)["run_dir"])[1]
+    c = load_run(run(tmp_path, "c", budget=30, seed=6)["run_dir"])[1]
+    assert strip(a) == strip(b) != strip(c)
+
+
+def test_failed_invalid_and_timeout_are_recorded_not_raised(tmp_path):
+    ev = {"fail_on": list(range(0, 200, 3)), "nan_on": list(range(1, 200, 3)), "hang_on": [42]}
+    s = run(tmp_path, budget=40, seed=0, strategy="random", evaluator_options=ev, timeout=0.5,
+            strategy_options={})
+    _, recs = load_run(s["run_dir"])
+    by = {st: [r for r in recs if r["status"] == st] for st in ("ok", "failed", "invalid")}
+    assert by["failed"] and by["invalid"] and by["ok"]
+    assert all("cannot evaluate" in r["error"] or "timed out" in r["error"] for r in by["failed"])
+    assert all("non-finite" in r["error"] for r in by["invalid"])
+    hang = [r for r in recs if r["candidate"] == "42"]
+    if hang:
+        assert "timed out after 0.5 s" in hang[0]["error"]
+
+
+def test_second_run_with_shared_cache_evaluates_nothing_new(tmp_path):
+    cache = str(tmp_path / "shared.sqlite")
+    s1 = run(tmp_path, "one", max_candidates=300, seed=2, cache=cache)
+    s2 = run(tmp_path, "two", max_candidates=300, seed=2, cache=cache)
+    assert s1["charged_evaluations"] > 0
+    assert s2["charged_evaluations"] == 0 and s2["candidates"] == 300
+    assert s2["cache"]["evaluations_saved"] == 300
+
+
+def test_no_cache_evaluates_every_candidate(tmp_path):
+    s = run(tmp_path, budget=30, seed=0, use_cache=False)
+    _, recs = load_run(s["run_dir"])
+    assert len(recs) == 30 and all(r["cache"] == "miss" for r in recs)
+    assert len({r["hash"] for r in recs}) < 30  # duplicates were evaluated again (and hashed)
+
+
+def test_aggregating_policy_for_noisy_evaluator(tmp_path):
+    s = run(tmp_path, budget=60, seed=0, evaluator="plugins_for_tests:NoisyQuadratic",
+            space_options={"n": 20, "m": 20})
+    assert s["cache_policy"] == "aggregating(k=3)"
+    _, recs = load_run(s["run_dir"])
+    partial = [r for r in recs if r["cache"] == "partial"]
+    assert partial and all(r["charged"] == 1 and r["n"] >= 2 for r in partial)
+    assert max(r["n"] for r in recs) == 3
+
+
+def test_in_flight_duplicates_are_coalesced(tmp_path):
+    counter = tmp_path / "evals"
+    counter.mkdir()
+    s = run(tmp_path, budget=8, seed=0, strategy="random", workers=2, strategy_options={},
+            space_options={"n": 16, "m": 8}, evaluator_options={"sleep": 0.2, "counter_dir": str(counter)})
+    _, recs = load_run(s["run_dir"])
+    real = len(list(counter.iterdir()))
+    assert real == s["charged_evaluations"] == 8
+    assert len({r["hash"] for r in recs if r["charged"]}) == 8
+    assert {r.get("worker") for r in recs if r["charged"]} - {None}, "evaluated in worker processes"
+
+
+def test_optuna_sampler_through_the_cache(tmp_path):
+    s = run(tmp_path, budget=25, seed=0, strategy="tpe", strategy_options={}, space_options={"n": 60, "m": 30})
+    _, recs = load_run(s["run_dir"])
+    assert s["charged_evaluations"] == 25
+    assert any(r["cache"] == "hit" for r in recs), "TPE re-proposals must be answered by the cache"
+    assert all("params" in r for r in recs)
+
+
+def test_a_converged_search_stops_as_stalled(tmp_path):
+    from automl.engine import Budget
+
+    s = run(tmp_path, budget=400, seed=1, space_options={"n": 40, "m": 20})
+    assert s["stop_reason"] == "stalled" and s["charged_evaluations"] == 20
+    assert s["candidates"] >= Budget(1).stall
+
+
+def test_seconds_budget_and_bad_config(tmp_path):
+    s = run(tmp_path, seconds=0.5, seed=0, strategy="random", evaluator_options={"sleep": 0.01})
+    assert s["stop_reason"] == "seconds" and s["elapsed_s"] < 5
+    with pytest.raises(ConfigError, match="budget"):
+        run(tmp_path, "nob")
+    with pytest.raises(ConfigError, match="population_size"):
+        run(tmp_path, "bad", budget=5, strategy_options={"population_size": 0})
+    with pytest.raises(RunDirError, match="already holds a run"):
+        run(tmp_path, "r0", budget=5, seconds=None) and run(tmp_path, "r0", budget=5)
+
+
+def test_resume_after_truncated_last_line(tmp_path):
+    s = run(tmp_path, budget=30, seed=0)
+    log = os.path.join(s["run_dir"], "candidates.jsonl")
+    before = load_run(s["run_dir"])[1]
+    with open(log, "a") as f:
+        f.write('{"id": 999, "cand')  # a write cut short by a crash
+    with pytest.warns(UserWarning, match="truncated last line"):
+        s2 = automl.search(out=s["run_dir"], resume=True, budget=50)
+    after = load_run(s["run_dir"])[1]
+    assert after[: len(before)] == before
+    assert s2["charged_evaluations"] == 50 == sum(r["charged"] for r in after)
+    misses = [r["hash"] for r in after if r["cache"] == "miss"]
+    assert len(misses) == len(set(misses))
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "automl.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_kill_9_then_resume_loses_nothing_and_evaluates_nothing_twice(tmp_path):
+    out = str(tmp_path / "killed")
+    args = ["search", "--space", SPACE, "--evaluator", "sleep", "--evaluator-opt", "seconds=0.005",
+            "--space-opt", "n=20000", "--space-opt", "m=10000", "--budget", "400", "--seed", "3", "--out", out,
+            "--population", "20", "--tournament", "5", "--quiet"]
+    p = _cli(*args)
+    log = os.path.join(out, "candidates.jsonl")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if os.path.exists(log) and sum(1 for _ in open(log)) >= 120 and os.path.exists(os.path.join(out, "state.json")):
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    before = load_run(out)[1]
+    assert 0 < sum(r["charged"] for r in before) < 400, "the kill must land mid-run"
+    r = subprocess.run([sys.executable, "-m", "automl.cli", "search", "--resume", out, "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "stopped (budget)" in r.stdout, r.stdout
+    after = load_run(out)[1]
+    assert after[: len(before)] == before, "every record logged before the kill is kept as it was"
+    charged = [r for r in after if r["charged"]]
+    assert len(charged) == 400
+    assert len({r["hash"] for r in charged}) == 400, "no candidate evaluated twice across the kill"
+    assert [r["id"] for r in after] == sorted({r["id"] for r in after})
