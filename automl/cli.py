@@ -187,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `automl show … | head`
+        sys.stderr.close()
+        return 0
     return 0
 
 

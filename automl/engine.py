@@ -176,7 +176,7 @@ class Engine:
             else:
                 self._inflight[cand.id] = ticket
                 self._by_hash[ticket.hash] = cand.id
-                self.runner.submit(cand.id, cand.text)
+                self.runner.submit(cand.id, cand.text, cand.genome)
         return None
 
     def _finish(self, cand: Candidate, res: EvalResult) -> None:

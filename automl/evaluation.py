@@ -99,8 +99,10 @@ def _to_float(v: Any) -> Any:
         return repr(v)  # classify_objectives names the bad value
 
 
-def run_evaluation(evaluator: Any, space: Any, text: str, timeout: float | None = None) -> dict[str, Any]:
-    """Rebuild the genome from ``text`` and evaluate it.  Never raises for evaluator problems.
+def run_evaluation(evaluator: Any, space: Any, text: str, timeout: float | None = None,
+                   genome: Any = None) -> dict[str, Any]:
+    """Rebuild the genome from ``text`` (unless given) and evaluate it.  Never raises for
+    evaluator problems.
 
     Returns data only: ``{"objectives": dict | None, "error": str | None, "cost_s": float}``.
     Exceptions become an error message; ``timeout`` (seconds) is enforced with SIGALRM where
@@ -111,7 +113,8 @@ def run_evaluation(evaluator: Any, space: Any, text: str, timeout: float | None 
     use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     old = None
     try:
-        genome = space.from_text(text)
+        if genome is None:
+            genome = space.from_text(text)
         if use_alarm:
             old = signal.signal(signal.SIGALRM, _alarm)
             signal.setitimer(signal.ITIMER_REAL, float(timeout))

@@ -36,7 +36,9 @@ class Runner:
         """How many evaluations may be in flight at once."""
         return 1
 
-    def submit(self, task_id: int, text: str) -> None:
+    def submit(self, task_id: int, text: str, genome: Any = None) -> None:
+        """Queue one evaluation.  ``genome`` is the already-built genome of ``text``: runners that
+        evaluate in this process may use it to skip parsing; others ignore it."""
         raise NotImplementedError
 
     def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:

@@ -20,16 +20,16 @@ class SerialRunner(Runner):
         self.space = local_space if local_space is not None else space.build("space")
         self.evaluator = local_evaluator if local_evaluator is not None else evaluator.build("evaluator")
         self.timeout = timeout
-        self._queue: list[tuple[int, str]] = []
+        self._queue: list[tuple[int, str, Any]] = []
 
-    def submit(self, task_id: int, text: str) -> None:
-        self._queue.append((task_id, text))
+    def submit(self, task_id: int, text: str, genome: Any = None) -> None:
+        self._queue.append((task_id, text, genome))
 
     def poll(self, timeout=None):
         if not self._queue:
             return []
-        task_id, text = self._queue.pop(0)
-        return [(task_id, run_evaluation(self.evaluator, self.space, text, self.timeout))]
+        task_id, text, genome = self._queue.pop(0)
+        return [(task_id, run_evaluation(self.evaluator, self.space, text, self.timeout, genome))]
 
 
 # --- process pool -----------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ class ProcessPoolRunner(Runner):
         self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_init_worker, initargs=(*self._specs, self.torch_threads))
 
-    def submit(self, task_id: int, text: str) -> None:
+    def submit(self, task_id: int, text: str, genome: Any = None) -> None:
         self._texts[task_id] = text
         self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
         self._futures[self._pool.submit(_evaluate_in_worker, text, self.timeout)] = task_id
