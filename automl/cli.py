@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--space-opt", action="append", metavar="K=V", help="space option (repeatable)")
     s.add_argument("--evaluator-opt", action="append", metavar="K=V", help="evaluator option (repeatable)")
     s.add_argument("--strategy-opt", action="append", metavar="K=V", help="strategy option (repeatable)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--quiet", action="store_true", help="no progress bar (or, off a terminal, no progress lines "
+                   "every 10 s)")
 
     sh = sub.add_parser("show", help="summarise a run: best candidates, cache hits, evaluations saved")
     sh.add_argument("run_dir")
@@ -129,7 +130,7 @@ def _search(a: argparse.Namespace) -> int:
                      use_cache=not a.no_cache, cache_policy=a.cache_policy,
                      space_options=_kv(a.space_opt, "--space-opt"), evaluator_options=evaluator_options,
                      strategy_options=strategy_options, timeout=a.timeout,
-                     progress=not a.quiet and sys.stderr.isatty())
+                     progress=not a.quiet)
     c = summary["cache"]
     print(f"run {summary['run_dir']}: stopped ({summary['stop_reason']}) after {summary['candidates']} candidates, "
           f"{summary['charged_evaluations']} charged evaluations")

@@ -21,6 +21,7 @@ from .strategies.base import Strategy
 from .types import HIT, OK, Candidate, EvalResult
 
 SNAPSHOT_EVERY_S = 2.0
+PROGRESS_LINE_EVERY_S = 10.0  # when stderr is not a terminal: one readable line this often
 
 
 @dataclasses.dataclass
@@ -125,6 +126,8 @@ class Engine:
                     bar.n = self.charged
                     bar.set_postfix(self._postfix(), refresh=False)
                     bar.refresh()
+                elif self.progress and time.monotonic() - self._last_line >= PROGRESS_LINE_EVERY_S:
+                    self._progress_line()
                 if time.monotonic() - self._last_snapshot > SNAPSHOT_EVERY_S:
                     self.snapshot()
         except KeyboardInterrupt:
@@ -216,8 +219,16 @@ class Engine:
                              "strategy": self.strategy.state_dict(), "time": time.time()})
         self._last_snapshot = time.monotonic()
 
+    def _progress_line(self) -> None:
+        self._last_line = time.monotonic()
+        total = f"/{self.budget.evaluations}" if self.budget.evaluations else ""
+        post = ", ".join(f"{k} {v}" for k, v in self._postfix().items())
+        print(f"[{time.perf_counter() - self._t0:7.1f}s] {self.charged}{total} evaluations, {post}",
+              file=sys.stderr, flush=True)
+
     def _bar(self):
-        if not self.progress:
+        self._last_line = time.monotonic()
+        if not self.progress or not sys.stderr.isatty():
             return None
         from tqdm import tqdm
 
