@@ -40,12 +40,13 @@ def search(space: str = "expressions", evaluator: str = "symbolic-regression", s
            cache: str | None = None, use_cache: bool = True, cache_policy: Any = "auto",
            space_options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
            strategy_options: Mapping[str, Any] | None = None, timeout: float | None = None,
-           progress: bool = False, probe_seed: int | None = None) -> dict[str, Any]:
+           progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional") -> dict[str, Any]:
     """Run (or, with ``resume=True``, continue) a search; return its summary dict.
 
     ``out`` is the run directory (default ``runs/<space>-<strategy>-s<seed>``).  ``cache`` is a
     cache file to share across runs (default ``<out>/cache.sqlite``); ``use_cache=False`` turns
-    the equivalence cache off (every candidate is evaluated; hashes are still logged).  On resume
+    the equivalence cache off (every candidate is evaluated; hashes are still logged);
+    ``dedupe="structural"`` keys the cache by the structural digest only (no probe).  On resume
     the configuration comes from the run's ``run.json``; ``budget``, ``seconds``,
     ``max_candidates``, ``workers``, ``runner`` and ``progress`` may be changed.
     """
@@ -65,7 +66,7 @@ def search(space: str = "expressions", evaluator: str = "symbolic-regression", s
         cfg = {"space": {"name": space, "options": dict(space_options or {})},
                "evaluator": {"name": evaluator, "options": dict(evaluator_options or {})},
                "strategy": {"name": strategy, "options": dict(strategy_options or {})},
-               "seed": int(seed), "timeout": timeout, "probe_seed": probe_seed,
+               "seed": int(seed), "timeout": timeout, "probe_seed": probe_seed, "dedupe": dedupe,
                "cache": {"path": os.path.abspath(cache) if cache else None, "enabled": bool(use_cache),
                          "policy": cache_policy if isinstance(cache_policy, str) or cache_policy is None
                          else cache_policy.describe()}}
@@ -85,19 +86,22 @@ def search(space: str = "expressions", evaluator: str = "symbolic-regression", s
     strat = registry.create("strategy", cfg["strategy"]["name"], **cfg["strategy"]["options"])
     run = registry.create("runner", runner_name, **runner_opts)
 
+    policy = _policy(cfg["cache"]["policy"], ev)
+    if cfg.get("dedupe", "functional") not in ("functional", "structural"):
+        raise ConfigError(f"dedupe must be 'functional' or 'structural', got {cfg['dedupe']!r}")
+    # Everything is validated before the run directory is created: a bad option leaves nothing behind.
     if resume:
         records = read_records(out, repair=True)
     else:
         log = RunLog.create(out, cfg)
         records = []
-    policy = _policy(cfg["cache"]["policy"], ev)
     if cfg["cache"]["enabled"]:
         cache_obj = Cache(cfg["cache"]["path"] or os.path.join(out, CACHE_FILE), policy, seed=cfg["seed"])
     else:
         cache_obj = NullCache(policy)
     engine = Engine(sp, ev, strat, run, cache_obj, log, bud, seed=cfg["seed"], space_spec=space_spec,
                     evaluator_spec=ev_spec, timeout=cfg.get("timeout"), progress=progress,
-                    probe_seed=cfg.get("probe_seed"))
+                    probe_seed=cfg.get("probe_seed"), dedupe=cfg.get("dedupe", "functional"))
     try:
         if resume:
             engine.restore(records)

@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cache", action="store_true", help="evaluate every candidate (hashes are still logged)")
     s.add_argument("--cache-policy", default="auto", help="deterministic | aggregating[:K] | forgetful:N[:P] | "
                    "forgetful:p=P (auto: aggregating:3 for noisy evaluators, else deterministic)")
+    s.add_argument("--dedupe", choices=["functional", "structural"], default="functional",
+                   help="what makes two candidates the same: the functional digest (default; runs the probe) "
+                   "or the structural digest alone (no probe)")
     s.add_argument("--timeout", type=float, help="seconds allowed per evaluation (then it is recorded failed)")
     s.add_argument("--population", type=int, help="evolution: population size")
     s.add_argument("--tournament", type=int, help="evolution: tournament size")
@@ -129,7 +132,7 @@ def _search(a: argparse.Namespace) -> int:
                      workers=a.workers, runner=runner, runner_options=runner_options, cache=a.cache,
                      use_cache=not a.no_cache, cache_policy=a.cache_policy,
                      space_options=_kv(a.space_opt, "--space-opt"), evaluator_options=evaluator_options,
-                     strategy_options=strategy_options, timeout=a.timeout,
+                     strategy_options=strategy_options, timeout=a.timeout, dedupe=a.dedupe,
                      progress=not a.quiet)
     c = summary["cache"]
     print(f"run {summary['run_dir']}: stopped ({summary['stop_reason']}) after {summary['candidates']} candidates, "

@@ -46,10 +46,10 @@ class Engine:
     def __init__(self, space: Any, evaluator: Any, strategy: Strategy, runner: Runner, cache: Cache,
                  log: RunLog, budget: Budget, seed: int = 0, space_spec: PluginSpec | None = None,
                  evaluator_spec: PluginSpec | None = None, timeout: float | None = None,
-                 progress: bool = False, probe_seed: int | None = None):
+                 progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional"):
         self.space, self.evaluator, self.strategy, self.runner = space, evaluator, strategy, runner
         self.cache, self.log, self.budget, self.seed = cache, log, budget, seed
-        self.seam = Seam(space, evaluator, cache, probe_seed)
+        self.seam = Seam(space, evaluator, cache, probe_seed, dedupe)
         self.space_spec, self.evaluator_spec, self.timeout = space_spec, evaluator_spec, timeout
         self.progress = progress
         self.next_id = 0
@@ -78,7 +78,7 @@ class Engine:
             if rec.get("charged") and h and self.cache.get(h) is None:
                 self.cache.record(h, rec["status"], rec.get("objectives") or {}, rec.get("cost_s", 0.0),
                                   rec.get("error"), rec["candidate"])
-            if h and rec.get("structural_hash"):
+            if h and rec.get("structural_hash") and self.seam.dedupe == "functional":
                 self.cache.set_alias(rec["structural_hash"], h)
             cand, res = self._from_record(rec)
             if i >= start:

@@ -17,7 +17,7 @@ import traceback
 from typing import Any, Mapping
 
 from .cache import Cache
-from .errors import EvaluationTimeout, InvalidCandidate
+from .errors import ConfigError, EvaluationTimeout, InvalidCandidate
 from .hashing import Hasher
 from .types import FAILED, HIT, INVALID, MISS, Candidate, EvalResult, classify_objectives
 
@@ -35,10 +35,18 @@ class Ticket:
 
 
 class Seam:
-    """Binds a space, an evaluator and a cache; see the module docstring."""
+    """Binds a space, an evaluator and a cache; see the module docstring.
 
-    def __init__(self, space: Any, evaluator: Any, cache: Cache, probe_seed: int | None = None):
-        self.space, self.evaluator, self.cache = space, evaluator, cache
+    ``dedupe="structural"`` keys the cache by the structural digest alone (no probe is run; the
+    logged ``hash`` is then the structural digest): cheaper, but blind to equivalences that
+    only the probe sees.
+    """
+
+    def __init__(self, space: Any, evaluator: Any, cache: Cache, probe_seed: int | None = None,
+                 dedupe: str = "functional"):
+        if dedupe not in ("functional", "structural"):
+            raise ConfigError(f"dedupe must be 'functional' or 'structural', got {dedupe!r}")
+        self.space, self.evaluator, self.cache, self.dedupe = space, evaluator, cache, dedupe
         self.hasher = Hasher(space, evaluator, probe_seed)
 
     def prepare(self, cand: Candidate) -> Ticket:
@@ -51,7 +59,7 @@ class Seam:
             res = EvalResult(INVALID, {}, cost, MISS, charged=0, error=f"invalid candidate: {exc}", n=0)
             return Ticket(cand, "", "", MISS, cost, res)
         s = self.hasher.structural(genome)
-        f = self.cache.alias(s)
+        f = s if self.dedupe == "structural" else self.cache.alias(s)
         if f is None:
             f = self.hasher.functional(genome)
             self.cache.set_alias(s, f)

@@ -189,3 +189,19 @@ def test_kill_9_then_resume_loses_nothing_and_evaluates_nothing_twice(tmp_path):
     assert len(charged) == 400
     assert len({r["hash"] for r in charged}) == 400, "no candidate evaluated twice across the kill"
     assert [r["id"] for r in after] == sorted({r["id"] for r in after})
+
+
+def test_structural_dedupe_misses_what_only_the_probe_sees(tmp_path):
+    f = run(tmp_path, "f", budget=100, seed=0, strategy="random", space_options={})
+    s = run(tmp_path, "s", budget=100, seed=0, strategy="random", space_options={}, dedupe="structural")
+    _, fr = load_run(f["run_dir"])
+    _, sr = load_run(s["run_dir"])
+    assert all(r["hash"] == r["structural_hash"] for r in sr)
+    # 200 texts but only 100 functions: structural dedupe needs more candidates per function found
+    assert len({int(r["candidate"]) % 100 for r in sr if r["charged"]}) < 100
+    assert len({int(r["candidate"]) % 100 for r in fr if r["charged"]}) == 100
+    with pytest.raises(ConfigError, match="dedupe"):
+        run(tmp_path, "x", budget=5, dedupe="nope")
+    with pytest.raises(ConfigError, match="cache policy"):
+        run(tmp_path, "x", budget=5, cache_policy="sometimes")
+    assert not (tmp_path / "x").exists(), "a rejected configuration leaves no run directory behind"
