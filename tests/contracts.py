@@ -183,3 +183,30 @@ def runner_contract_timeout(runner) -> None:
         assert got[2]["error"] is None
     finally:
         runner.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# caches
+
+def cache_contract(make) -> None:
+    """``make(policy)`` returns a fresh cache of the family under test."""
+    from automl.cache import CachePolicy
+    from automl.types import HIT, MISS, PARTIAL
+
+    c = make(CachePolicy())
+    assert c.decide("a")[0] == MISS
+    c.record("a", OK, {"loss": 1.0}, 0.5, candidate="t")
+    outcome, e = c.decide("a")
+    assert outcome == HIT and e.objectives == {"loss": 1.0} and e.n == 1
+    c.set_alias("s", "a")
+    assert c.alias("s") == "a"
+    st = c.stats.as_dict()
+    assert st["misses"] == 1 and st["hits"] == 1 and st["evaluations"] == 1 and 0 < st["hit_rate"] <= 1
+    c.close()
+    agg = make(CachePolicy(k=2))
+    agg.record("b", OK, {"loss": 1.0}, 0.5)
+    assert agg.decide("b")[0] == PARTIAL
+    agg.record("b", OK, {"loss": 3.0}, 0.5)
+    outcome, e = agg.decide("b")
+    assert outcome == HIT and e.objectives["loss"] == 2.0 and e.n == 2
+    agg.close()

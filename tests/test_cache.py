@@ -96,3 +96,12 @@ def test_null_cache_never_answers():
     c = NullCache()
     c.record("k", OK, {"loss": 1.0}, 1.0)
     assert c.decide("k")[0] == MISS
+
+
+@pytest.mark.parametrize("family", ["sqlite", "memory"])
+def test_cache_contract(family, tmp_path):
+    import contracts
+
+    counter = iter(range(100))
+    make = (lambda p: Cache(tmp_path / f"c{next(counter)}.sqlite", p)) if family == "sqlite" else (lambda p: Cache(None, p))
+    contracts.cache_contract(make)
