@@ -11,13 +11,16 @@ from .types import HIT, MISS, OK, PARTIAL
 
 
 def _directions(meta: dict[str, Any]) -> dict[str, str]:
-    from .registry import get_class
+    """The run's objectives and directions, from its evaluator built with the run's options."""
+    from .errors import AutoMLError
+    from .registry import create
 
     cfg = meta["config"]["evaluator"]
     try:
-        return dict(get_class("evaluator", cfg["name"]).objectives)
-    except Exception:  # an evaluator no longer installed: fall back to minimising
+        ev = create("evaluator", cfg["name"], **cfg["options"])
+    except (AutoMLError, ImportError):  # an evaluator no longer installed: fall back to minimising
         return {}
+    return dict(ev.objectives)
 
 
 def summarize(run_dir: str, top: int = 5) -> dict[str, Any]:
