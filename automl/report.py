@@ -147,3 +147,26 @@ def plot(run_dir: str, output: str | None = None) -> str:
     fig.savefig(output, dpi=100)
     plt.close(fig)
     return output
+
+
+def reproduce(run_dir: str, top: int = 1) -> list[dict[str, Any]]:
+    """The run's ``top`` best distinct candidates, each simplified by its space (the simplified
+    form is checked to hash equal to the logged one).  Each dict has the log record's id,
+    objectives, hash, the logged text and the simplified text."""
+    from .errors import AutoMLError
+    from .hashing import Hasher
+    from .registry import create
+
+    meta, _ = load_run(run_dir)
+    space = create("space", meta["config"]["space"]["name"], **meta["config"]["space"]["options"])
+    hasher = Hasher(space, seed=meta["config"].get("probe_seed"))
+    out = []
+    for b in summarize(run_dir, top)["best"]:
+        genome = space.from_text(b["candidate"])
+        simple = space.simplify(genome)
+        if hasher.functional(simple) != hasher.functional(genome):
+            raise AutoMLError(f"simplifying candidate #{b['id']} changed what it computes (a bug in the space's "
+                              "simplifier); its logged text is the one to trust")
+        out.append({"id": b["id"], "objectives": b["objectives"], "hash": b["hash"], "candidate": b["candidate"],
+                    "simplified": space.to_text(simple)})
+    return out

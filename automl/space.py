@@ -81,6 +81,10 @@ class SearchSpace:
         """Run the candidate on the fixed probe drawn from ``seed``; return its outputs."""
         raise NotImplementedError
 
+    def simplify(self, genome: Any) -> Any:
+        """An equivalent, simpler genome (must hash equal functionally); default: unchanged."""
+        return genome
+
     # --- optional: parameters for Optuna samplers ---------------------------------------------
     def param_space(self) -> Mapping[str, ParamSpec] | None:
         """The space as named parameters, or None when it has none (then Optuna can't drive it)."""

@@ -13,6 +13,7 @@ from .classic import CLASSIC_PROGRAMS
 from .ir import Program, structural_key, to_text
 from .ops import OPS
 from .parser import MAX_STATEMENTS, parse
+from .simplify import simplify
 
 _DEFAULTS = {"max_statements": 30, "sample_min": 2, "sample_max": 8, "ops": None}
 
@@ -71,6 +72,10 @@ class ProgramSpace(SearchSpace):
 
     def from_text(self, text: str) -> Program:
         return parse(text)
+
+    def simplify(self, genome: Program) -> Program:
+        """Dead code and dead state slots removed, constants folded, exact identities applied."""
+        return simplify(self._check(genome))
 
     # --- hashing ---------------------------------------------------------------------------------
     def structural_key(self, genome: Program) -> str:
