@@ -213,3 +213,12 @@ def test_simplify_dead_slots_return_their_input():
 def test_simplify_rejects_invalid_programs():
     with pytest.raises(InvalidCandidate):
         simplify(Program((Instr(6, "mul", (4, 2.0)),), (6, 2, 3)))
+
+
+def test_docs_page_holds_the_current_function_table():
+    import os
+
+    from search_spaces.programs import docs_table
+
+    page = open(os.path.join(os.path.dirname(__file__), "..", "docs", "programs.md")).read()
+    assert docs_table() in page, "docs/programs.md is out of date: regenerate its function table"
