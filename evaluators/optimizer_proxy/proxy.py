@@ -1,0 +1,247 @@
+"""OptimizerProxy: the fitness of an optimizer program is the validation loss of small models it
+trains, relative to AdamW's on the same tasks.  torch is imported inside methods only, so
+building the evaluator (e.g. to name a cache namespace, or for ``automl show``) stays cheap.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+from automl.errors import ConfigError
+from automl.evaluator import Evaluator
+
+#: Tasks whose mean is the search fitness by default (see tasks.py for what each is).
+DEFAULT_TASKS = ("mlp", "mlp_wide", "charlm")
+#: Tasks known by name; "heldout" in ``tasks`` stands for HELDOUT_TASKS.
+KNOWN_TASKS = ("mlp", "mlp_wide", "charlm", "conv", "regress", "autoenc")
+HELDOUT_TASKS = ("conv", "regress", "autoenc")
+HELDOUT_STEPS = 200
+
+# (task, steps, lr, seed, scale, device, diverge) -> AdamW's validation loss; once per process.
+_BASELINES: dict[tuple, float] = {}
+
+
+def _expand_tasks(tasks: Any) -> list[str]:
+    if isinstance(tasks, str):
+        tasks = [t for t in tasks.replace(",", " ").split() if t]
+    if not isinstance(tasks, (list, tuple)) or not tasks:
+        raise ConfigError(f"tasks must be a non-empty list of task names, got {tasks!r}")
+    out: list[str] = []
+    for t in tasks:
+        names = HELDOUT_TASKS if t == "heldout" else (t,)
+        for n in names:
+            if n not in KNOWN_TASKS:
+                raise ConfigError(f"unknown task {n!r}; known: {', '.join(KNOWN_TASKS)} (or 'heldout' for "
+                                  f"{', '.join(HELDOUT_TASKS)})")
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def _positive(name: str, value: Any, integer: bool = False) -> float:
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not math.isfinite(value) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    return value
+
+
+class OptimizerProxy(Evaluator):
+    """Train small models with a candidate optimizer program; objective ``val_loss`` (min).
+
+    Options (JSON-able; they are the cache fidelity):
+
+    - ``tasks``: task names (default ``["mlp", "mlp_wide", "charlm"]``; also ``conv``,
+      ``regress``, ``autoenc``; ``"heldout"`` stands for the held-out set conv, regress, autoenc;
+      see tasks.py);
+    - ``steps``: training steps per task at scale 1 (default 80);
+    - ``lr``: base learning rate, decayed by a cosine schedule (a torch LambdaLR over
+      ProgramOptimizer's ``lr``, so the program's ``lr`` input is the scheduled value);
+    - ``seed``: data, minibatch order and initialisation (default 0);
+    - ``device``: ``"cpu"`` (default; one thread per evaluation) or ``"cuda"``/``"cuda:N"``;
+    - ``scale``: task size multiplier for funnel selection: widths x sqrt(scale), steps and
+      training data x scale (default 1);
+    - ``normalize``: divide each task's loss by AdamW's at the same fidelity (default true), so
+      AdamW scores exactly 1.0 and tasks are comparable; ``val_loss`` is the mean over tasks;
+    - ``diverge``: training stops as diverged when the minibatch loss exceeds this multiple of
+      the first one, or is not finite (default 5).
+
+    A diverged run on any task returns ``{"val_loss": nan}``, which the engine records as
+    invalid.  Also returned: ``loss_<task>`` (raw validation loss per task) and ``val_acc``
+    (mean accuracy over classification / language-model tasks), for reading, not selection.
+    """
+
+    name = "optimizer-proxy"
+    version = "1"
+    objectives = {"val_loss": "min"}
+    noisy = False
+    spaces = ("optimizer-programs",)
+    test_options = {"tasks": ["mlp"], "steps": 10}
+
+    def __init__(self, tasks: Sequence[str] | str = DEFAULT_TASKS, steps: int = 80, lr: float = 0.01,
+                 seed: int = 0, device: str = "cpu", scale: float = 1.0, normalize: bool = True,
+                 diverge: float = 5.0):
+        task_list = _expand_tasks(tasks)
+        _positive("steps", steps, integer=True)
+        _positive("lr", lr)
+        _positive("scale", scale)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+            raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        if not isinstance(normalize, bool):
+            raise ConfigError(f"normalize must be true or false, got {normalize!r}")
+        if _positive("diverge", diverge) <= 1:
+            raise ConfigError(f"diverge must be > 1 (a multiple of the first loss), got {diverge!r}")
+        super().__init__(tasks=task_list, steps=int(steps), lr=float(lr), seed=int(seed), device=device,
+                         scale=float(scale), normalize=normalize, diverge=float(diverge))
+        self.tasks = task_list
+        self.steps, self.lr, self.seed, self.device = int(steps), float(lr), int(seed), device
+        self.scale, self.normalize, self.diverge = float(scale), normalize, float(diverge)
+        #: why the last evaluation diverged (task: message), for people reading along.
+        self.last_diverged: str | None = None
+
+    # --- running ---------------------------------------------------------------------------------
+    def _train(self, task: str, program: Any, **kw: Any):
+        from . import tasks as T
+
+        return T.train(task, program, steps=self.steps, lr=self.lr, seed=self.seed, scale=self.scale,
+                       device=self.device, diverge=self.diverge, **kw)
+
+    def _threads(self):
+        """Context: one torch thread on CPU (evaluations run side by side), restored after."""
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def ctx():
+            if self.device != "cpu":
+                if not torch.cuda.is_available():
+                    raise ConfigError(f"device {self.device!r} requested but torch.cuda.is_available() is False")
+                yield
+                return
+            old = torch.get_num_threads()
+            if old != 1:
+                torch.set_num_threads(1)
+            try:
+                yield
+            finally:
+                if old != 1:
+                    torch.set_num_threads(old)
+
+        return ctx()
+
+    def adamw(self, task: str) -> tuple[float, str | None]:
+        """(validation loss, why it diverged or None) of AdamW (the classic program
+        ``search_spaces.programs.CLASSIC_PROGRAMS["adamw"]``) on ``task`` at this fidelity; once per process."""
+        key = (task, self.steps, self.lr, self.seed, self.scale, self.device, self.diverge)
+        v = _BASELINES.get(key)
+        if v is None:
+            from search_spaces.programs import CLASSIC_PROGRAMS
+
+            with self._threads():
+                r = self._train(task, CLASSIC_PROGRAMS["adamw"])
+            v = _BASELINES[key] = (r.val_loss, r.diverged)
+        return v
+
+    def baseline(self, task: str) -> float:
+        """AdamW's validation loss on ``task`` at this fidelity (raises ConfigError if AdamW diverges)."""
+        loss, diverged = self.adamw(task)
+        if diverged:
+            raise ConfigError(f"AdamW itself diverges on task {task!r} at lr={self.lr:g} ({diverged}); lower lr")
+        return loss
+
+    def details(self, genome: Any) -> dict[str, dict[str, Any]]:
+        """Per task: raw ``loss``, ``acc`` (or None), AdamW's loss ``adamw`` (nan if AdamW diverged),
+        ``ratio`` = loss / adamw, ``diverged`` (None or why).  Runs every task even after one diverges."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._threads():
+            for task in self.tasks:
+                r = self._train(task, genome)
+                base, base_div = self.adamw(task)
+                base = math.nan if base_div else base
+                out[task] = {"loss": r.val_loss, "acc": r.val_acc, "adamw": base,
+                             "ratio": r.val_loss / base if base > 0 else math.nan, "diverged": r.diverged}
+        return out
+
+    def evaluate(self, genome: Any, space: Any = None) -> Mapping[str, float]:
+        self.last_diverged = None
+        losses: dict[str, float] = {}
+        rel: list[float] = []
+        accs: list[float] = []
+        with self._threads():
+            for task in self.tasks:
+                r = self._train(task, genome)
+                if r.diverged:
+                    self.last_diverged = f"{task}: {r.diverged}"
+                    return {"val_loss": math.nan}
+                losses[task] = r.val_loss
+                rel.append(r.val_loss / self.baseline(task) if self.normalize else r.val_loss)
+                if r.val_acc is not None:
+                    accs.append(r.val_acc)
+        out = {"val_loss": sum(rel) / len(rel)}
+        out.update({f"loss_{t}": v for t, v in losses.items()})
+        if accs:
+            out["val_acc"] = sum(accs) / len(accs)
+        return out
+
+    # --- funnel selection hook (``automl funnel RUN_DIR``) --------------------------------------------
+    @staticmethod
+    def funnel(run_dir: str, **kw: Any) -> dict[str, Any]:
+        """See :func:`evaluators.optimizer_proxy.funnel.funnel`."""
+        from .funnel import funnel
+
+        return funnel(run_dir, **kw)
+
+    @staticmethod
+    def format_funnel(result: Mapping[str, Any]) -> str:
+        from .funnel import format_table
+
+        return format_table(result)
+
+
+#: base learning rates tried when heldout_score tunes the learning rate
+LR_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
+
+
+def heldout_score(program: Any, *, steps: int = HELDOUT_STEPS, lr: float = 0.01, seed: int = 0,
+                  scale: float = 1.0, device: str = "cpu", tasks: Sequence[str] = ("heldout",),
+                  grid: Sequence[float] | None = LR_GRID) -> dict[str, Any]:
+    """Meta-validation on tasks the search never sees (conv, regress, autoenc by default).
+
+    Trains each task with ``program`` (text, genome or log record) and with AdamW, both with
+    their base learning rate tuned per task over ``grid`` (as optimizers are compared in Chen et
+    al. 2023), and also both at ``lr`` (the base lr the program was searched with).  A task counts
+    as diverged for one optimizer only when every lr of the grid diverged.
+
+    Returns ``{"score": mean over tasks of best loss / AdamW's best loss (nan if the program
+    diverged on a task at every lr; < 1 beats a tuned AdamW), "score_same_lr": the same with both
+    at ``lr`` (nan if it diverged there), "tasks": {task: {"loss", "lr", "adamw", "adamw_lr",
+    "ratio", "loss_same_lr", "adamw_same_lr", "ratio_same_lr", "diverged"}}, "options": {...}}``.
+    ``grid=None`` skips the tuning (then ``score`` is ``score_same_lr``).
+    """
+    from automl.optim import load_program
+
+    genome, _ = load_program(program)
+    lrs = sorted({float(lr), *(float(g) for g in (grid or ()))})
+    runs = {g: OptimizerProxy(tasks=list(tasks), steps=steps, lr=g, seed=seed, scale=scale, device=device)
+            for g in lrs}
+    per_lr = {g: ev.details(genome) for g, ev in runs.items()}
+    det: dict[str, dict[str, Any]] = {}
+    for task in runs[float(lr)].tasks:
+        at = per_lr[float(lr)][task]
+        cand = [(d["loss"], g) for g, p in per_lr.items() if not (d := p[task])["diverged"]]
+        base = [(p[task]["adamw"], g) for g, p in per_lr.items() if math.isfinite(p[task]["adamw"])]
+        best, best_lr = min(cand) if cand else (math.nan, None)
+        b, b_lr = min(base) if base else (math.nan, None)
+        det[task] = {"loss": best, "lr": best_lr, "adamw": b, "adamw_lr": b_lr, "ratio": best / b,
+                     "loss_same_lr": at["loss"], "adamw_same_lr": at["adamw"], "ratio_same_lr": at["ratio"],
+                     "diverged": None if cand else at["diverged"]}
+
+    def mean(key: str) -> float:
+        vals = [d[key] for d in det.values()]
+        return sum(vals) / len(vals) if all(math.isfinite(v) for v in vals) else math.nan
+
+    return {"score": mean("ratio"), "score_same_lr": mean("ratio_same_lr"), "tasks": det,
+            "options": runs[float(lr)].options()}

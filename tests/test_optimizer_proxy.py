@@ -1,0 +1,173 @@
+"""The optimizer-program proxy evaluator, its funnel selection and the CLI around them."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import automl
+from automl.api import load_run
+from automl.cli import main as cli_main
+from automl.errors import ConfigError, RunDirError
+from evaluators.optimizer_proxy import OptimizerProxy, heldout_score
+from evaluators.optimizer_proxy.funnel import FUNNEL_FILE, funnel, top_programs
+from search_spaces.programs import CLASSIC_PROGRAMS, ProgramSpace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = {"tasks": ["mlp"], "steps": 30}
+# g * 10000 * lr: a step 10^4 times too long; the loss explodes within a few steps
+DIVERGING = "def train(w, g, m, v, lr):\n  a = g * 10000.0\n  update = a * lr\n  return update, m, v\n"
+SPACE = ProgramSpace()
+
+
+def prog(name_or_text):
+    return SPACE.from_text(CLASSIC_PROGRAMS.get(name_or_text, name_or_text))
+
+
+def test_adamw_and_lion_are_finite_and_beat_a_diverging_program():
+    ev = OptimizerProxy(**FAST)
+    adamw, lion = ev.evaluate(prog("adamw")), ev.evaluate(prog("lion"))
+    assert adamw["val_loss"] == 1.0  # normalized by itself
+    assert math.isfinite(lion["val_loss"]) and lion["val_loss"] > 0
+    assert 0 < adamw["loss_mlp"] < math.log(6)  # learned something (6 classes)
+    assert 0 <= adamw["val_acc"] <= 1
+    bad = ev.evaluate(prog(DIVERGING))
+    assert math.isnan(bad["val_loss"])
+    assert "mlp" in ev.last_diverged
+    # raw losses: AdamW better than plain SGD at the same base lr
+    raw = OptimizerProxy(**FAST, normalize=False)
+    assert raw.evaluate(prog("adamw"))["val_loss"] < raw.evaluate(prog("sgd"))["val_loss"]
+
+
+def test_same_options_same_value_across_instances_and_processes():
+    a = OptimizerProxy(tasks=["mlp", "charlm"], steps=15).evaluate(prog("lion"))
+    b = OptimizerProxy(tasks=["mlp", "charlm"], steps=15).evaluate(prog("lion"))
+    assert a == b
+    code = ("import json; from evaluators.optimizer_proxy import OptimizerProxy; "
+            "from search_spaces.programs import CLASSIC_PROGRAMS as C, ProgramSpace; "
+            "print(json.dumps(OptimizerProxy(tasks=['mlp', 'charlm'], steps=15)"
+            ".evaluate(ProgramSpace().from_text(C['lion']))))")
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+    assert json.loads(out.stdout) == a
+    # a different seed is a different fidelity and (here) a different value
+    c = OptimizerProxy(tasks=["mlp", "charlm"], steps=15, seed=1).evaluate(prog("lion"))
+    assert c != a
+
+
+def test_options_are_checked_and_canonical():
+    with pytest.raises(ConfigError, match="unknown task"):
+        OptimizerProxy(tasks=["imagenet"])
+    with pytest.raises(ConfigError, match="steps"):
+        OptimizerProxy(steps=0)
+    with pytest.raises(ConfigError, match="device"):
+        OptimizerProxy(device="tpu")
+    ev = OptimizerProxy(tasks=["heldout"], scale=10)
+    assert ev.fidelity()["tasks"] == ["conv", "regress", "autoenc"]
+    assert ev.fidelity()["scale"] == 10.0 and isinstance(ev.fidelity()["scale"], float)
+    json.dumps(ev.options())
+
+
+def test_building_the_evaluator_does_not_import_torch():
+    code = ("import sys, evaluators, automl; from automl import registry; "
+            "ev = registry.get_evaluator('optimizer-proxy'); ev.fidelity(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_heldout_score_of_adamw_is_one():
+    h = heldout_score(CLASSIC_PROGRAMS["adamw"], steps=10, tasks=["regress"])
+    assert h["score"] == 1.0 and h["score_same_lr"] == 1.0 and h["tasks"]["regress"]["adamw"] > 0
+    assert h["tasks"]["regress"]["lr"] == h["tasks"]["regress"]["adamw_lr"]  # the lr grid tuned both alike
+    h = heldout_score(CLASSIC_PROGRAMS["sgd"], steps=10, tasks=["regress"], grid=None)
+    assert h["score"] == h["score_same_lr"] > 1.0
+    h = heldout_score({"candidate": DIVERGING}, steps=10, tasks=["regress"])
+    assert math.isnan(h["score"]) and h["tasks"]["regress"]["diverged"]
+
+
+def test_diverging_program_is_recorded_invalid_by_a_search(tmp_path):
+    out = tmp_path / "run"
+    s = automl.search(space="optimizer-programs", evaluator="optimizer-proxy", budget=2, seed=0, out=str(out),
+                      evaluator_options={"tasks": ["mlp"], "steps": 10},
+                      strategy_options={"population_size": 2, "tournament_size": 1,
+                                        "warm_start_texts": [DIVERGING]})
+    _, recs = load_run(str(out))
+    by_text = {SPACE.to_text(SPACE.from_text(r["candidate"])): r for r in recs}
+    bad = by_text[SPACE.to_text(prog(DIVERGING))]
+    assert bad["status"] == "invalid" and "val_loss=nan" in bad["error"]
+    good = by_text[SPACE.to_text(prog("adamw"))]
+    assert good["status"] == "ok" and good["objectives"]["val_loss"] == 1.0
+    assert s["best"]["value"] == 1.0
+
+
+def _tiny_run(path):
+    automl.search(space="optimizer-programs", evaluator="optimizer-proxy", budget=6, seed=1, out=str(path),
+                  evaluator_options={"tasks": ["mlp"], "steps": 10},
+                  strategy_options={"population_size": 3, "tournament_size": 2,
+                                    "warm_start_texts": [CLASSIC_PROGRAMS["lion"], DIVERGING]})
+    return str(path)
+
+
+def test_funnel_writes_json_with_adamw_comparison(tmp_path, capsys):
+    run = _tiny_run(tmp_path / "run")
+    res = funnel(run, top=3, scale=2)
+    path = os.path.join(run, FUNNEL_FILE)
+    assert res["path"] == path and os.path.exists(path)
+    data = json.load(open(path))
+    assert data["scale"] == 2.0 and data["options"]["scale"] == 2.0 and data["options"]["steps"] == 10
+    assert set(data["adamw"]) == {"mlp"} and data["adamw"]["mlp"] > 0
+    rows = data["candidates"]
+    assert 1 <= len(rows) <= 3 and len({r["hash"] for r in rows}) == len(rows)  # distinct programs
+    for r in rows:
+        fv = r["funnel_val_loss"]
+        assert r["promoted"] == (fv is not None and fv < 1.0)
+        assert set(r["tasks"]) == {"mlp"}
+    assert data["promoted"] == [r["id"] for r in rows if r["promoted"]]
+    adamw_text = SPACE.to_text(prog("adamw"))
+    for r in rows:  # AdamW itself (the warm start) scores exactly 1 at scale: never promoted
+        if SPACE.to_text(SPACE.from_text(r["candidate"])) == adamw_text:
+            assert r["funnel_val_loss"] == 1.0 and not r["promoted"]
+    # the CLI prints the table and rewrites the file
+    os.remove(path)
+    assert cli_main(["funnel", run, "--top", "2", "--scale", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "AdamW" in printed and "promoted" in printed and os.path.exists(path)
+
+
+def test_funnel_refuses_runs_of_other_evaluators(tmp_path):
+    run = tmp_path / "sr"
+    automl.search(space="expressions", evaluator="symbolic-regression", budget=3, out=str(run),
+                  evaluator_options={"n": 16}, strategy_options={"population_size": 2, "tournament_size": 1})
+    with pytest.raises(RunDirError):
+        funnel(str(run))
+    assert cli_main(["funnel", str(run)]) == 2
+
+
+def test_top_programs_dedupes_by_hash():
+    recs = [{"id": i, "status": "ok", "hash": h, "candidate": str(i), "objectives": {"val_loss": v}}
+            for i, (h, v) in enumerate([("a", 0.5), ("a", 0.5), ("b", 0.7), ("c", float("nan")), ("d", 0.6)])]
+    recs.append({"id": 9, "status": "invalid", "hash": "e", "candidate": "9", "objectives": {"val_loss": 0.1}})
+    assert [r["id"] for r in top_programs(recs, 5)] == [0, 4, 2]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is False)")
+def test_cuda_device():
+    ev = OptimizerProxy(tasks=["mlp"], steps=20, device="cuda")
+    a = ev.evaluate(prog("adamw"))
+    assert a["val_loss"] == 1.0
+    lion = ev.evaluate(prog("lion"))["val_loss"]
+    cpu = OptimizerProxy(tasks=["mlp"], steps=20).evaluate(prog("lion"))["val_loss"]
+    assert math.isfinite(lion) and abs(lion - cpu) < 0.05  # same data and init; float noise differs
+    assert math.isnan(ev.evaluate(prog(DIVERGING))["val_loss"])
+
+
+def test_cuda_unavailable_is_a_config_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ConfigError, match="cuda"):
+        OptimizerProxy(tasks=["mlp"], steps=5, device="cuda").evaluate(prog("adamw"))
