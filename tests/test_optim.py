@@ -350,3 +350,19 @@ def test_cuda_matches_lion():
     ref, _ = train(lion, steps=100, device="cuda")
     got, _ = train(lambda ps: ProgramOptimizer(ps, CLASSIC_PROGRAMS["lion"], lr=1e-3), steps=100, device="cuda")
     assert (ref - got).abs().max().item() <= 1e-12
+
+
+def test_interp_of_a_reduction_and_a_tensor_broadcasts():
+    """interp(scalar from a reduction, tensor, a) once tried to add in place into the scalar."""
+    import torch
+
+    from automl.optim import ProgramOptimizer
+
+    text = ("def train(w, g, m, v, lr):\n  c = cosine_sim(g, g)\n  v = interp(c, v, 0.9)\n"
+            "  u = v * g\n  update = u * lr\n  return update, m, v\n")
+    p = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    for foreach in (True, False):
+        opt = ProgramOptimizer([p], text, lr=0.1, foreach=foreach)
+        p.grad = torch.full_like(p, 2.0)
+        opt.step()
+    assert torch.isfinite(p).all()

@@ -137,7 +137,8 @@ def _t_max(x, y):
 
 
 def _t_interp(x, y, a):
-    if _is_num(a) and not _is_num(x) and not _is_num(y):
+    # In place only when x already has the result's shape (x may be a 0-d reduction and y a tensor).
+    if _is_num(a) and not _is_num(x) and not _is_num(y) and x.shape == y.shape:
         return (x * (1.0 - a)).add_(y, alpha=a)
     return (1.0 - a) * x + a * y
 
