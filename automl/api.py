@@ -83,6 +83,10 @@ def search(space: str = "expressions", evaluator: str = "symbolic-regression", s
     sp = space_spec.build("space")
     ev = ev_spec.build("evaluator")
     _check_compatible(sp.name, ev)
+    if not resume:
+        # Record the options as built, defaults included: a later change of a default must not
+        # silently change what resuming (or re-evaluating) this run means.
+        cfg["space"]["options"], cfg["evaluator"]["options"] = sp.options(), ev.options()
     strat = registry.create("strategy", cfg["strategy"]["name"], **cfg["strategy"]["options"])
     run = registry.create("runner", runner_name, **runner_opts)
 

@@ -205,3 +205,11 @@ def test_structural_dedupe_misses_what_only_the_probe_sees(tmp_path):
     with pytest.raises(ConfigError, match="cache policy"):
         run(tmp_path, "x", budget=5, cache_policy="sometimes")
     assert not (tmp_path / "x").exists(), "a rejected configuration leaves no run directory behind"
+
+
+def test_run_json_records_options_with_their_defaults(tmp_path):
+    s = automl.search(space="expressions", evaluator="symbolic-regression", budget=5, out=str(tmp_path / "o"))
+    meta, _ = load_run(s["run_dir"])
+    assert meta["config"]["evaluator"]["options"]["target"] == "x**3 + x**2 + x"
+    assert meta["config"]["evaluator"]["options"]["n"] == 256
+    assert meta["config"]["space"]["options"]["variables"] == ["x"]
