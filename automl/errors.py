@@ -36,3 +36,7 @@ class EvaluationTimeout(AutoMLError, TimeoutError):
 
 class RunDirError(AutoMLError, OSError):
     """A run directory that is missing, not a run, or already holds a run."""
+
+
+class ClusterError(AutoMLError, ConnectionError):
+    """A Ray cluster that cannot be reached or joined (address, network, token authentication)."""
