@@ -92,6 +92,38 @@ def _parser() -> argparse.ArgumentParser:
     ha = sub.add_parser("hash", help="print the structural and functional digests of a candidate's text")
     ha.add_argument("--space", required=True)
     ha.add_argument("text", help="candidate text (use - to read it from stdin)")
+
+    fu = sub.add_parser("funnel", help="re-evaluate a run's best programs on a larger task; keep those that beat "
+                        "AdamW there", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Funnel selection (Chen et al. 2023): re-evaluate the top-K distinct programs "
+                        "of a run (one per functional digest) on a SCALE-times larger version of its proxy tasks, "
+                        "next to AdamW on the same, and promote only those that still beat AdamW.  Prints a table "
+                        "and writes RUN_DIR/funnel.json.  Needs an evaluator with a funnel hook "
+                        "(optimizer-proxy).",
+                        epilog="example:\n  automl funnel runs/opt --top 10 --scale 10 --heldout")
+    fu.add_argument("run_dir")
+    fu.add_argument("--top", type=int, default=10, help="how many distinct best programs to re-evaluate (default 10)")
+    fu.add_argument("--scale", type=float, default=10.0, help="task size multiplier: about SCALE x the parameters "
+                    "and SCALE x the steps (default 10)")
+    fu.add_argument("--margin", type=float, default=0.0, help="promote only programs whose loss ratio to AdamW is "
+                    "below 1 - MARGIN (default 0)")
+    fu.add_argument("--heldout", action="store_true", help="also score promoted programs on the held-out tasks")
+    fu.add_argument("--device", help="override the run's evaluator device (cpu, cuda, cuda:1)")
+    fu.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    ex = sub.add_parser("export-optuna", help="write a run's candidates as trials of an Optuna study (journal "
+                        "file) that optuna-dashboard can show",
+                        description="Export a run log to an Optuna study stored in a journal file "
+                        "(optuna.storages.JournalStorage with JournalFileBackend).  Each candidate becomes one "
+                        "trial: values are the evaluator's objectives in order, failed and invalid candidates are "
+                        "FAIL trials, params are the strategy's parameters when it proposed some (else "
+                        "candidate_id), and the candidate text, digests and cache outcome are user attributes.",
+                        epilog="example:\n  automl export-optuna runs/sr --storage runs/sr.journal\n"
+                        "  optuna-dashboard runs/sr.journal", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("run_dir")
+    ex.add_argument("--storage", required=True, metavar="FILE", help="journal file to write (created if missing; "
+                    "other studies in it are kept)")
+    ex.add_argument("--study", metavar="NAME", help="study name (default: the run directory's name); must be new")
     return p
 
 
@@ -163,6 +195,27 @@ def _hash(a: argparse.Namespace) -> int:
     return 0
 
 
+def _funnel(a: argparse.Namespace) -> int:
+    from . import registry
+    from .api import load_run
+
+    meta, _ = load_run(a.run_dir)
+    name = meta["config"]["evaluator"]["name"]
+    cls = registry.get_class("evaluator", name)
+    hook = getattr(cls, "funnel", None)
+    if hook is None:
+        raise AutoMLError(f"evaluator {name!r} has no funnel selection (optimizer-proxy has)")
+    result = hook(a.run_dir, top=a.top, scale=a.scale, margin=a.margin, heldout=a.heldout, device=a.device,
+                  progress=not a.json and sys.stderr.isatty())
+    if a.json:
+        with open(result["path"], encoding="utf-8") as f:
+            print(f.read())
+    else:
+        fmt = getattr(cls, "format_funnel", None)
+        print(fmt(result) if fmt else json.dumps(result, indent=1, default=str))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     a = parser.parse_args(argv)
@@ -186,6 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(a.command[:-1] if a.command != "strategies" else "strategy")
         if a.command == "hash":
             return _hash(a)
+        if a.command == "funnel":
+            return _funnel(a)
+        if a.command == "export-optuna":
+            from .integrations.optuna_export import export_to_optuna
+
+            r = export_to_optuna(a.run_dir, a.storage, a.study)
+            print(f"exported {r['trials']} trials ({r['complete']} complete, {r['failed']} failed) to study "
+                  f"{r['study_name']!r} in {r['storage']}")
+            return 0
     except AutoMLError as exc:
         print(f"automl {a.command}: error: {exc}", file=sys.stderr)
         return 2
