@@ -93,6 +93,23 @@ def _parser() -> argparse.ArgumentParser:
     ha.add_argument("--space", required=True)
     ha.add_argument("text", help="candidate text (use - to read it from stdin)")
 
+    rp = sub.add_parser("reproduce", help="print a run's best candidates simplified (e.g. discovered optimizers)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Print the TOP best distinct candidates of a run, each simplified by its space "
+                        "(dead code and dead state removed, constants folded, exact identities applied) and checked "
+                        "to compute the same as the logged text.  For optimizer programs, the output is ready for "
+                        "automl.optim.ProgramOptimizer(params, text, lr=...).",
+                        epilog="example:\n  automl reproduce runs/opt --top 3")
+    rp.add_argument("run_dir")
+    rp.add_argument("--top", type=int, default=1, help="how many distinct best candidates (default 1)")
+    rp.add_argument("--json", action="store_true", help="print records as JSON")
+
+    si = sub.add_parser("simplify", help="print a candidate's text simplified by its space",
+                        epilog="example:\n  automl simplify --space optimizer-programs my_program.txt",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    si.add_argument("--space", required=True)
+    si.add_argument("source", help="a file holding the candidate's text, - for stdin, or the text itself")
+
     fu = sub.add_parser("funnel", help="re-evaluate a run's best programs on a larger task; keep those that beat "
                         "AdamW there", formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Funnel selection (Chen et al. 2023): re-evaluate the top-K distinct programs "
@@ -195,6 +212,45 @@ def _hash(a: argparse.Namespace) -> int:
     return 0
 
 
+def _read_source(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    if os.path.isfile(source):
+        with open(source, encoding="utf-8") as f:
+            return f.read()
+    return source
+
+
+def _reproduce(a: argparse.Namespace) -> int:
+    from .report import reproduce
+
+    rows = reproduce(a.run_dir, a.top)
+    if a.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print(f"{a.run_dir}: no successful candidate to reproduce")
+    for i, r in enumerate(rows, 1):
+        objs = ", ".join(f"{k} {v:.6g}" for k, v in r["objectives"].items())
+        print(f"# {i}. candidate #{r['id']}  {objs}  hash {r['hash']}")
+        print(r["simplified"].rstrip("\n") + "\n")
+    return 0
+
+
+def _simplify(a: argparse.Namespace) -> int:
+    from .hashing import Hasher
+    from .registry import get_space
+
+    space = get_space(a.space)
+    genome = space.from_text(_read_source(a.source))
+    simple = space.simplify(genome)
+    h = Hasher(space)
+    if h.functional(simple) != h.functional(genome):
+        raise AutoMLError("the simplified form computes something else (a bug in the space's simplifier)")
+    print(space.to_text(simple).rstrip("\n"))
+    return 0
+
+
 def _funnel(a: argparse.Namespace) -> int:
     from . import registry
     from .api import load_run
@@ -239,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(a.command[:-1] if a.command != "strategies" else "strategy")
         if a.command == "hash":
             return _hash(a)
+        if a.command == "reproduce":
+            return _reproduce(a)
+        if a.command == "simplify":
+            return _simplify(a)
         if a.command == "funnel":
             return _funnel(a)
         if a.command == "export-optuna":

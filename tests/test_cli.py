@@ -85,3 +85,28 @@ def test_help_explains_every_command():
         assert cmd in out
     code, out, _ = cli("search", "--help")
     assert "--resume" in out and "--cache" in out and "charged evaluations" in out
+
+
+def test_simplify_and_reproduce_programs(tmp_path):
+    prog = tmp_path / "p.txt"
+    prog.write_text("def train(w, g, m, v, lr):\n  c = interp(g, m, 0.9)\n  junk = exp(w)\n  update = sign(c)\n"
+                    "  m = interp(g, m, 0.99)\n  v = v + g\n  update = update * lr\n  return update, m, v\n")
+    code, out, err = cli("simplify", "--space", "optimizer-programs", str(prog))
+    assert code == 0, err
+    assert "junk" not in out and "exp" not in out and "v + g" not in out and "sign(c)" in out
+    import automl
+
+    assert automl.functional_hash(out, space="optimizer-programs") == \
+        automl.functional_hash(prog.read_text(), space="optimizer-programs")
+
+    run_dir = str(tmp_path / "progs")
+    automl.search(space="optimizer-programs", evaluator="zero-cost", budget=30, out=run_dir,
+                  strategy_options={"population_size": 10, "tournament_size": 2})
+    code, out, err = cli("reproduce", run_dir, "--top", "2")
+    assert code == 0, err
+    assert out.count("def train(") == 2 and "# 1. candidate #" in out
+    from automl.optim import ProgramOptimizer
+    import torch
+
+    text = out.split("\n", 1)[1].split("# 2.")[0]
+    ProgramOptimizer([torch.nn.Parameter(torch.zeros(3))], text, lr=0.1)  # reproduces as an optimizer
