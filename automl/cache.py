@@ -32,6 +32,11 @@ from .types import HIT, MISS, OK, PARTIAL
 
 SCHEMA = 1
 _COMMIT_INTERVAL_S = 0.25  # batch commits; the run log is the durable record (see engine resume)
+# Caches up to this many results are read into memory when opened, so a lookup never touches
+# disk; larger ones are read key by key.  Either way, entries another process writes after this
+# cache was opened are not seen until it is reopened (runs sharing a cache normally run one
+# after the other).
+_PRELOAD_MAX = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +126,7 @@ class Cache:
         self._dirty = False
         self._last_commit = time.monotonic()
         self._db: sqlite3.Connection | None = None
+        self._complete = True  # every stored entry is in memory (always so without a file)
         if self.path is not None:
             self._open()
 
@@ -146,10 +152,16 @@ class Cache:
             raise ConfigError(f"cannot open cache {self.path}: {exc}") from None
         db.execute("BEGIN")
         self._db = db
+        self._complete = db.execute("SELECT COUNT(*) FROM results").fetchone()[0] <= _PRELOAD_MAX
+        if self._complete:
+            for key, status, obj, n, hits, cost, error, cand in db.execute(
+                    "SELECT key, status, objectives, n, hits, cost_s, error, candidate FROM results"):
+                self._mem[key] = Entry(status, json.loads(obj), n, hits, cost, error, cand)
+            self._alias.update(db.execute("SELECT structural, functional FROM aliases"))
 
     def _load(self, key: str) -> Entry | None:
         e = self._mem.get(key)
-        if e is not None or self._db is None:
+        if e is not None or self._complete:
             return e
         row = self._db.execute("SELECT status, objectives, n, hits, cost_s, error, candidate FROM results "
                                "WHERE key=?", (key,)).fetchone()
@@ -196,7 +208,7 @@ class Cache:
     # --- structural -> functional aliases ----------------------------------------------------------
     def alias(self, structural: str) -> str | None:
         f = self._alias.get(structural)
-        if f is None and self._db is not None:
+        if f is None and not self._complete:
             row = self._db.execute("SELECT functional FROM aliases WHERE structural=?", (structural,)).fetchone()
             if row is not None:
                 f = self._alias[structural] = row[0]

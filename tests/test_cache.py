@@ -105,3 +105,19 @@ def test_cache_contract(family, tmp_path):
     counter = iter(range(100))
     make = (lambda p: Cache(tmp_path / f"c{next(counter)}.sqlite", p)) if family == "sqlite" else (lambda p: Cache(None, p))
     contracts.cache_contract(make)
+
+
+@pytest.mark.parametrize("preload_max", [0, 10])
+def test_reopened_cache_answers_lazily_or_preloaded(tmp_path, monkeypatch, preload_max):
+    import automl.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "_PRELOAD_MAX", preload_max)
+    p = tmp_path / "c.sqlite"
+    with Cache(p) as c:
+        for i in range(5):
+            c.record(f"k{i}", OK, {"loss": float(i)}, 0.1)
+            c.set_alias(f"s{i}", f"k{i}")
+    with Cache(p) as c:
+        assert c._complete == (preload_max >= 5)
+        assert c.alias("s3") == "k3" and c.decide("k3")[1].objectives == {"loss": 3.0}
+        assert c.decide("nope")[0] == MISS and c.alias("nope") is None

@@ -7,15 +7,17 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BLOCKS = re.findall(r"```python\n(.*?)```", open(os.path.join(ROOT, "README.md")).read(), re.S)
+DOCS = ["README.md", "docs/programs.md", "docs/ray.md"]
+BLOCKS = [(doc, i, block) for doc in DOCS
+          for i, block in enumerate(re.findall(r"```python\n(.*?)```", open(os.path.join(ROOT, doc)).read(), re.S))]
 
 
-@pytest.mark.parametrize("i", range(len(BLOCKS)))
-def test_readme_python_block_runs(i, tmp_path):
+@pytest.mark.parametrize("doc, i, block", BLOCKS, ids=[f"{d}-{i}" for d, i, _ in BLOCKS])
+def test_documented_python_block_runs(doc, i, block, tmp_path):
     script = tmp_path / f"block{i}.py"
-    script.write_text(BLOCKS[i])
+    script.write_text(block)
     r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f"README python block {i} failed:\n{BLOCKS[i]}\n{r.stderr}"
+    assert r.returncode == 0, f"{doc} python block {i} failed:\n{block}\n{r.stderr}"
 
 
 def test_readme_main_job_runs(tmp_path):
