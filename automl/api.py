@@ -19,13 +19,6 @@ from .log import CACHE_FILE, RunLog, read_records
 from .runners.base import PluginSpec
 
 
-def _policy(value: Any, evaluator: Any) -> CachePolicy:
-    if isinstance(value, CachePolicy):
-        return value
-    if value in (None, "auto"):
-        return CachePolicy(k=3) if getattr(evaluator, "noisy", False) else CachePolicy()
-    return CachePolicy.parse(str(value))
-
 
 def _check_compatible(space_name: str, evaluator: Any) -> None:
     spaces = getattr(evaluator, "spaces", None)
@@ -90,7 +83,7 @@ def search(space: str = "expressions", evaluator: str = "symbolic-regression", s
     strat = registry.create("strategy", cfg["strategy"]["name"], **cfg["strategy"]["options"])
     run = registry.create("runner", runner_name, **runner_opts)
 
-    policy = _policy(cfg["cache"]["policy"], ev)
+    policy = CachePolicy.resolve(cfg["cache"]["policy"], ev)
     if cfg.get("dedupe", "functional") not in ("functional", "structural"):
         raise ConfigError(f"dedupe must be 'functional' or 'structural', got {cfg['dedupe']!r}")
     # Everything is validated before the run directory is created: a bad option leaves nothing behind.

@@ -72,6 +72,16 @@ class CachePolicy:
         raise ConfigError(f"bad cache policy {text!r}: use deterministic, aggregating[:K], forgetful:N[:P] "
                           "or forgetful:p=P")
 
+    @classmethod
+    def resolve(cls, value: "CachePolicy | str | None", evaluator: Any = None) -> "CachePolicy":
+        """A policy from a policy, its text, or ``None``/``"auto"`` (aggregating:3 for a noisy
+        evaluator, else deterministic)."""
+        if isinstance(value, CachePolicy):
+            return value
+        if value in (None, "auto"):
+            return cls(k=3) if getattr(evaluator, "noisy", False) else cls()
+        return cls.parse(str(value))
+
     def describe(self) -> str:
         if self.forget_after is not None or self.forget_prob:
             return f"forgetful(after={self.forget_after}, p={self.forget_prob}, k={self.k})"

@@ -18,7 +18,7 @@ from .evaluation import Seam, Ticket
 from .log import RunLog
 from .runners.base import PluginSpec, Runner
 from .strategies.base import Strategy
-from .types import HIT, OK, Candidate, EvalResult
+from .types import OK, Candidate, EvalResult
 
 SNAPSHOT_EVERY_S = 2.0
 PROGRESS_LINE_EVERY_S = 10.0  # when stderr is not a terminal: one readable line this often

@@ -55,7 +55,7 @@ def _param_distributions(records: Sequence[Mapping[str, Any]], space: Any) -> di
     """One Optuna distribution per parameter name, shared by every trial (Optuna requires it)."""
     import optuna.distributions as od
 
-    from ..space import Categorical, Float, Int
+    from ..strategies.optuna_sampler import to_optuna_distribution
 
     declared = {}
     try:
@@ -68,13 +68,9 @@ def _param_distributions(records: Sequence[Mapping[str, Any]], space: Any) -> di
             values.setdefault(k, []).append(v)
     out: dict[str, Any] = {}
     for name, vs in values.items():
-        p = declared.get(name)
-        if isinstance(p, Categorical):
-            out[name] = od.CategoricalDistribution(list(p.choices))
-        elif isinstance(p, Float):
-            out[name] = od.FloatDistribution(p.low, p.high, log=p.log)
-        elif isinstance(p, Int):
-            out[name] = od.IntDistribution(p.low, p.high, log=p.log)
+        dist = to_optuna_distribution(declared.get(name))
+        if dist is not None:
+            out[name] = dist
         elif all(isinstance(v, int) and not isinstance(v, bool) for v in vs):
             out[name] = od.IntDistribution(min(vs), max(vs))
         elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs):

@@ -50,13 +50,6 @@ STATE_FORMAT = 1
 MAX_ASKS_PER_SUGGEST = 1000
 
 
-def _policy(value: Any, evaluator: Any) -> CachePolicy:
-    if isinstance(value, CachePolicy):
-        return value
-    if value in (None, "auto"):
-        return CachePolicy(k=3) if getattr(evaluator, "noisy", False) else CachePolicy()
-    return CachePolicy.parse(str(value))
-
 
 class AutoMLSearcher(Searcher):
     """A registered strategy driving Tune trials, with the equivalence cache in front.
@@ -96,7 +89,7 @@ class AutoMLSearcher(Searcher):
         if mode != objectives[metric]:
             raise ConfigError(f"evaluator {evaluator!r} has {metric!r} as {objectives[metric]}, not {mode}")
         super().__init__(metric=metric, mode=mode)
-        policy = _policy(cache_policy, self.evaluator)
+        policy = CachePolicy.resolve(cache_policy, self.evaluator)
         self.cache = (Cache(self._init_args["cache"], policy, seed=int(seed)) if use_cache
                       else NullCache(policy, seed=int(seed)))
         self.seam = Seam(self.space, self.evaluator, self.cache, probe_seed)

@@ -18,23 +18,29 @@ SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "qmc", "gp")
 
 
 def _distributions(space: Any) -> dict[str, Any]:
-    import optuna.distributions as od
-
     params = space.param_space()
     if not params:
         raise ConfigError(f"space {space.name!r} exposes no parameters, so Optuna samplers cannot drive it; "
                           "use --strategy evolution or random")
     out = {}
     for name, p in params.items():
-        if isinstance(p, Categorical):
-            out[name] = od.CategoricalDistribution(list(p.choices))
-        elif isinstance(p, Float):
-            out[name] = od.FloatDistribution(p.low, p.high, log=p.log)
-        elif isinstance(p, Int):
-            out[name] = od.IntDistribution(p.low, p.high, log=p.log)
-        else:
+        out[name] = to_optuna_distribution(p)
+        if out[name] is None:
             raise ConfigError(f"parameter {name!r} of space {space.name!r} has unknown type {type(p).__name__}")
     return out
+
+
+def to_optuna_distribution(p: Any) -> Any:
+    """The Optuna distribution of one of our parameter specs (None for anything else)."""
+    import optuna.distributions as od
+
+    if isinstance(p, Categorical):
+        return od.CategoricalDistribution(list(p.choices))
+    if isinstance(p, Float):
+        return od.FloatDistribution(p.low, p.high, log=p.log)
+    if isinstance(p, Int):
+        return od.IntDistribution(p.low, p.high, log=p.log)
+    return None
 
 
 class OptunaStrategy(Strategy):
