@@ -213,3 +213,21 @@ def test_run_json_records_options_with_their_defaults(tmp_path):
     assert meta["config"]["evaluator"]["options"]["target"] == "x**3 + x**2 + x"
     assert meta["config"]["evaluator"]["options"]["n"] == 256
     assert meta["config"]["space"]["options"]["variables"] == ["x"]
+
+
+def test_optuna_sampler_with_a_missing_package_names_it(monkeypatch):
+    import importlib
+
+    from automl.strategies.optuna_sampler import OptunaStrategy
+    from plugins_for_tests import ToySpace
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == "cmaes":
+            raise ImportError("no cmaes here")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ConfigError, match="needs the package 'cmaes'"):
+        OptunaStrategy("cmaes").bind(ToySpace(), {"loss": "min"}, seed=0)

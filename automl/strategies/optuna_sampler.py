@@ -6,6 +6,7 @@ the list of told trials (parameters, values, state), which is plain data.
 """
 from __future__ import annotations
 
+import importlib
 import warnings
 from typing import Any, Mapping
 
@@ -15,6 +16,7 @@ from ..types import OK, Candidate, EvalResult
 from .base import Proposal, Strategy
 
 SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "qmc", "gp")
+_NEEDS = {"cmaes": ("cmaes",), "qmc": ("scipy",), "gp": ("scipy", "torch")}  # beyond optuna itself
 
 
 def _distributions(space: Any) -> dict[str, Any]:
@@ -70,8 +72,16 @@ class OptunaStrategy(Strategy):
         import optuna
         import optuna.samplers as s
 
+        for module in _NEEDS.get(self.sampler_name, ()):  # fail now with a name, not at the first ask
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise ConfigError(f"Optuna's {self.sampler_name} sampler needs the package {module!r}: "
+                                  f"pip install {module}") from None
+        if self.sampler_name == "gp" and not hasattr(s, "GPSampler"):
+            raise ConfigError(f"this Optuna ({optuna.__version__}) has no GPSampler; upgrade optuna")
         cls = {"tpe": s.TPESampler, "random": s.RandomSampler, "nsga2": s.NSGAIISampler,
-               "cmaes": s.CmaEsSampler, "qmc": s.QMCSampler, "gp": getattr(s, "GPSampler", s.TPESampler)}
+               "cmaes": s.CmaEsSampler, "qmc": s.QMCSampler, "gp": getattr(s, "GPSampler", None)}
         with warnings.catch_warnings():  # QMC/GP are marked experimental; the user chose them
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return cls[self.sampler_name](seed=seed, **self.sampler_options)
