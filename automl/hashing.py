@@ -175,11 +175,25 @@ def _callable_key(fn: Callable) -> bytes:
     return key
 
 
-def _call_probe(fn: Callable, seed: int) -> Any:
+def _call_probe(fn: Callable, seed: int) -> list[np.ndarray]:
+    """Run ``fn`` on the probe arrays.  A function that does not take arrays (``math.sin``) is
+    called element by element; a constant result is broadcast to the probe's shape, so
+    ``lambda x: 1.0`` and ``lambda x: np.ones_like(x)`` compute the same."""
     args = probe_inputs(_n_args(fn), seed)
     with np.errstate(all="ignore"):
-        out = fn(*args)
-    return out if isinstance(out, (tuple, list)) else [out]
+        try:
+            out = fn(*args)
+        except (TypeError, ValueError):
+            try:
+                rows = [fn(*xs) for xs in zip(*args)] if args else [fn()]
+            except Exception as exc:  # the user's function: report what it raised
+                raise ConfigError(f"cannot run {getattr(fn, '__name__', fn)!r} on the probe: "
+                                  f"{type(exc).__name__}: {exc}") from None
+            out = tuple(np.array(col, dtype=np.float64) for col in zip(*rows)) \
+                if rows and isinstance(rows[0], tuple) else np.array(rows, dtype=np.float64)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    n = len(args[0]) if args else 1
+    return [np.full(n, float(o)) if np.ndim(o) == 0 else np.asarray(o) for o in outs]
 
 
 # --- public API ------------------------------------------------------------------------------------

@@ -81,3 +81,20 @@ def test_import_automl_loads_no_heavy_library():
             "print(sorted(m for m in ('torch','ray','optuna','matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_scalar_functions_and_constants_are_probed_like_array_functions():
+    import math
+
+    assert fh(lambda x: math.sin(x) * 2) == fh(lambda x: np.sin(x) + np.sin(x))
+    assert fh(lambda x: 1.0) == fh(lambda x: np.ones_like(x)) == fh(lambda x: np.sin(x) ** 2 + np.cos(x) ** 2)
+    assert fh(lambda x, y: x * y) == fh(lambda x, y: y * x) != fh(lambda x, y: x * x)
+    assert fh(lambda x: (x, 2 * x)) == fh(lambda x: (x, x + x)) != fh(lambda x: (2 * x, x))
+
+    def bad(x):
+        raise RuntimeError("nope")
+
+    with pytest.raises(RuntimeError):
+        fh(bad)  # an error that is not about argument types is the user's to see
+    with pytest.raises(ConfigError, match="cannot run"):
+        fh(lambda x: math.sqrt(x))  # negative probe points: math domain error, named
