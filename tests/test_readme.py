@@ -26,6 +26,7 @@ def test_readme_main_job_runs(tmp_path):
     line = next(l for l in readme.splitlines() if l.startswith("pip install -c constraints-cpu.txt -e . && "))
     job = line.split(" && ", 1)[1]
     assert job.startswith("automl search")
-    r = subprocess.run(["bash", "-c", job], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    r = subprocess.run(["bash", "-c", job], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     assert "charged evaluations" in r.stdout and "hit rate" in r.stdout and "best by" in r.stdout
