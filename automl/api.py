@@ -26,35 +26,49 @@ def _check_compatible(space_name: str, evaluator: Any) -> None:
         raise ConfigError(f"evaluator {evaluator.name!r} works on spaces {', '.join(spaces)}, not {space_name!r}")
 
 
-def search(space: str = "expressions", evaluator: str = "symbolic-regression", strategy: str = "evolution",
+DEFAULTS = {"space": "expressions", "evaluator": "symbolic-regression", "strategy": "evolution"}
+
+
+def search(space: str | None = None, evaluator: str | None = None, strategy: str | None = None,
            budget: int | None = None, seed: int = 0, out: str | None = None, *, resume: bool = False,
            seconds: float | None = None, max_candidates: int | None = None, workers: int = 1,
            runner: str | None = None, runner_options: Mapping[str, Any] | None = None,
            cache: str | None = None, use_cache: bool = True, cache_policy: Any = "auto",
            space_options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
            strategy_options: Mapping[str, Any] | None = None, timeout: float | None = None,
-           progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional") -> dict[str, Any]:
+           progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional",
+           stall: int | None = None) -> dict[str, Any]:
     """Run (or, with ``resume=True``, continue) a search; return its summary dict.
 
     ``out`` is the run directory (default ``runs/<space>-<strategy>-s<seed>``).  ``cache`` is a
     cache file to share across runs (default ``<out>/cache.sqlite``); ``use_cache=False`` turns
     the equivalence cache off (every candidate is evaluated; hashes are still logged);
-    ``dedupe="structural"`` keys the cache by the structural digest only (no probe).  On resume
-    the configuration comes from the run's ``run.json``; ``budget``, ``seconds``,
-    ``max_candidates``, ``workers``, ``runner`` and ``progress`` may be changed.
+    ``dedupe="structural"`` keys the cache by the structural digest only (no probe).  ``stall``
+    stops the run after that many consecutive candidates answered by the cache (default 2,000).
+    Unset ``space``/``evaluator``/``strategy`` default to expressions / symbolic-regression /
+    evolution.  On resume the configuration comes from the run's ``run.json``; ``budget``,
+    ``seconds``, ``max_candidates``, ``stall``, ``workers``, ``runner`` and ``progress`` may be
+    changed, and naming a different space, evaluator or strategy is an error.
     """
     if resume:
         if out is None:
             raise ConfigError("resume needs the run directory (out=...)")
         log, meta = RunLog.open_existing(out)
         cfg = meta["config"]
+        for key, given in (("space", space), ("evaluator", evaluator), ("strategy", strategy)):
+            if given is not None and given != cfg[key]["name"]:
+                raise ConfigError(f"{out} is a run with {key} {cfg[key]['name']!r}; resuming continues it as it "
+                                  f"was made, so {key} {given!r} cannot apply (start a new run instead)")
         b = cfg["budget"]
+        stall = stall if stall is not None else b.get("stall")
         budget = budget if budget is not None else b.get("evaluations")
         seconds = seconds if seconds is not None else b.get("seconds")
         max_candidates = max_candidates if max_candidates is not None else b.get("max_candidates")
         if runner is None and workers == 1:
             runner, runner_options = cfg["runner"]["name"], cfg["runner"]["options"]
     else:
+        space, evaluator, strategy = (space or DEFAULTS["space"], evaluator or DEFAULTS["evaluator"],
+                                      strategy or DEFAULTS["strategy"])
         out = out or os.path.join("runs", f"{space}-{strategy}-s{seed}")
         cfg = {"space": {"name": space, "options": dict(space_options or {})},
                "evaluator": {"name": evaluator, "options": dict(evaluator_options or {})},
@@ -68,8 +82,8 @@ def search(space: str = "expressions", evaluator: str = "symbolic-regression", s
     if runner_name == "process":
         runner_opts.setdefault("workers", workers)
     cfg["runner"] = {"name": runner_name, "options": runner_opts}
-    cfg["budget"] = {"evaluations": budget, "seconds": seconds, "max_candidates": max_candidates}
-    bud = Budget(budget, seconds, max_candidates)
+    cfg["budget"] = {"evaluations": budget, "seconds": seconds, "max_candidates": max_candidates, "stall": stall}
+    bud = Budget(budget, seconds, max_candidates) if stall is None else Budget(budget, seconds, max_candidates, stall)
 
     space_spec = PluginSpec(cfg["space"]["name"], cfg["space"]["options"])
     ev_spec = PluginSpec(cfg["evaluator"]["name"], cfg["evaluator"]["options"])

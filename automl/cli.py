@@ -42,13 +42,16 @@ def _parser() -> argparse.ArgumentParser:
                        description="Run a search: the strategy proposes candidates, the equivalence cache answers "
                        "duplicates (also ones written differently but computing the same), the runner evaluates "
                        "the rest.  Everything lands in the run directory.", epilog=EPILOG)
-    s.add_argument("--space", default="expressions", help="registered search space (see `automl spaces`)")
-    s.add_argument("--evaluator", default="symbolic-regression", help="registered evaluator (see `automl evaluators`)")
-    s.add_argument("--strategy", default="evolution",
-                   help="evolution (regularized evolution), random, tpe, optuna-random, nsga2, cmaes, qmc, gp")
+    s.add_argument("--space", help="registered search space (see `automl spaces`; default expressions)")
+    s.add_argument("--evaluator", help="registered evaluator (see `automl evaluators`; default symbolic-regression)")
+    s.add_argument("--strategy",
+                   help="evolution (regularized evolution; the default), random, tpe, optuna-random, nsga2, cmaes, "
+                   "qmc, gp")
     s.add_argument("--budget", type=int, help="charged evaluations for the whole run (cache hits are free)")
     s.add_argument("--seconds", type=float, help="wall-clock limit for this invocation")
     s.add_argument("--max-candidates", type=int, help="stop after this many candidates, cache hits included")
+    s.add_argument("--stall", type=int, help="stop after this many consecutive candidates answered by the cache "
+                   "(converged or exhausted; default 2000)")
     s.add_argument("--seed", type=int, default=0, help="seed of the strategy (and of the cache's forgetting)")
     s.add_argument("--out", help="run directory (default runs/<space>-<strategy>-s<seed>)")
     s.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
@@ -181,7 +184,7 @@ def _search(a: argparse.Namespace) -> int:
                      workers=a.workers, runner=runner, runner_options=runner_options, cache=a.cache,
                      use_cache=not a.no_cache, cache_policy=a.cache_policy,
                      space_options=_kv(a.space_opt, "--space-opt"), evaluator_options=evaluator_options,
-                     strategy_options=strategy_options, timeout=a.timeout, dedupe=a.dedupe,
+                     strategy_options=strategy_options, timeout=a.timeout, dedupe=a.dedupe, stall=a.stall,
                      progress=not a.quiet)
     c = summary["cache"]
     print(f"run {summary['run_dir']}: stopped ({summary['stop_reason']}) after {summary['candidates']} candidates, "

@@ -36,7 +36,7 @@ class Budget:
 
         if self.evaluations is None and self.seconds is None and self.max_candidates is None:
             raise ConfigError("give a budget: evaluations (--budget), seconds (--seconds) or max candidates")
-        for name in ("evaluations", "seconds", "max_candidates"):
+        for name in ("evaluations", "seconds", "max_candidates", "stall"):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ConfigError(f"budget {name} must be positive, got {v}")

@@ -231,3 +231,14 @@ def test_optuna_sampler_with_a_missing_package_names_it(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", fake)
     with pytest.raises(ConfigError, match="needs the package 'cmaes'"):
         OptunaStrategy("cmaes").bind(ToySpace(), {"loss": "min"}, seed=0)
+
+
+def test_resume_refuses_a_different_space_and_keeps_the_stall_limit(tmp_path):
+    s = run(tmp_path, budget=400, seed=1, space_options={"n": 40, "m": 20}, stall=50)
+    assert s["stop_reason"] == "stalled" and s["candidates"] < 20 + 50 + 50
+    with pytest.raises(ConfigError, match="is a run with space"):
+        automl.search(space="expressions", out=s["run_dir"], resume=True)
+    s2 = automl.search(out=s["run_dir"], resume=True)
+    assert s2["stop_reason"] == "stalled" and s2["candidates"] <= s["candidates"] + 50 + 1
+    with pytest.raises(ConfigError, match="stall"):
+        run(tmp_path, "bad-stall", budget=5, stall=0)
