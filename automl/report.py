@@ -49,6 +49,8 @@ def summarize(run_dir: str, top: int = 5) -> dict[str, Any]:
                      "candidate": r["candidate"], "hash": r.get("hash")})
         if len(best) >= top:
             break
+    if len(dirs) > 1:
+        out_front = pareto_front(ok, dirs)
     dead = [r["stats"]["dead_fraction"] for r in recs if "dead_fraction" in (r.get("stats") or {})]
     out = {"run_dir": run_dir, "space": meta["config"]["space"]["name"],
            "evaluator": meta["config"]["evaluator"]["name"], "strategy": meta["config"]["strategy"]["name"],
@@ -60,7 +62,27 @@ def summarize(run_dir: str, top: int = 5) -> dict[str, Any]:
            "evaluator_seconds_saved": seconds_saved, "primary": primary, "best": best}
     if dead:
         out["dead_statement_fraction"] = sum(dead) / len(dead)
+    if len(dirs) > 1:
+        out["pareto_front"] = [{"id": r["id"], "objectives": r["objectives"], "candidate": r["candidate"]}
+                               for r in out_front]
     return out
+
+
+def pareto_front(records: list[dict[str, Any]], directions: dict[str, str]) -> list[dict[str, Any]]:
+    """Records not dominated on all objectives (one per distinct objective vector), sorted by the
+    first objective."""
+    keys = [k for k in directions if all(k in (r.get("objectives") or {}) for r in records)]
+    sign = {k: 1.0 if directions[k] == "min" else -1.0 for k in keys}
+    pts: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        v = tuple(sign[k] * r["objectives"][k] for k in keys)
+        if all(math.isfinite(x) for x in v):
+            pts.setdefault(v, r)
+    front = []
+    for v in sorted(pts):  # lexicographic: a point can only be dominated by one sorted before it
+        if not any(all(a <= b for a, b in zip(f, v)) for f in front):
+            front.append(v)
+    return [pts[v] for v in front]
 
 
 def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
@@ -76,6 +98,12 @@ def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
              "status: " + ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))]
     if "dead_statement_fraction" in s:
         lines.append(f"dead statements: {100 * s['dead_statement_fraction']:.1f}% of statements (mean per candidate)")
+    if s.get("pareto_front"):
+        front = s["pareto_front"]
+        lines.append(f"Pareto front over {', '.join(front[0]['objectives'])}: {len(front)} points")
+        for r in front[:top]:
+            objs = ", ".join(f"{k} {v:.6g}" for k, v in r["objectives"].items())
+            lines.append(f"  #{r['id']:<6d} {objs}   {r['candidate'].splitlines()[0][:60]}")
     if s["best"]:
         lines.append(f"best by {s['primary']}:")
         for i, b in enumerate(s["best"], 1):

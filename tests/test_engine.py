@@ -242,3 +242,24 @@ def test_resume_refuses_a_different_space_and_keeps_the_stall_limit(tmp_path):
     assert s2["stop_reason"] == "stalled" and s2["candidates"] <= s["candidates"] + 50 + 1
     with pytest.raises(ConfigError, match="stall"):
         run(tmp_path, "bad-stall", budget=5, stall=0)
+
+
+def test_nsga2_multi_objective_search_and_pareto_front(tmp_path):
+    from automl.report import pareto_front, summarize
+
+    s = automl.search(space="nb201", evaluator="nb201-tabular", strategy="nsga2", budget=40, seed=0,
+                      out=str(tmp_path / "mo"))
+    assert s["charged_evaluations"] == 40
+    summary = summarize(s["run_dir"])
+    front = summary["pareto_front"]
+    _, recs = load_run(s["run_dir"])
+    ok = [r for r in recs if r["status"] == "ok"]
+    keys = ("cifar10", "cifar100", "imagenet16")
+    for f in front:  # nothing logged dominates a front point
+        fv = [f["objectives"][k] for k in keys]
+        assert not any(all(r["objectives"][k] >= v for k, v in zip(keys, fv)) and
+                       any(r["objectives"][k] > v for k, v in zip(keys, fv)) for r in ok)
+    # every other point is dominated by (or equal to) some front point
+    for r in ok:
+        assert any(all(f["objectives"][k] >= r["objectives"][k] for k in keys) for f in front)
+    assert pareto_front([], {"a": "min", "b": "min"}) == []
