@@ -36,33 +36,12 @@ from automl.api import load_run
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
-ADAMW_TEMPLATE = """\
-def train(w, g, m, v, lr, t):
-  m = interp(g, m, {b1!r})
-  g2 = g * g
-  v = interp(g2, v, {b2!r})
-  b1t = {b1!r} ** t
-  bc1 = 1.0 - b1t
-  b2t = {b2!r} ** t
-  bc2 = 1.0 - b2t
-  bc2_sqrt = bc2 ** 0.5
-  lr2 = lr * {k!r}
-  step_size = lr2 / bc1
-  root = sqrt(v)
-  denom = root / bc2_sqrt
-  denom = denom + 1e-08
-  num = m * step_size
-  adam = num / denom
-  decay = lr2 * {wd!r}
-  wd = w * decay
-  update = adam + wd
-  return update, m, v
-"""
-
 
 def adamw_program(lr: float, beta1: float, beta2: float, weight_decay: float, base_lr: float) -> str:
     """AdamW with these constants as a program; ``lr`` becomes a multiplier of the scheduled base lr."""
-    return ADAMW_TEMPLATE.format(b1=float(beta1), b2=float(beta2), k=float(lr) / base_lr, wd=float(weight_decay))
+    from search_spaces.programs.classic import adam_text
+
+    return adam_text(beta1, beta2, weight_decay=weight_decay, lr_scale=float(lr) / base_lr)
 
 
 def _best_of_run(run_dir: str) -> tuple[float, str | None]:

@@ -24,48 +24,32 @@ def train(w, g, m, v, lr):
 """
 
 # torch: exp_avg.lerp_(g, 1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2);
-# denom = sqrt(v) / sqrt(1-b2**t) + eps; p.addcdiv_(m, denom, value=-lr/(1-b1**t))
-ADAM = """\
-def train(w, g, m, v, lr, t):
-  m = interp(g, m, 0.9)
-  g2 = g * g
-  v = interp(g2, v, 0.999)
-  b1t = 0.9 ** t
-  bc1 = 1.0 - b1t
-  b2t = 0.999 ** t
-  bc2 = 1.0 - b2t
-  bc2_sqrt = bc2 ** 0.5
-  step_size = lr / bc1
-  root = sqrt(v)
-  denom = root / bc2_sqrt
-  denom = denom + 1e-08
-  num = m * step_size
-  update = num / denom
-  return update, m, v
-"""
+# denom = sqrt(v) / sqrt(1-b2**t) + eps; p.addcdiv_(m, denom, value=-lr/(1-b1**t)).
+# AdamW adds decoupled weight decay in torch's order: p *= 1 - lr*wd first, then the Adam step.
+def adam_text(beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-08, weight_decay: float = 0.0,
+              lr_scale: float | None = None) -> str:
+    """Adam (``weight_decay=0``) or AdamW as program text, written in torch's operation order so
+    float64 results agree with ``torch.optim.Adam``/``AdamW``.  ``lr_scale`` multiplies the
+    learning-rate input first (for tuning a base learning rate as a constant)."""
+    b1, b2, lr = repr(float(beta1)), repr(float(beta2)), "lr"
+    lines = ["def train(w, g, m, v, lr, t):", f"  m = interp(g, m, {b1})", "  g2 = g * g",
+             f"  v = interp(g2, v, {b2})", f"  b1t = {b1} ** t", "  bc1 = 1.0 - b1t", f"  b2t = {b2} ** t",
+             "  bc2 = 1.0 - b2t", "  bc2_sqrt = bc2 ** 0.5"]
+    if lr_scale is not None:
+        lines.append(f"  lr2 = lr * {float(lr_scale)!r}")
+        lr = "lr2"
+    lines += [f"  step_size = {lr} / bc1", "  root = sqrt(v)", "  denom = root / bc2_sqrt",
+              f"  denom = denom + {float(eps)!r}", "  num = m * step_size"]
+    if weight_decay:
+        lines += ["  adam = num / denom", f"  decay = {lr} * {float(weight_decay)!r}", "  wd = w * decay",
+                  "  update = adam + wd"]
+    else:
+        lines.append("  update = num / denom")
+    return "\n".join(lines + ["  return update, m, v", ""])
 
-# AdamW = Adam plus decoupled weight decay, torch order: p *= 1 - lr*wd first, then the Adam step.
-ADAMW = """\
-def train(w, g, m, v, lr, t):
-  m = interp(g, m, 0.9)
-  g2 = g * g
-  v = interp(g2, v, 0.999)
-  b1t = 0.9 ** t
-  bc1 = 1.0 - b1t
-  b2t = 0.999 ** t
-  bc2 = 1.0 - b2t
-  bc2_sqrt = bc2 ** 0.5
-  step_size = lr / bc1
-  root = sqrt(v)
-  denom = root / bc2_sqrt
-  denom = denom + 1e-08
-  num = m * step_size
-  adam = num / denom
-  decay = lr * 0.01
-  wd = w * decay
-  update = adam + wd
-  return update, m, v
-"""
+
+ADAM = adam_text()
+ADAMW = adam_text(weight_decay=0.01)
 
 # lion-pytorch: p *= 1 - lr*wd; p -= lr * sign(b1*m + (1-b1)*g); m = b2*m + (1-b2)*g
 LION = """\
