@@ -100,6 +100,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--candidates", type=int, default=20000, help="candidates per throughput run")
     ap.add_argument("--hash-samples", type=int, default=2000, help="candidates per hash-cost measurement")
+    ap.add_argument("--output", default=os.path.join(RESULTS, "core_throughput.json"), help="JSON file to write")
     a = ap.parse_args(argv)
     registry.register_space(CounterSpace.name, CounterSpace)
 
@@ -114,8 +115,8 @@ def main(argv=None) -> int:
     for r in runs:
         print(f"{r['space']:16s} {str(r['cache']):>5s} {r['candidates']:10d} {r['charged']:8d} "
               f"{r['candidates_per_s']:9.0f}")
-    os.makedirs(RESULTS, exist_ok=True)
-    out = os.path.join(RESULTS, "core_throughput.json")
+    out = a.output
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump({"hash_cost": hashes, "throughput": runs, "versions": automl.log.versions()}, f, indent=1)
     print(f"\nwrote {out}")
