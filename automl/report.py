@@ -150,19 +150,13 @@ def plot(run_dir: str, output: str | None = None) -> str:
     axes[1].set_ylabel("cumulative cache-hit rate (%)")
     if multi:
         a, b = list(dirs)[:2]
-        pts = [(r["objectives"][a], r["objectives"][b]) for r in recs
-               if r["status"] == OK and a in r["objectives"] and b in r["objectives"]]
-        sa = 1 if dirs[a] == "min" else -1
-        sb = 1 if dirs[b] == "min" else -1
-        front, best_b = [], math.inf
-        for pa, pb in sorted(set(pts), key=lambda p: (sa * p[0], sb * p[1])):
-            if sb * pb < best_b:
-                front.append((pa, pb))
-                best_b = sb * pb
+        ok = [r for r in recs if r["status"] == OK and a in r["objectives"] and b in r["objectives"]]
+        pts = [(r["objectives"][a], r["objectives"][b]) for r in ok]
+        front = [(r["objectives"][a], r["objectives"][b]) for r in pareto_front(ok, {a: dirs[a], b: dirs[b]})]
         if pts:
             axes[2].scatter(*zip(*pts), s=4, alpha=0.3, label="candidates")
         if front:
-            axes[2].step(*zip(*front), where="post", color="C3", label="Pareto front")
+            axes[2].step(*zip(*front), where="post", color="C3", marker="o", ms=3, label="Pareto front")
         axes[2].set_xlabel(a)
         axes[2].set_ylabel(b)
         if dirs[a] == "min" and pts and min(p[0] for p in pts) > 0:
