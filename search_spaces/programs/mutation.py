@@ -2,9 +2,12 @@
 
 Mutations (one per call, chosen at random; retried until the child type-checks and differs):
 
-- insert: pick one read of a value (an instruction argument or a returned value), put a new random
-  op that takes that value between its definition and the read, and make the read see the new
-  result (an edit of one dataflow edge);
+- insert (edge): pick one read of a value (an instruction argument or a returned value), put a new
+  random op that takes that value between its definition and the read, and make the read see the
+  new result (an edit of one dataflow edge);
+- insert (statement), as in Chen et al. 2023: a random statement at a random position, assigned
+  to a new variable (dead until something reads it) or over an existing variable of its type, so
+  that every later read of that variable (and the returned value, for m and v) sees it;
 - delete: remove an instruction; its readers read one of its arguments instead (or another
   earlier value of the same type);
 - modify-argument: a constant is scaled by ``2**N(0,1)`` or resampled; a register argument is
@@ -174,6 +177,30 @@ def _insert(d: _Draft, rng: np.random.Generator, cfg: Config) -> bool:
     return True
 
 
+def _insert_statement(d: _Draft, rng: np.random.Generator, cfg: Config) -> bool:
+    if len(d.code) >= cfg.max_statements:
+        return False
+    pos = int(rng.integers(0, len(d.code) + 1))
+    op = _pick(rng, cfg.ops)
+    spec = OPS[op]
+    args = _random_args(d, rng, op, pos, d.types)
+    arg_types = [d.types[a] if type(a) is int else SCALAR for a in args]
+    rtype = spec.result if spec.arg_types else (TENSOR if TENSOR in arg_types else SCALAR)
+    rid = d.new_id()
+    targets = [r for r in d.available(pos) if d.types.get(r) == rtype and r != G]
+    d.code.insert(pos, [rid, op, args])
+    d.types[rid] = rtype
+    if targets and rng.random() < 0.5:  # overwrite a variable: later reads see the new value
+        old = _pick(rng, targets)
+        d.names[rid] = d.names[old]
+        for c in d.code[pos + 1:]:
+            c[2] = [rid if type(a) is int and a == old else a for a in c[2]]
+        d.outputs = [rid if o == old else o for o in d.outputs]
+    else:
+        d.names[rid] = _fresh_name(d.names)
+    return True
+
+
 def _delete(d: _Draft, rng: np.random.Generator) -> bool:
     if not d.code:
         return False
@@ -231,8 +258,10 @@ def mutate(p: Program, rng: np.random.Generator, cfg: Config) -> Program:
     for _ in range(MAX_TRIES):
         d = _Draft(p)
         u = rng.random()
-        if u < 0.3:
+        if u < 0.15:
             ok = _insert(d, rng, cfg)
+        elif u < 0.3:
+            ok = _insert_statement(d, rng, cfg)
         elif u < 0.5:
             ok = _delete(d, rng)
         elif u < 0.85:
