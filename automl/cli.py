@@ -195,7 +195,7 @@ def _search(a: argparse.Namespace) -> int:
         b = summary["best"]
         print(f"best #{b['id']}: {b['value']:.6g}  {b['candidate']}")
     print(f"details: automl show {summary['run_dir']}")
-    return 0
+    return 130 if summary["stop_reason"] == "interrupted" else 0  # the shell's code for Ctrl-C
 
 
 def _list(family: str) -> int:

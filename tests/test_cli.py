@@ -110,3 +110,23 @@ def test_simplify_and_reproduce_programs(tmp_path):
 
     text = out.split("\n", 1)[1].split("# 2.")[0]
     ProgramOptimizer([torch.nn.Parameter(torch.zeros(3))], text, lr=0.1)  # reproduces as an optimizer
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
+    import signal
+    import time
+
+    out = str(tmp_path / "int")
+    p = subprocess.Popen([sys.executable, "-m", "automl.cli", "search", "--space", "expressions", "--evaluator",
+                          "sleep", "--evaluator-opt", "seconds=0.05", "--workers", "2", "--budget", "100", "--out",
+                          out, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    log = os.path.join(out, "candidates.jsonl")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (os.path.exists(log) and sum(1 for _ in open(log)) >= 10):
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "--resume" in err and "Traceback" not in err
+    code, stdout, _ = cli("search", "--resume", out, "--quiet")
+    assert code == 0 and "stopped (budget)" in stdout
