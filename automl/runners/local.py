@@ -4,6 +4,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import time
 from typing import Any
 
 from ..errors import ConfigError
@@ -50,12 +51,21 @@ def _evaluate_in_worker(text: str, timeout: float | None) -> dict[str, Any]:
     return out
 
 
+def timeout_grace(timeout: float) -> float:
+    """How long past its limit an evaluation may run before its worker is killed from outside."""
+    return max(1.0, 0.5 * timeout)
+
+
 class ProcessPoolRunner(Runner):
     """A pool of ``workers`` processes, each holding one evaluator built once from its spec.
 
     Workers start with the ``spawn`` method (safe with torch and threads).  A worker that dies
     (segfault, ``os._exit``, OOM kill) breaks the pool: it is rebuilt and the candidates that
     were in flight are retried, each up to ``max_retries`` times, then recorded ``failed``.
+    The per-evaluation ``timeout`` is enforced inside the worker (SIGALRM); an evaluation stuck
+    where that signal cannot reach it (inside a C call) is stopped from here once it is
+    ``timeout_grace`` past its limit: the pool's processes are killed, the candidate is recorded
+    ``failed`` and the others in flight are re-run without being charged an attempt.
     """
 
     name = "process"
@@ -75,10 +85,14 @@ class ProcessPoolRunner(Runner):
         self._futures: dict[cf.Future, int] = {}
         self._texts: dict[int, str] = {}
         self._attempts: dict[int, int] = {}
+        self._started_at: dict[int, float] = {}
         self._new_pool()
 
-    def _new_pool(self) -> None:
+    def _new_pool(self, kill: bool = False) -> None:
         if self._pool is not None:
+            if kill:  # ProcessPoolExecutor has no public way to stop one running task
+                for proc in list(getattr(self._pool, "_processes", {}).values()):
+                    proc.kill()
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_init_worker, initargs=(*self._specs, self.torch_threads))
@@ -86,13 +100,22 @@ class ProcessPoolRunner(Runner):
     def submit(self, task_id: int, text: str, genome: Any = None) -> None:
         self._texts[task_id] = text
         self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
+        self._started_at[task_id] = time.monotonic()  # capacity = workers: a submitted task starts now
         self._futures[self._pool.submit(_evaluate_in_worker, text, self.timeout)] = task_id
 
     def poll(self, timeout=None):
         if not self._futures:
             return []
-        done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        wait = timeout
+        if self.timeout:  # wake up in time to stop an evaluation that ignores its alarm
+            limit = self.timeout + timeout_grace(self.timeout)
+            first = min(self._started_at[t] for t in self._futures.values())
+            due = max(first + limit - time.monotonic(), 0.0)
+            wait = due if wait is None else min(wait, due)
+        done, _ = cf.wait(list(self._futures), timeout=wait, return_when=cf.FIRST_COMPLETED)
         out, broken = [], []
+        if not done and self.timeout:
+            out += self._stop_overdue()
         for fut in done:
             task_id = self._futures.pop(fut)
             try:
@@ -102,6 +125,7 @@ class ProcessPoolRunner(Runner):
                 continue
             raw["attempts"] = self._attempts.pop(task_id)
             self._texts.pop(task_id)
+            self._started_at.pop(task_id, None)
             out.append((task_id, raw))
         if broken:
             # Every future of a broken pool fails; collect them all, rebuild, retry.
@@ -110,12 +134,34 @@ class ProcessPoolRunner(Runner):
             for task_id in broken:
                 if self._attempts[task_id] > self.max_retries:
                     self._texts.pop(task_id)
+                    self._started_at.pop(task_id, None)
                     out.append((task_id, {"objectives": None, "cost_s": 0.0,
                                           "attempts": self._attempts.pop(task_id),
                                           "error": f"worker process died {self.max_retries + 1} times "
                                                    "evaluating this candidate"}))
                 else:
                     self.submit(task_id, self._texts[task_id])
+        return out
+
+    def _stop_overdue(self) -> list[tuple[int, dict[str, Any]]]:
+        """Kill the pool if an evaluation is past its limit; fail it, re-run the others free."""
+        now, limit = time.monotonic(), self.timeout + timeout_grace(self.timeout)
+        overdue = [t for t in self._futures.values() if now - self._started_at[t] >= limit]
+        if not overdue:
+            return []
+        others = [t for t in self._futures.values() if t not in overdue]
+        self._futures.clear()
+        self._new_pool(kill=True)
+        out = []
+        for task_id in overdue:
+            self._texts.pop(task_id)
+            started = self._started_at.pop(task_id)
+            out.append((task_id, {"objectives": None, "cost_s": now - started,
+                                  "attempts": self._attempts.pop(task_id),
+                                  "error": f"timed out after {self.timeout:g} s (did not stop; worker killed)"}))
+        for task_id in others:
+            self._attempts[task_id] -= 1  # not its fault: not an attempt
+            self.submit(task_id, self._texts[task_id])
         return out
 
     def close(self) -> None:
