@@ -115,10 +115,10 @@ def _programs():
 
 
 def test_program_ir_constants_and_exact_lr_scaling():
-    from automl.integrations.optuna_export import ProgramIRConstants as P
     from search_spaces.programs import interp
 
     sp = _programs()
+    P = sp  # the space's constants interface
     adamw = sp.programs()["adamw"]
     assert P.constants(adamw) == [0.9, 0.999, 1e-08, 0.01]  # 1.0 and the 0.5 exponent are structure
     assert sp.to_text(P.with_constants(adamw, P.constants(adamw))) == sp.to_text(adamw)

@@ -18,15 +18,10 @@ The constants interface a space offers for :func:`tune_constants` (two methods):
     The same program with ``constants(genome)[i]`` replaced by ``values[i]`` everywhere, and every
     read of the learning-rate input multiplied by ``lr_scale`` (1.0: unchanged).
 
-A space without them still works when its genomes are the optimizer-program IR (a dataclass with
-``instrs`` of ``(dest, op, args)`` instructions, float constants among the args, ``outputs``,
-``names`` and ``info.live``): :class:`ProgramIRConstants` implements the interface on that IR.
-It tunes the distinct float constants of live statements except the structural ones
-(0, ±1, ±2, 0.5), and scales the learning rate by inserting ``lr = lr * s`` as the first statement.
+The optimizer-program space implements them (``search_spaces/programs/constants.py``).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import warnings
@@ -162,60 +157,9 @@ def export_to_optuna(run_dir: str, storage_path: str, study_name: str | None = N
 
 # --- the constants interface on the optimizer-program IR -------------------------------------------
 
-#: Constants that shape a program rather than tune it (never offered for tuning by the IR adapter).
-STRUCTURAL_CONSTANTS = frozenset({0.0, 1.0, -1.0, 2.0, -2.0, 0.5})
-
-
-class ProgramIRConstants:
-    """The constants interface (see the module docstring) for genomes in the optimizer-program IR."""
-
-    @staticmethod
-    def supports(genome: Any) -> bool:
-        return (dataclasses.is_dataclass(genome) and hasattr(genome, "instrs") and hasattr(genome, "outputs")
-                and "lr" in tuple(getattr(genome, "names", ())))
-
-    @staticmethod
-    def constants(genome: Any) -> list[float]:
-        live = getattr(getattr(genome, "info", None), "live", None) or (True,) * len(genome.instrs)
-        out: list[float] = []
-        for ins, is_live in zip(genome.instrs, live):
-            for a in ins.args:
-                if is_live and type(a) is float and a not in STRUCTURAL_CONSTANTS and a not in out:
-                    out.append(a)
-        return out
-
-    @classmethod
-    def with_constants(cls, genome: Any, values: Sequence[float], lr_scale: float = 1.0) -> Any:
-        old = cls.constants(genome)
-        if len(values) != len(old):
-            raise ConfigError(f"expected {len(old)} constants, got {len(values)}")
-        swap = {o: float(v) for o, v in zip(old, values)}
-        instrs = [dataclasses.replace(ins, args=tuple(swap.get(a, a) if type(a) is float else a for a in ins.args))
-                  for ins in genome.instrs]
-        if lr_scale == 1.0:
-            return dataclasses.replace(genome, instrs=tuple(instrs))
-        names = tuple(genome.names)
-        n_in = len(names) - len(instrs)  # registers 0..n_in-1 are the inputs
-        lr = names.index("lr")
-
-        def reg(a: int) -> int:
-            return a + 1 if a >= n_in else (n_in if a == lr else a)
-
-        if not instrs:
-            raise ConfigError("cannot scale the learning rate of a program without statements")
-        first = dataclasses.replace(instrs[0], dest=n_in, op="mul", args=(lr, float(lr_scale)))
-        shifted = [dataclasses.replace(ins, dest=ins.dest + 1,
-                                       args=tuple(reg(a) if type(a) is int else a for a in ins.args))
-                   for ins in instrs]
-        return dataclasses.replace(genome, instrs=(first, *shifted), outputs=tuple(reg(o) for o in genome.outputs),
-                                   names=names[:n_in] + ("lr",) + names[n_in:])
-
-
 def _constants_api(space: Any, genome: Any) -> tuple[Any, Any]:
     if hasattr(space, "constants") and hasattr(space, "with_constants"):
         return space.constants, space.with_constants
-    if ProgramIRConstants.supports(genome):
-        return ProgramIRConstants.constants, ProgramIRConstants.with_constants
     raise ConfigError(f"space {getattr(space, 'name', space)!r} does not expose constants: it needs "
                       "constants(genome) and with_constants(genome, values, lr_scale) (see "
                       "automl.integrations.optuna_export)")
@@ -373,4 +317,4 @@ def tune_constants(program_text: str, space: str = "optimizer-programs", evaluat
             "direction": direction, "trials": trials_out, "charged": charged, "study": study}
 
 
-__all__ = ["export_to_optuna", "tune_constants", "ProgramIRConstants", "STRUCTURAL_CONSTANTS"]
+__all__ = ["export_to_optuna", "tune_constants"]

@@ -8,7 +8,7 @@ import numpy as np
 from automl.errors import ConfigError, InvalidCandidate
 from automl.space import SearchSpace
 
-from . import interp, mutation
+from . import constants, interp, mutation
 from .classic import CLASSIC_PROGRAMS
 from .ir import Program, structural_key, to_text
 from .ops import OPS
@@ -76,6 +76,14 @@ class ProgramSpace(SearchSpace):
     def simplify(self, genome: Program) -> Program:
         """Dead code and dead state slots removed, constants folded, exact identities applied."""
         return simplify(self._check(genome))
+
+    def constants(self, genome: Program) -> list[float]:
+        """Tunable constants (see ``search_spaces.programs.constants``)."""
+        return constants.constants(self._check(genome))
+
+    def with_constants(self, genome: Program, values: Sequence[float], lr_scale: float = 1.0) -> Program:
+        """The program with its tunable constants replaced and its lr input scaled."""
+        return constants.with_constants(self._check(genome), values, lr_scale)
 
     # --- hashing ---------------------------------------------------------------------------------
     def structural_key(self, genome: Program) -> str:
