@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from .cache import Cache
 from .errors import ConfigError, EvaluationTimeout, InvalidCandidate
 from .hashing import Hasher
-from .types import FAILED, HIT, INVALID, MISS, Candidate, EvalResult, classify_objectives
+from .types import FAILED, HIT, INVALID, MISS, PARTIAL, Candidate, EvalResult, classify_objectives
 
 
 @dataclasses.dataclass
@@ -88,7 +88,12 @@ class Seam:
 
     def coalesced(self, ticket: Ticket, result: EvalResult) -> EvalResult:
         """Result for a candidate that waited on an in-flight evaluation of the same digest."""
-        self.cache.stats.hits += 1
+        st = self.cache.stats  # its lookup was counted a miss (or partial): it turned out a hit
+        if ticket.outcome == PARTIAL:
+            st.partial_hits -= 1
+        else:
+            st.misses -= 1
+        st.hits += 1
         self.cache.stats.evaluations_saved += 1
         return dataclasses.replace(result, cache=HIT, charged=0, cost_s=ticket.probe_cost,
                                    structural_hash=ticket.structural_hash, hash=ticket.hash, extra=None)

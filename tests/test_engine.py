@@ -112,6 +112,9 @@ def test_in_flight_duplicates_are_coalesced(tmp_path):
     _, recs = load_run(s["run_dir"])
     real = len(list(counter.iterdir()))
     assert real == s["charged_evaluations"] == 8
+    st = s["cache"]  # session statistics agree with the log: every lookup counted once
+    assert st["misses"] == 8 and st["hits"] == sum(r["cache"] == "hit" for r in recs)
+    assert st["misses"] + st["hits"] + st["partial_hits"] == len(recs)
     assert len({r["hash"] for r in recs if r["charged"]}) == 8
     assert {r.get("worker") for r in recs if r["charged"]} - {None}, "evaluated in worker processes"
 
