@@ -266,3 +266,22 @@ def test_nsga2_multi_objective_search_and_pareto_front(tmp_path):
     for r in ok:
         assert any(all(f["objectives"][k] >= r["objectives"][k] for k in keys) for f in front)
     assert pareto_front([], {"a": "min", "b": "min"}) == []
+
+
+def test_noisy_nb201_table_is_aggregated_by_the_cache(tmp_path):
+    from evaluators.tabular import nb201_table
+
+    s = automl.search(space="nb201", evaluator="nb201-tabular", budget=150, seed=0, out=str(tmp_path / "noisy"),
+                      evaluator_options={"noise": 0.5}, strategy_options={"population_size": 20, "tournament_size": 5})
+    assert s["cache_policy"] == "aggregating(k=3)"
+    _, recs = load_run(s["run_dir"])
+    table = nb201_table()
+    partial = [r for r in recs if r["cache"] == "partial"]
+    assert partial, "re-proposed cells must be re-evaluated until 3 samples are averaged"
+    three = [r for r in recs if r["n"] == 3 and r["cache"] != "hit"]
+    assert three
+    # the mean of 3 noisy samples is closer to the truth than one sample, on average
+    err1 = [abs(r["objectives"]["cifar10"] - table.acc[table.row(r["candidate"]), 0])
+            for r in recs if r["n"] == 1 and r["cache"] == "miss"]
+    err3 = [abs(r["objectives"]["cifar10"] - table.acc[table.row(r["candidate"]), 0]) for r in three]
+    assert sum(err3) / len(err3) < sum(err1) / len(err1)
