@@ -6,7 +6,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (AutoMLError, ConfigError, EvaluationTimeout, InvalidCandidate, ParseError,
+from .errors import (AutoMLError, ClusterError, ConfigError, EvaluationTimeout, InvalidCandidate, ParseError,
                      RegistryError, RunDirError)
 from .evaluator import Evaluator
 from .hashing import Hasher, functional_hash, structural_hash
@@ -16,10 +16,10 @@ from .space import Categorical, Float, Int, SearchSpace
 from .types import Candidate, EvalResult
 
 __all__ = [
-    "AutoMLError", "ConfigError", "EvaluationTimeout", "InvalidCandidate", "ParseError", "RegistryError",
+    "AutoMLError", "ClusterError", "ConfigError", "EvaluationTimeout", "InvalidCandidate", "ParseError", "RegistryError",
     "RunDirError", "Evaluator", "Hasher", "functional_hash", "structural_hash", "get_evaluator", "get_space",
     "register_evaluator", "register_runner", "register_space", "register_strategy", "Categorical", "Float",
-    "Int", "SearchSpace", "Candidate", "EvalResult", "search",
+    "Int", "SearchSpace", "Candidate", "EvalResult", "search", "load_run",
 ]
 
 
@@ -28,3 +28,10 @@ def search(*args, **kwargs):
     from .api import search as _search
 
     return _search(*args, **kwargs)
+
+
+def load_run(run_dir: str):
+    """(run.json contents, candidate records) of a run directory; see :func:`automl.api.load_run`."""
+    from .api import load_run as _load_run
+
+    return _load_run(run_dir)
