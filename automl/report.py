@@ -23,9 +23,10 @@ def _directions(meta: dict[str, Any]) -> dict[str, str]:
     return dict(ev.objectives)
 
 
-def summarize(run_dir: str, top: int = 5) -> dict[str, Any]:
-    """Counts, hit rates, evaluations saved and the best candidates of a run (from its log)."""
-    meta, recs = load_run(run_dir)
+def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[str, Any]:
+    """Counts, hit rates, evaluations saved and the best candidates of a run (from its log;
+    ``loaded`` is its ``load_run`` result when the caller already has it)."""
+    meta, recs = loaded or load_run(run_dir)
     dirs = _directions(meta)
     primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), None)
     sign = -1.0 if dirs.get(primary, "min") == "max" else 1.0
@@ -179,11 +180,12 @@ def reproduce(run_dir: str, top: int = 1) -> list[dict[str, Any]]:
     from .hashing import Hasher
     from .registry import create
 
-    meta, _ = load_run(run_dir)
+    loaded = load_run(run_dir)
+    meta = loaded[0]
     space = create("space", meta["config"]["space"]["name"], **meta["config"]["space"]["options"])
     hasher = Hasher(space, seed=meta["config"].get("probe_seed"))
     out = []
-    for b in summarize(run_dir, top)["best"]:
+    for b in summarize(run_dir, top, loaded)["best"]:
         genome = space.from_text(b["candidate"])
         simple = space.simplify(genome)
         if hasher.functional(simple) != hasher.functional(genome):

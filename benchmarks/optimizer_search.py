@@ -33,6 +33,7 @@ import time
 
 import automl
 from automl.api import load_run
+from evaluators.optimizer_proxy.funnel import jsonable
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -242,7 +243,7 @@ def main(argv=None) -> int:
            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     with open(a.output, "w", encoding="utf-8") as f:
-        json.dump(_jsonable(out), f, indent=1)
+        json.dump(jsonable(out), f, indent=1)
     print(f"wrote {a.output}")
     return 0
 
@@ -250,16 +251,6 @@ def main(argv=None) -> int:
 def _mean(v: list[float]) -> float:
     v = [x for x in v if x is not None and math.isfinite(x)]
     return statistics.mean(v) if v else math.nan
-
-
-def _jsonable(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    return x
 
 
 if __name__ == "__main__":

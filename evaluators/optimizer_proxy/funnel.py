@@ -103,7 +103,7 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
         path = os.path.join(run_dir, FUNNEL_FILE)
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(_jsonable(result), f, indent=1)
+            json.dump(jsonable(result), f, indent=1)
         os.replace(tmp, path)
         result["path"] = path
     return result
@@ -115,14 +115,14 @@ def _genome(text: str):
     return load_program(text)[0]
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     """nan/inf become null (JSON has no such numbers)."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, Mapping):
-        return {k: _jsonable(v) for k, v in x.items()}
+        return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     return x
 
 
