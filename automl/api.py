@@ -12,7 +12,8 @@ import os
 from typing import Any, Mapping
 
 from . import registry
-from .cache import Cache, CachePolicy, NullCache
+from .cache import Cache, NullCache
+from .policy import CachePolicy
 from .engine import Budget, Engine
 from .errors import ConfigError, RunDirError
 from .log import CACHE_FILE, RunLog, read_records
@@ -75,8 +76,8 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
                "strategy": {"name": strategy, "options": dict(strategy_options or {})},
                "seed": int(seed), "timeout": timeout, "probe_seed": probe_seed, "dedupe": dedupe,
                "cache": {"path": os.path.abspath(cache) if cache else None, "enabled": bool(use_cache),
-                         "policy": cache_policy if isinstance(cache_policy, str) or cache_policy is None
-                         else cache_policy.describe()}}
+                         "policy": cache_policy.to_json() if isinstance(cache_policy, CachePolicy)
+                         else cache_policy}}
     runner_name = runner or ("process" if workers > 1 else "serial")
     runner_opts = dict(runner_options or {})
     if runner_name == "process":
@@ -92,12 +93,16 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
     _check_compatible(sp.name, ev)
     if not resume:
         # Record the options as built, defaults included: a later change of a default must not
-        # silently change what resuming (or re-evaluating) this run means.
+        # silently change what resuming (or re-evaluating) this run means.  The objectives and their
+        # directions are stored too: readers rank the run without importing the evaluator.
         cfg["space"]["options"], cfg["evaluator"]["options"] = sp.options(), ev.options()
+        cfg["objectives"] = [o.to_json() for o in ev.objective_list()]
     strat = registry.create("strategy", cfg["strategy"]["name"], **cfg["strategy"]["options"])
     run = registry.create("runner", runner_name, **runner_opts)
 
     policy = CachePolicy.resolve(cfg["cache"]["policy"], ev)
+    if not resume:
+        cfg["cache"]["policy"] = policy.to_json()  # as resolved: "auto" means what it meant today
     if cfg.get("dedupe", "functional") not in ("functional", "structural"):
         raise ConfigError(f"dedupe must be 'functional' or 'structural', got {cfg['dedupe']!r}")
     # Everything is validated before the run directory is created: a bad option leaves nothing behind.
@@ -107,12 +112,12 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
         log = RunLog.create(out, cfg)
         records = []
     if cfg["cache"]["enabled"]:
-        cache_obj = Cache(cfg["cache"]["path"] or os.path.join(out, CACHE_FILE), policy, seed=cfg["seed"])
+        cache_obj = Cache(cfg["cache"]["path"] or os.path.join(out, CACHE_FILE))
     else:
-        cache_obj = NullCache(policy)
+        cache_obj = NullCache()
     engine = Engine(sp, ev, strat, run, cache_obj, log, bud, seed=cfg["seed"], space_spec=space_spec,
                     evaluator_spec=ev_spec, timeout=cfg.get("timeout"), progress=progress,
-                    probe_seed=cfg.get("probe_seed"), dedupe=cfg.get("dedupe", "functional"))
+                    probe_seed=cfg.get("probe_seed"), dedupe=cfg.get("dedupe", "functional"), policy=policy)
     try:
         if resume:
             engine.restore(records)

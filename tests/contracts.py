@@ -12,6 +12,7 @@ import numpy as np
 import automl
 from automl import registry
 from automl.errors import AutoMLError, ParseError
+from automl.evaluation import Seam
 from automl.strategies.base import Proposal
 from automl.types import OK, Candidate, EvalResult
 
@@ -105,11 +106,11 @@ def _drive(strategy, space, steps: int, start_id: int = 0) -> list[str]:
 
 
 def strategy_contract(name: str, space) -> None:
-    hasher = automl.Hasher(space)
+    seam = Seam(space, None)
 
     def make():
         s = registry.create("strategy", name)
-        s.bind(space, {"loss": "min"}, seed=3, hasher=hasher)
+        s.bind(space, {"loss": "min"}, seed=3, seam=seam)
         return s
 
     s1, s2 = make(), make()

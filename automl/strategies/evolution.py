@@ -54,10 +54,10 @@ class RegularizedEvolution(Strategy):
                 "fcm_tries": self.fcm_tries, "restart_every": self.restart_every,
                 "restart_from": self.restart_from}
 
-    def bind(self, space, objectives, seed, hasher=None):
-        super().bind(space, objectives, seed, hasher)
-        if self.fcm and hasher is None:
-            raise ConfigError("fcm needs a hasher (the engine provides one)")
+    def bind(self, space, objectives, seed, seam=None):
+        super().bind(space, objectives, seed, seam)
+        if self.fcm and seam is None:
+            raise ConfigError("fcm needs the evaluation seam for digests (the engine provides it)")
         self._warm = [space.from_text(t) for t in self.warm_start_texts]
         if self.use_warm_start:
             self._warm += list(space.warm_start())
@@ -99,7 +99,7 @@ class RegularizedEvolution(Strategy):
             return False
 
     def _child(self, parent: Any) -> Any:
-        parent_hash = self.hasher.functional(parent) if self.fcm else None
+        parent_hash = self.seam.digest(parent) if self.fcm else None
         child = parent
         for attempt in range(max(self.max_invalid_tries, self.fcm_tries)):
             child = self.space.mutate(parent, self.rng)
@@ -107,7 +107,7 @@ class RegularizedEvolution(Strategy):
                 continue
             if parent_hash is None or attempt >= self.fcm_tries - 1:
                 return child
-            if self.hasher.functional(child) != parent_hash:
+            if self.seam.digest(child) != parent_hash:
                 return child
             self.fcm_retries += 1
         return child

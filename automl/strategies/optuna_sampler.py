@@ -86,8 +86,8 @@ class OptunaStrategy(Strategy):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return cls[self.sampler_name](seed=seed, **self.sampler_options)
 
-    def bind(self, space, objectives, seed, hasher=None):
-        super().bind(space, objectives, seed, hasher)
+    def bind(self, space, objectives, seed, seam=None):
+        super().bind(space, objectives, seed, seam)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
