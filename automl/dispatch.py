@@ -108,12 +108,13 @@ class Dispatcher:
         return max_asks, None
 
     # --- results -------------------------------------------------------------------------------
-    def complete(self, task_id: int, raw: Mapping[str, Any]) -> EvalResult:
-        """Fold the raw outcome of in-flight ``task_id``, finish it and every twin waiting on it."""
+    def complete(self, task_id: int, raw: Mapping[str, Any], trial_id: str | None = None) -> EvalResult:
+        """Fold the raw outcome of in-flight ``task_id``, finish it and every twin waiting on it
+        (``trial_id``: the front end's name for the run, logged with the record)."""
         ticket = self._inflight.pop(task_id)
         del self._by_hash[ticket.hash]
         res = self.seam.complete(ticket, raw)
-        self.finish(ticket.candidate, res)
+        self.finish(ticket.candidate, res, trial_id)
         for waiter in self._waiters.pop(ticket.hash, ()):
             self.finish(waiter.candidate, self.seam.coalesced(waiter, res))
         return res

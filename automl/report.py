@@ -2,25 +2,37 @@
 from __future__ import annotations
 
 import json
-import math
 import os
+import warnings
 from typing import Any
 
 from .api import load_run
-from .types import HIT, MISS, OK, PARTIAL
+from .objectives import best_so_far, pareto_front
+from .policy import seconds_saved
+from .types import HIT, MISS, OK, PARTIAL, Objective, objectives_of
 
 
-def _directions(meta: dict[str, Any]) -> dict[str, str]:
-    """The run's objectives and directions, from its evaluator built with the run's options."""
+def run_objectives(meta: dict[str, Any]) -> tuple[Objective, ...]:
+    """The run's objectives (name, direction) in order, as stored in its run.json.  Runs written
+    before directions were stored: from the evaluator built with the run's options when it is
+    registered here, else () with a warning (the reader then ranks by minimising)."""
+    cfg = meta["config"]
+    if cfg.get("objectives"):
+        return objectives_of(cfg["objectives"])
     from .errors import AutoMLError
     from .registry import create
 
-    cfg = meta["config"]["evaluator"]
+    ev = cfg["evaluator"]
     try:
-        ev = create("evaluator", cfg["name"], **cfg["options"])
-    except (AutoMLError, ImportError):  # an evaluator no longer installed: fall back to minimising
-        return {}
-    return dict(ev.objectives)
+        return create("evaluator", ev["name"], **ev["options"]).objective_list()
+    except (AutoMLError, ImportError):
+        warnings.warn(f"run.json names no objective directions and evaluator {ev['name']!r} is not available "
+                      "here: ranking assumes every objective is minimised")
+        return ()
+
+
+def _directions(meta: dict[str, Any]) -> dict[str, str]:
+    return {o.name: o.direction.value for o in run_objectives(meta)}
 
 
 def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[str, Any]:
@@ -36,9 +48,7 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[s
         by_status[r["status"]] = by_status.get(r["status"], 0) + 1
     charged = sum(int(r.get("charged", 0)) for r in recs)
     real = [r for r in recs if r.get("charged")]
-    mean_cost = sum(r.get("cost_s", 0.0) for r in real) / len(real) if real else 0.0
-    hits = [r for r in recs if r.get("cache") == HIT]
-    seconds_saved = sum(max(mean_cost - r.get("cost_s", 0.0), 0.0) for r in hits)
+    seconds_saved = _seconds_saved(recs)
     ok = [r for r in recs if r["status"] == OK and primary in (r.get("objectives") or {})]
     # best distinct functions: one row per digest
     seen, best = set(), []
@@ -69,21 +79,24 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[s
     return out
 
 
-def pareto_front(records: list[dict[str, Any]], directions: dict[str, str]) -> list[dict[str, Any]]:
-    """Records not dominated on all objectives (one per distinct objective vector), sorted by the
-    first objective."""
-    keys = [k for k in directions if all(k in (r.get("objectives") or {}) for r in records)]
-    sign = {k: 1.0 if directions[k] == "min" else -1.0 for k in keys}
-    pts: dict[tuple, dict[str, Any]] = {}
-    for r in records:
-        v = tuple(sign[k] * r["objectives"][k] for k in keys)
-        if all(math.isfinite(x) for x in v):
-            pts.setdefault(v, r)
-    front = []
-    for v in sorted(pts):  # lexicographic: a point can only be dominated by one sorted before it
-        if not any(all(a <= b for a, b in zip(f, v)) for f in front):
-            front.append(v)
-    return [pts[v] for v in front]
+def _seconds_saved(recs: list[dict[str, Any]]) -> float:
+    """Sum of the hits' logged ``saved_s`` (see :func:`automl.policy.seconds_saved`: the same
+    figure the session statistics report).  Logs written before ``saved_s`` existed: each hit
+    saved the mean cost of its key's real evaluations in this log, less its own probe cost."""
+    cost: dict[str, list[float]] = {}
+    for r in recs:
+        if r.get("charged") and r.get("hash"):
+            cost.setdefault(r["hash"], []).append(r.get("cost_s", 0.0))
+    total = 0.0
+    for r in recs:
+        if r.get("cache") != HIT:
+            continue
+        if "saved_s" in r:
+            total += r["saved_s"]
+        elif r.get("hash") in cost:
+            c = cost[r["hash"]]
+            total += seconds_saved(sum(c) / len(c), r.get("cost_s", 0.0))
+    return total
 
 
 def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
@@ -127,20 +140,16 @@ def plot(run_dir: str, output: str | None = None) -> str:
     maximize = dirs.get(primary, "min") == "max"
     multi = len(dirs) > 1
     fig, axes = plt.subplots(1, 3 if multi else 2, figsize=(15 if multi else 10, 4))
-    xs, ys, charged, best = [], [], 0, None
+    xs, ys, charged = [], [], 0
     hit_x, hit_y, n_hit = [], [], 0
-    for i, r in enumerate(recs, 1):
+    for i, (r, b) in enumerate(zip(recs, best_so_far(recs, Objective(primary, "max" if maximize else "min"))), 1):
         charged += int(r.get("charged", 0))
         n_hit += r.get("cache") == HIT
         hit_x.append(i)
         hit_y.append(100.0 * n_hit / i)
-        v = (r.get("objectives") or {}).get(primary)
-        if r["status"] == OK and v is not None and math.isfinite(v):
-            if best is None or (v > best if maximize else v < best):
-                best = v
-        if best is not None:
+        if b is not None:
             xs.append(charged)
-            ys.append(best)
+            ys.append(b)
     axes[0].step(xs, ys, where="post")
     axes[0].set_xlabel("charged evaluations")
     axes[0].set_ylabel(f"best {primary} so far")

@@ -230,7 +230,7 @@ class Record:
                              "n": self.n, "error": self.error}
         if self.t is not None:
             d["t"] = self.t
-        if self.saved_s:
+        if self.cache is CacheOutcome.HIT:
             d["saved_s"] = self.saved_s
         for k in _OPTIONAL:
             v = getattr(self, k)

@@ -190,24 +190,18 @@ def runner_contract_timeout(runner) -> None:
 # caches
 
 def cache_contract(make) -> None:
-    """``make(policy)`` returns a fresh cache of the family under test."""
-    from automl.cache import CachePolicy
-    from automl.types import HIT, MISS, PARTIAL
+    """``make()`` returns a fresh, empty cache (storage) of the family under test."""
+    from automl.types import FAILED
 
-    c = make(CachePolicy())
-    assert c.decide("a")[0] == MISS
-    c.record("a", OK, {"loss": 1.0}, 0.5, candidate="t")
-    outcome, e = c.decide("a")
-    assert outcome == HIT and e.objectives == {"loss": 1.0} and e.n == 1
+    c = make()
+    assert c.get("a") is None
+    e = c.fold("a", OK, {"loss": 1.0}, 0.5, candidate="t")
+    assert c.get("a").objectives == {"loss": 1.0} and e.n == 1 and c.get("a").candidate == "t"
     c.set_alias("s", "a")
-    assert c.alias("s") == "a"
-    st = c.stats.as_dict()
-    assert st["misses"] == 1 and st["hits"] == 1 and st["evaluations"] == 1 and 0 < st["hit_rate"] <= 1
+    assert c.alias("s") == "a" and c.alias("nope") is None
+    e = c.fold("a", OK, {"loss": 3.0}, 0.5)
+    assert e.objectives["loss"] == 2.0 and e.n == 2 and c.get("a").n == 2 and e.mean_cost == 0.5
+    c.fold("f", FAILED, {}, 0.1, error="boom")
+    assert c.get("f").status == FAILED and c.get("f").error == "boom"
+    c.flush()
     c.close()
-    agg = make(CachePolicy(k=2))
-    agg.record("b", OK, {"loss": 1.0}, 0.5)
-    assert agg.decide("b")[0] == PARTIAL
-    agg.record("b", OK, {"loss": 3.0}, 0.5)
-    outcome, e = agg.decide("b")
-    assert outcome == HIT and e.objectives["loss"] == 2.0 and e.n == 2
-    agg.close()

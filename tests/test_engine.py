@@ -57,7 +57,7 @@ def test_equivalent_candidates_written_differently_are_not_evaluated_twice(tmp_p
 
 
 def test_same_seed_same_log(tmp_path):
-    strip = lambda recs: [{k: v for k, v in r.items() if k not in ("t", "cost_s")} for r in recs]  # noqa: E731
+    strip = lambda recs: [{k: v for k, v in r.items() if k not in ("t", "cost_s", "saved_s")} for r in recs]  # noqa: E731
     a = load_run(run(tmp_path, "a", budget=30, seed=5)["run_dir"])[1]
     b = load_run(run(tmp_path, "b", budget=30, seed=5)["run_dir"])[1]
     c = load_run(run(tmp_path, "c", budget=30, seed=6)["run_dir"])[1]

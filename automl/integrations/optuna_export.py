@@ -205,10 +205,11 @@ def tune_constants(program_text: str, space: str = "optimizer-programs", evaluat
     """
     import optuna
 
-    from ..cache import Cache, CachePolicy
+    from ..cache import Cache
+    from ..dispatch import Dispatcher
     from ..evaluation import Seam
+    from ..policy import CachePolicy
     from ..runners.base import PluginSpec
-    from ..types import Candidate
 
     if n_trials < 1:
         raise ConfigError(f"n_trials must be >= 1, got {n_trials}")
@@ -242,26 +243,33 @@ def tune_constants(program_text: str, space: str = "optimizer-programs", evaluat
         return vals, float(params.get("lr_scale", 1.0))
 
     trials_out: list[dict[str, Any]] = []
-    inflight: dict[int, tuple[Any, Any]] = {}  # task id -> (optuna trial, ticket)
-    by_hash: dict[str, int] = {}
-    waiters: dict[str, list[tuple[Any, Any]]] = {}
-    asked = charged = 0
+    trials: dict[int, Any] = {}  # candidate id -> optuna trial
 
-    def tell(trial: Any, ticket: Any, res: Any) -> None:
-        nonlocal charged
-        charged += res.charged
+    def tell(cand: Any, res: Any) -> None:
+        trial = trials.pop(cand.id)
         value = res.objectives.get(objective) if res.status == OK else None
         if value is not None and math.isfinite(value):
             study.tell(trial, value)
         else:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             value = None
-        trials_out.append({"number": trial.number, "text": ticket.candidate.text, "value": value,
-                           "status": res.status, "cache": res.cache, "error": res.error,
+        trials_out.append({"number": trial.number, "text": cand.text, "value": value,
+                           "status": res.status.value, "cache": res.cache.value, "error": res.error,
                            "constants": trial.user_attrs.get("constants"),
                            "lr_scale": trial.user_attrs.get("lr_scale")})
 
-    policy = CachePolicy(k=3) if getattr(ev, "noisy", False) else CachePolicy()
+    def ask() -> Any:
+        trial = study.ask(dists)
+        vals, lr_scale = decode(trial.params)
+        trial.set_user_attr("constants", vals)
+        trial.set_user_attr("lr_scale", lr_scale)
+        trials[d.next_id] = trial  # the id the dispatcher gives this proposal
+        return set_constants(genome, vals, lr_scale) if tune_lr else set_constants(genome, vals)
+
+    def launch(ticket: Any) -> None:
+        c = ticket.candidate
+        run.submit(c.id, c.text, c.genome)
+
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial otherwise
     cache_obj = run = None
@@ -269,35 +277,17 @@ def tune_constants(program_text: str, space: str = "optimizer-programs", evaluat
         study = optuna.create_study(direction="minimize" if direction == "min" else "maximize", sampler=smp,
                                     study_name=study_name, storage=storage)
         study.enqueue_trial(start)
-        cache_obj = Cache(cache, policy, seed=seed)
-        seam = Seam(sp, ev, cache_obj)
+        cache_obj = Cache(cache)
+        seam = Seam(sp, ev, cache_obj, CachePolicy.resolve("auto", ev), seed=seed)
+        d = Dispatcher(seam, tell=tell, space_stats=False)
         run = registry.create("runner", runner, **dict(runner_options or {}))
         run.start(space_spec, ev_spec, timeout, local_space=sp, local_evaluator=ev)
-        while asked < n_trials or inflight:
-            while asked < n_trials and len(inflight) < run.capacity:
-                trial = study.ask(dists)
-                vals, lr_scale = decode(trial.params)
-                trial.set_user_attr("constants", vals)
-                trial.set_user_attr("lr_scale", lr_scale)
-                g = set_constants(genome, vals, lr_scale) if tune_lr else set_constants(genome, vals)
-                text = sp.to_text(g)
-                ticket = seam.prepare(Candidate(asked, g, text))
-                asked += 1
-                if ticket.result is not None:
-                    tell(trial, ticket, ticket.result)
-                elif ticket.hash in by_hash:
-                    waiters.setdefault(ticket.hash, []).append((trial, ticket))
-                else:
-                    inflight[ticket.candidate.id] = (trial, ticket)
-                    by_hash[ticket.hash] = ticket.candidate.id
-                    run.submit(ticket.candidate.id, text, g)
-            for task_id, raw in run.poll(timeout=None):
-                trial, ticket = inflight.pop(task_id)
-                del by_hash[ticket.hash]
-                res = seam.complete(ticket, raw)
-                tell(trial, ticket, res)
-                for w_trial, w_ticket in waiters.pop(ticket.hash, ()):
-                    tell(w_trial, w_ticket, seam.coalesced(w_ticket, res))
+        while d.next_id < n_trials or d.in_flight:
+            d.fill(ask, launch, run.capacity - d.in_flight,
+                   lambda: "done" if d.next_id >= n_trials else None)
+            if d.in_flight:
+                d.pump(run, timeout=None)
+        charged = d.charged
     finally:
         if run is not None:
             run.close()
