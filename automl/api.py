@@ -27,9 +27,6 @@ def _check_compatible(space_name: str, evaluator: Any) -> None:
         raise ConfigError(f"evaluator {evaluator.name!r} works on spaces {', '.join(spaces)}, not {space_name!r}")
 
 
-DEFAULTS = {"space": "expressions", "evaluator": "symbolic-regression", "strategy": "evolution"}
-
-
 def search(space: str | None = None, evaluator: str | None = None, strategy: str | None = None,
            budget: int | None = None, seed: int = 0, out: str | None = None, *, resume: bool = False,
            seconds: float | None = None, max_candidates: int | None = None, workers: int = 1,
@@ -38,7 +35,7 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
            space_options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
            strategy_options: Mapping[str, Any] | None = None, timeout: float | None = None,
            progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional",
-           stall: int | None = None) -> dict[str, Any]:
+           stall: int | None = None, allow_import: bool = False) -> dict[str, Any]:
     """Run (or, with ``resume=True``, continue) a search; return its summary dict.
 
     ``out`` is the run directory (default ``runs/<space>-<strategy>-s<seed>``).  ``cache`` is a
@@ -46,11 +43,17 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
     the equivalence cache off (every candidate is evaluated; hashes are still logged);
     ``dedupe="structural"`` keys the cache by the structural digest only (no probe).  ``stall``
     stops the run after that many consecutive candidates answered by the cache (default 2,000).
-    Unset ``space``/``evaluator``/``strategy`` default to expressions / symbolic-regression /
-    evolution.  On resume the configuration comes from the run's ``run.json``; ``budget``,
+    Unset ``space``/``evaluator``/``strategy`` default to the registered defaults
+    (:func:`automl.registry.default`; this project's plugins make them expressions /
+    symbolic-regression / evolution).  On resume the configuration comes from the run's ``run.json``; ``budget``,
     ``seconds``, ``max_candidates``, ``stall``, ``workers``, ``runner`` and ``progress`` may be
     changed, and naming a different space, evaluator or strategy is an error.
+
+    Names given here may be ``"package.module:Class"`` paths (you vouch for them).  On resume the
+    names come from run.json and resolve only to registered plugins unless ``allow_import=True``
+    (opening a run must not import code named in its files).
     """
+    caller_runner = runner
     if resume:
         if out is None:
             raise ConfigError("resume needs the run directory (out=...)")
@@ -68,8 +71,8 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
         if runner is None and workers == 1:
             runner, runner_options = cfg["runner"]["name"], cfg["runner"]["options"]
     else:
-        space, evaluator, strategy = (space or DEFAULTS["space"], evaluator or DEFAULTS["evaluator"],
-                                      strategy or DEFAULTS["strategy"])
+        space, evaluator, strategy = (space or registry.default("space"), evaluator or registry.default("evaluator"),
+                                      strategy or registry.default("strategy"))
         out = out or os.path.join("runs", f"{space}-{strategy}-s{seed}")
         cfg = {"space": {"name": space, "options": dict(space_options or {})},
                "evaluator": {"name": evaluator, "options": dict(evaluator_options or {})},
@@ -86,8 +89,9 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
     cfg["budget"] = {"evaluations": budget, "seconds": seconds, "max_candidates": max_candidates, "stall": stall}
     bud = Budget(budget, seconds, max_candidates) if stall is None else Budget(budget, seconds, max_candidates, stall)
 
-    space_spec = PluginSpec(cfg["space"]["name"], cfg["space"]["options"])
-    ev_spec = PluginSpec(cfg["evaluator"]["name"], cfg["evaluator"]["options"])
+    trusted = allow_import or not resume  # names from the caller, or the explicit opt-in
+    space_spec = PluginSpec(cfg["space"]["name"], cfg["space"]["options"], trusted)
+    ev_spec = PluginSpec(cfg["evaluator"]["name"], cfg["evaluator"]["options"], trusted)
     sp = space_spec.build("space")
     ev = ev_spec.build("evaluator")
     _check_compatible(sp.name, ev)
@@ -97,8 +101,8 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
         # directions are stored too: readers rank the run without importing the evaluator.
         cfg["space"]["options"], cfg["evaluator"]["options"] = sp.options(), ev.options()
         cfg["objectives"] = [o.to_json() for o in ev.objective_list()]
-    strat = registry.create("strategy", cfg["strategy"]["name"], **cfg["strategy"]["options"])
-    run = registry.create("runner", runner_name, **runner_opts)
+    strat = registry.create("strategy", cfg["strategy"]["name"], trusted, **cfg["strategy"]["options"])
+    run = registry.create("runner", runner_name, trusted or caller_runner is not None, **runner_opts)
 
     policy = CachePolicy.resolve(cfg["cache"]["policy"], ev)
     if not resume:

@@ -12,7 +12,7 @@ from .policy import seconds_saved
 from .types import HIT, MISS, OK, PARTIAL, Objective, objectives_of
 
 
-def run_objectives(meta: dict[str, Any]) -> tuple[Objective, ...]:
+def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Objective, ...]:
     """The run's objectives (name, direction) in order, as stored in its run.json.  Runs written
     before directions were stored: from the evaluator built with the run's options when it is
     registered here, else () with a warning (the reader then ranks by minimising)."""
@@ -24,22 +24,22 @@ def run_objectives(meta: dict[str, Any]) -> tuple[Objective, ...]:
 
     ev = cfg["evaluator"]
     try:
-        return create("evaluator", ev["name"], **ev["options"]).objective_list()
+        return create("evaluator", ev["name"], allow_import, **ev["options"]).objective_list()
     except (AutoMLError, ImportError):
         warnings.warn(f"run.json names no objective directions and evaluator {ev['name']!r} is not available "
                       "here: ranking assumes every objective is minimised")
         return ()
 
 
-def _directions(meta: dict[str, Any]) -> dict[str, str]:
-    return {o.name: o.direction.value for o in run_objectives(meta)}
+def _directions(meta: dict[str, Any], allow_import: bool = False) -> dict[str, str]:
+    return {o.name: o.direction.value for o in run_objectives(meta, allow_import)}
 
 
-def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[str, Any]:
+def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_import: bool = False) -> dict[str, Any]:
     """Counts, hit rates, evaluations saved and the best candidates of a run (from its log;
     ``loaded`` is its ``load_run`` result when the caller already has it)."""
     meta, recs = loaded or load_run(run_dir)
-    dirs = _directions(meta)
+    dirs = _directions(meta, allow_import)
     primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), None)
     sign = -1.0 if dirs.get(primary, "min") == "max" else 1.0
     by_cache = {k: sum(1 for r in recs if r.get("cache") == k) for k in (MISS, PARTIAL, HIT)}
@@ -99,8 +99,8 @@ def _seconds_saved(recs: list[dict[str, Any]]) -> float:
     return total
 
 
-def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
-    s = summarize(run_dir, top)
+def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool = False) -> str:
+    s = summarize(run_dir, top, allow_import=allow_import)
     if as_json:
         return json.dumps(s, indent=1)
     lines = [f"run {s['run_dir']}  ({s['space']} / {s['evaluator']} / {s['strategy']}, seed {s['seed']})",
@@ -126,7 +126,7 @@ def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
     return "\n".join(lines)
 
 
-def plot(run_dir: str, output: str | None = None) -> str:
+def plot(run_dir: str, output: str | None = None, allow_import: bool = False) -> str:
     """Write a PNG: best-so-far vs charged evaluations, cumulative cache-hit rate, and the Pareto
     front when the evaluator has several objectives.  Returns the PNG path."""
     import matplotlib
@@ -135,7 +135,7 @@ def plot(run_dir: str, output: str | None = None) -> str:
     import matplotlib.pyplot as plt
 
     meta, recs = load_run(run_dir)
-    dirs = _directions(meta)
+    dirs = _directions(meta, allow_import)
     primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), "objective")
     maximize = dirs.get(primary, "min") == "max"
     multi = len(dirs) > 1
@@ -181,7 +181,7 @@ def plot(run_dir: str, output: str | None = None) -> str:
     return output
 
 
-def reproduce(run_dir: str, top: int = 1) -> list[dict[str, Any]]:
+def reproduce(run_dir: str, top: int = 1, allow_import: bool = False) -> list[dict[str, Any]]:
     """The run's ``top`` best distinct candidates, each simplified by its space (the simplified
     form is checked to hash equal to the logged one).  Each dict has the log record's id,
     objectives, hash, the logged text and the simplified text."""
@@ -191,10 +191,10 @@ def reproduce(run_dir: str, top: int = 1) -> list[dict[str, Any]]:
 
     loaded = load_run(run_dir)
     meta = loaded[0]
-    space = create("space", meta["config"]["space"]["name"], **meta["config"]["space"]["options"])
+    space = create("space", meta["config"]["space"]["name"], allow_import, **meta["config"]["space"]["options"])
     hasher = Hasher(space, seed=meta["config"].get("probe_seed"))
     out = []
-    for b in summarize(run_dir, top, loaded)["best"]:
+    for b in summarize(run_dir, top, loaded, allow_import)["best"]:
         genome = space.from_text(b["candidate"])
         simple = space.simplify(genome)
         if hasher.functional(simple) != hasher.functional(genome):

@@ -153,7 +153,7 @@ def test_resume_after_truncated_last_line(tmp_path):
     with open(log, "a") as f:
         f.write('{"id": 999, "cand')  # a write cut short by a crash
     with pytest.warns(UserWarning, match="truncated last line"):
-        s2 = automl.search(out=s["run_dir"], resume=True, budget=50)
+        s2 = automl.search(out=s["run_dir"], resume=True, budget=50, allow_import=True)
     after = load_run(s["run_dir"])[1]
     assert after[: len(before)] == before
     assert s2["charged_evaluations"] == 50 == sum(r["charged"] for r in after)
@@ -182,7 +182,7 @@ def test_kill_9_then_resume_loses_nothing_and_evaluates_nothing_twice(tmp_path):
     p.wait()
     before = load_run(out)[1]
     assert 0 < sum(r["charged"] for r in before) < 400, "the kill must land mid-run"
-    r = subprocess.run([sys.executable, "-m", "automl.cli", "search", "--resume", out, "--quiet"],
+    r = subprocess.run([sys.executable, "-m", "automl.cli", "search", "--resume", out, "--quiet", "--allow-import"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "stopped (budget)" in r.stdout, r.stdout
@@ -241,7 +241,7 @@ def test_resume_refuses_a_different_space_and_keeps_the_stall_limit(tmp_path):
     assert s["stop_reason"] == "stalled" and s["candidates"] < 20 + 50 + 50
     with pytest.raises(ConfigError, match="is a run with space"):
         automl.search(space="expressions", out=s["run_dir"], resume=True)
-    s2 = automl.search(out=s["run_dir"], resume=True)
+    s2 = automl.search(out=s["run_dir"], resume=True, allow_import=True)  # the run names module:Class plugins
     assert s2["stop_reason"] == "stalled" and s2["candidates"] <= s["candidates"] + 50 + 1
     with pytest.raises(ConfigError, match="stall"):
         run(tmp_path, "bad-stall", budget=5, stall=0)

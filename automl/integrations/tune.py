@@ -64,13 +64,14 @@ class AutoMLSearcher(Searcher):
     (hits included) in the run-log record format.
     """
 
-    def __init__(self, space: str = "expressions", evaluator: str = "symbolic-regression",
-                 strategy: str = "evolution", *, space_options: Mapping[str, Any] | None = None,
+    def __init__(self, space: str | None = None, evaluator: str | None = None, strategy: str | None = None, *, space_options: Mapping[str, Any] | None = None,
                  evaluator_options: Mapping[str, Any] | None = None,
                  strategy_options: Mapping[str, Any] | None = None, metric: str | None = None,
                  mode: str | None = None, cache: str | os.PathLike | None = None, cache_policy: Any = "auto",
                  use_cache: bool = True, seed: int = 0, max_candidates: int | None = None, stall: int = 1000,
                  probe_seed: int | None = None):
+        space, evaluator = space or registry.default("space"), evaluator or registry.default("evaluator")
+        strategy = strategy or registry.default("strategy")
         self._init_args = {"space": space, "evaluator": evaluator, "strategy": strategy,
                            "space_options": dict(space_options or {}),
                            "evaluator_options": dict(evaluator_options or {}),

@@ -8,12 +8,13 @@ import time
 from typing import Any
 
 from ..errors import ConfigError
-from ..evaluation import run_evaluation
-from .base import PluginSpec, Runner
+from ..evaluation import has_batch, run_batch, run_evaluation
+from .base import PluginSpec, RetryPolicy, Runner
 
 
 class SerialRunner(Runner):
-    """Evaluates in the calling process, one at a time (the default; no start-up cost)."""
+    """Evaluates in the calling process, one at a time (the default; no start-up cost).  An
+    evaluator offering ``evaluate_batch`` gets up to its ``batch_size`` queued candidates at once."""
 
     name = "serial"
 
@@ -21,7 +22,12 @@ class SerialRunner(Runner):
         self.space = local_space if local_space is not None else space.build("space")
         self.evaluator = local_evaluator if local_evaluator is not None else evaluator.build("evaluator")
         self.timeout = timeout
+        self._batch = max(1, int(getattr(self.evaluator, "batch_size", 1))) if has_batch(self.evaluator) else 1
         self._queue: list[tuple[int, str, Any]] = []
+
+    @property
+    def capacity(self) -> int:
+        return getattr(self, "_batch", 1)
 
     def submit(self, task_id: int, text: str, genome: Any = None) -> None:
         self._queue.append((task_id, text, genome))
@@ -29,6 +35,11 @@ class SerialRunner(Runner):
     def poll(self, timeout=None):
         if not self._queue:
             return []
+        if self._batch > 1:
+            batch, self._queue = self._queue[:self._batch], self._queue[self._batch:]
+            raws = run_batch(self.evaluator, self.space, [t for _, t, _ in batch], self.timeout,
+                             [g for _, _, g in batch])
+            return [(task_id, raw) for (task_id, _, _), raw in zip(batch, raws)]
         task_id, text, genome = self._queue.pop(0)
         return [(task_id, run_evaluation(self.evaluator, self.space, text, self.timeout, genome))]
 
@@ -53,7 +64,7 @@ def _evaluate_in_worker(text: str, timeout: float | None) -> dict[str, Any]:
 
 def timeout_grace(timeout: float) -> float:
     """How long past its limit an evaluation may run before its worker is killed from outside."""
-    return max(1.0, 0.5 * timeout)
+    return RetryPolicy().grace(timeout)
 
 
 class ProcessPoolRunner(Runner):
@@ -74,6 +85,7 @@ class ProcessPoolRunner(Runner):
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self.workers, self.max_retries, self.torch_threads = int(workers), int(max_retries), torch_threads
+        self.retry = RetryPolicy(self.max_retries)
         self._pool: cf.ProcessPoolExecutor | None = None
 
     @property
@@ -108,7 +120,7 @@ class ProcessPoolRunner(Runner):
             return []
         wait = timeout
         if self.timeout:  # wake up in time to stop an evaluation that ignores its alarm
-            limit = self.timeout + timeout_grace(self.timeout)
+            limit = self.retry.kill_after(self.timeout)
             first = min(self._started_at[t] for t in self._futures.values())
             due = max(first + limit - time.monotonic(), 0.0)
             wait = due if wait is None else min(wait, due)
@@ -132,20 +144,19 @@ class ProcessPoolRunner(Runner):
             broken += [self._futures.pop(f) for f in list(self._futures)]
             self._new_pool()
             for task_id in broken:
-                if self._attempts[task_id] > self.max_retries:
+                if self.retry.gives_up(self._attempts[task_id]):
                     self._texts.pop(task_id)
                     self._started_at.pop(task_id, None)
                     out.append((task_id, {"objectives": None, "cost_s": 0.0,
                                           "attempts": self._attempts.pop(task_id),
-                                          "error": f"worker process died {self.max_retries + 1} times "
-                                                   "evaluating this candidate"}))
+                                          "error": self.retry.died_message()}))
                 else:
                     self.submit(task_id, self._texts[task_id])
         return out
 
     def _stop_overdue(self) -> list[tuple[int, dict[str, Any]]]:
         """Kill the pool if an evaluation is past its limit; fail it, re-run the others free."""
-        now, limit = time.monotonic(), self.timeout + timeout_grace(self.timeout)
+        now, limit = time.monotonic(), self.retry.kill_after(self.timeout)
         overdue = [t for t in self._futures.values() if now - self._started_at[t] >= limit]
         if not overdue:
             return []

@@ -39,7 +39,7 @@ from typing import Any
 
 from ..errors import ClusterError, ConfigError
 from ..evaluation import run_evaluation
-from .base import PluginSpec, Runner
+from .base import PluginSpec, RetryPolicy, Runner
 
 #: Seconds to wait for a TCP connection to an explicit cluster address before giving up.
 CONNECT_PROBE_S = 5.0
@@ -47,8 +47,8 @@ CONNECT_PROBE_S = 5.0
 
 def _grace(timeout: float) -> float:
     """Extra seconds the driver waits past ``timeout`` before killing an actor (the actor's own
-    alarm normally answers first)."""
-    return max(1.0, 0.25 * timeout)
+    alarm normally answers first): the shared :class:`~automl.runners.base.RetryPolicy`."""
+    return RetryPolicy().grace(timeout)
 
 
 # --- connecting ------------------------------------------------------------------------------------
@@ -219,6 +219,7 @@ class RayRunner(Runner):
         self.num_gpus_per_actor = float(num_gpus_per_actor or 0.0)
         self.num_cpus_per_actor = float(num_cpus_per_actor)
         self.max_retries = int(max_retries)
+        self.retry = RetryPolicy(self.max_retries)
         self.torch_threads = torch_threads
         self.init_kwargs = dict(init_kwargs or {})
         self.tasks_per_actor = None if tasks_per_actor is None else int(tasks_per_actor)
@@ -365,7 +366,7 @@ class RayRunner(Runner):
 
     def _lost(self, task_id: int, why: str, started: float, out: list) -> None:
         """The actor running ``task_id`` is gone: retry the candidate, or give it up as failed."""
-        if self._attempts[task_id] > self.max_retries:
+        if self.retry.gives_up(self._attempts[task_id]):
             out.append(self._finish(task_id, {
                 "objectives": None, "cost_s": time.monotonic() - started,
                 "error": f"evaluator actor died {self._attempts[task_id]} times evaluating this candidate "

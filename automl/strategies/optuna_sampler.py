@@ -61,12 +61,36 @@ class OptunaStrategy(Strategy):
         self.sampler_name = sampler
         self.multi_objective = (sampler == "nsga2") if multi_objective is None else bool(multi_objective)
         self.sampler_options = dict(sampler_options or {})
+        self._check_sampler_options()
         self._trials: dict[int, Any] = {}  # optuna trial number -> trial, until told
         self._told: list[list[Any]] = []
 
     def options(self) -> dict[str, Any]:
-        return {"sampler": self.sampler_name, "multi_objective": self.multi_objective,
-                "sampler_options": self.sampler_options}
+        out = {"sampler": self.sampler_name, "multi_objective": self.multi_objective,
+               "sampler_options": self.sampler_options}
+        if type(self) is not OptunaStrategy:  # a per-sampler class: the sampler is its name
+            del out["sampler"]
+        return out
+
+    def _sampler_class(self) -> Any:
+        import optuna.samplers as s
+
+        return {"tpe": s.TPESampler, "random": s.RandomSampler, "nsga2": s.NSGAIISampler, "cmaes": s.CmaEsSampler,
+                "qmc": s.QMCSampler, "gp": getattr(s, "GPSampler", None)}[self.sampler_name]
+
+    def _check_sampler_options(self) -> None:
+        """A typo in ``sampler_options`` is a ConfigError naming the valid options, raised when the
+        strategy is built (before a run directory exists), not a TypeError at the first ask."""
+        if not self.sampler_options:
+            return
+        if "seed" in self.sampler_options:
+            raise ConfigError("sampler_options may not set seed: the search's seed seeds the sampler")
+        cls = self._sampler_class()
+        if cls is None:
+            return  # reported with a clear message by _make_sampler
+        from ..registry import check_options
+
+        check_options("Optuna sampler", self.sampler_name, cls, {**self.sampler_options, "seed": 0})
 
     def _make_sampler(self, seed: int):
         import optuna
@@ -80,11 +104,10 @@ class OptunaStrategy(Strategy):
                                   f"pip install {module}") from None
         if self.sampler_name == "gp" and not hasattr(s, "GPSampler"):
             raise ConfigError(f"this Optuna ({optuna.__version__}) has no GPSampler; upgrade optuna")
-        cls = {"tpe": s.TPESampler, "random": s.RandomSampler, "nsga2": s.NSGAIISampler,
-               "cmaes": s.CmaEsSampler, "qmc": s.QMCSampler, "gp": getattr(s, "GPSampler", None)}
+        cls = self._sampler_class()
         with warnings.catch_warnings():  # QMC/GP are marked experimental; the user chose them
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return cls[self.sampler_name](seed=seed, **self.sampler_options)
+            return cls(seed=seed, **self.sampler_options)
 
     def bind(self, space, objectives, seed, seam=None):
         super().bind(space, objectives, seed, seam)
@@ -138,3 +161,46 @@ class OptunaStrategy(Strategy):
         for params, values in state["told"]:
             self._told.append([params, values])
             self._add_trial(params, values)
+
+
+# One class per registered name (see automl.registry.BUILTINS): a plain signature to check options against.
+class TPE(OptunaStrategy):
+    """Optuna TPE sampler."""
+
+    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
+        super().__init__("tpe", multi_objective, sampler_options)
+
+
+class OptunaRandom(OptunaStrategy):
+    """Optuna random sampler."""
+
+    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
+        super().__init__("random", multi_objective, sampler_options)
+
+
+class NSGA2(OptunaStrategy):
+    """Optuna NSGA-II (multi-objective)."""
+
+    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
+        super().__init__("nsga2", multi_objective, sampler_options)
+
+
+class CMAES(OptunaStrategy):
+    """Optuna CMA-ES."""
+
+    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
+        super().__init__("cmaes", multi_objective, sampler_options)
+
+
+class QMC(OptunaStrategy):
+    """Optuna quasi-Monte Carlo."""
+
+    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
+        super().__init__("qmc", multi_objective, sampler_options)
+
+
+class GP(OptunaStrategy):
+    """Optuna Gaussian-process sampler."""
+
+    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
+        super().__init__("gp", multi_objective, sampler_options)

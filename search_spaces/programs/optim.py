@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from automl.errors import ConfigError
 
 SPACE = "optimizer-programs"
 # register numbers of the inputs (fixed by the program IR)
@@ -43,7 +43,7 @@ def load_program(program: Any, space: Any = None):
     """A validated program genome from text, a genome, or a run-log record (a dict whose
     ``"candidate"`` holds the text; its ``"space"``, when given, must name a program space).
     Raises ParseError for bad text and InvalidCandidate for a program that does not type-check."""
-    from . import registry
+    from automl import registry
 
     if isinstance(program, Mapping):
         if "candidate" not in program:
