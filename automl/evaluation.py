@@ -33,6 +33,9 @@ from .types import (FAILED, HIT, INVALID, MISS, PARTIAL, CacheOutcome, Candidate
                     Status, classify_objectives)
 
 
+_STATUS = {s.value: s for s in Status}
+
+
 @dataclasses.dataclass
 class Ticket:
     """A prepared candidate: its digests, the policy's decision, and (on a hit) the result."""
@@ -113,26 +116,30 @@ class Seam:
             res = EvalResult(INVALID, {}, cost, MISS, charged=0, error=f"invalid candidate: {exc}", n=0)
             return Ticket(cand, "", "", MISS, cost, res)
         s = self.hasher.structural(genome)
-        f = s if self.dedupe == "structural" else self._functional(genome, s)
+        if self.dedupe == "structural":
+            f = s
+        else:
+            f = self.cache.alias(s)
+            if f is None:
+                f = self._functional(genome, s)
+            else:
+                self.stats.structural_hits += 1
         entry = self.cache.get(f)
         outcome = self.policy.decide(entry, self._rng)
         cost = time.perf_counter() - t0 + pending
         t = Ticket(cand, s, f, outcome, cost)
-        if outcome == HIT:
-            saved = self._note_hit(f, entry, cost)
-            t.result = EvalResult(Status(entry.status), dict(entry.objectives), cost, HIT, charged=0,
-                                  error=entry.error, n=entry.n, structural_hash=s, hash=f, saved_s=saved)
+        if outcome is HIT:
+            entry.hits += 1
+            saved = seconds_saved(entry.mean_cost, cost)
+            st = self.stats
+            st.hits += 1
+            st.evaluations_saved += 1
+            st.seconds_saved += saved
+            if self.policy.forget_after is not None:  # hits matter only to a forgetful policy
+                self.cache.put(f, entry)
+            t.result = EvalResult(_STATUS[entry.status], entry.objectives.copy(), cost, HIT, 0, entry.error,
+                                  entry.n, s, f, None, saved)
         return t
-
-    def _note_hit(self, key: str, entry: Any, probe_cost: float) -> float:
-        entry.hits += 1
-        saved = seconds_saved(entry.mean_cost, probe_cost)
-        self.stats.hits += 1
-        self.stats.evaluations_saved += 1
-        self.stats.seconds_saved += saved
-        if self.policy.forget_after is not None:  # hits matter only to a forgetful policy
-            self.cache.put(key, entry)
-        return saved
 
     def complete(self, ticket: Ticket, raw: Mapping[str, Any]) -> EvalResult:
         """Fold a runner's raw outcome (see :func:`run_evaluation`) into the cache."""

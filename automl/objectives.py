@@ -8,7 +8,8 @@ finite value rank; everything else is worse than any of them.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from .types import OK, Direction, Objective, objectives_of
 
@@ -16,15 +17,15 @@ __all__ = ["Objective", "Direction", "objectives_of", "value", "fitness", "domin
            "best_so_far"]
 
 
-def _get(row: Any, key: str) -> Any:
-    return row.get(key) if isinstance(row, Mapping) else getattr(row, key, None)
-
-
 def value(row: Any, objective: Objective) -> float | None:
     """The row's finite value of ``objective``, or None (failed, invalid, missing, non-finite)."""
-    if _get(row, "status") != OK:
+    if type(row) is dict:
+        status, objs = row.get("status"), row.get("objectives")
+    else:
+        status, objs = row.status, row.objectives
+    if status != OK or not objs:
         return None
-    v = (_get(row, "objectives") or {}).get(objective.name)
+    v = objs.get(objective.name)
     if v is None:
         return None
     v = float(v)

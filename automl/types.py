@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 class Status(str, enum.Enum):
@@ -177,13 +178,15 @@ def classify_objectives(objectives: Any) -> tuple[Status, dict[str, float], str 
 # --- the run-log record ----------------------------------------------------------------------------
 
 _OPTIONAL = ("params", "origin", "stats", "worker", "attempts", "trial_id", "constraints", "info")
+_MAPPINGS = frozenset(("params", "stats", "constraints", "info"))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Record:
     """One line of ``candidates.jsonl``: a candidate and what became of it.  The one record type;
     :meth:`to_json`/:meth:`from_json` are its one serializer (run log, Tune searcher state,
-    resume, reports)."""
+    resume, reports).  Treat as immutable (not frozen only because one is built per candidate on
+    the hot path, and a frozen dataclass's constructor is several times slower)."""
 
     id: int
     candidate: str
@@ -212,15 +215,13 @@ class Record:
     @classmethod
     def of(cls, cand: Candidate, res: EvalResult, t: float | None = None,
            stats: Mapping[str, float] | None = None, trial_id: str | None = None) -> "Record":
-        extra = res.extra or {}
-        return cls(id=cand.id, candidate=cand.text, status=res.status, cache=res.cache,
-                   objectives=dict(res.objectives), parents=tuple(cand.parents), generation=cand.generation,
-                   structural_hash=res.structural_hash, hash=res.hash, cost_s=res.cost_s, charged=res.charged,
-                   n=res.n, error=res.error, t=t, saved_s=res.saved_s,
-                   params=None if cand.params is None else dict(cand.params),
-                   origin=(cand.meta or {}).get("origin"), stats=dict(stats) if stats else None,
-                   worker=extra.get("worker"), attempts=extra.get("attempts"), trial_id=trial_id,
-                   constraints=res.constraints, info=res.info)
+        extra = res.extra
+        meta = cand.meta
+        return cls(cand.id, cand.text, res.status, res.cache, res.objectives, cand.parents, cand.generation,
+                   res.structural_hash, res.hash, res.cost_s, res.charged, res.n, res.error, t, res.saved_s,
+                   cand.params, meta.get("origin") if meta else None, stats or None,
+                   extra.get("worker") if extra else None, extra.get("attempts") if extra else None, trial_id,
+                   res.constraints, res.info)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "parents": list(self.parents), "generation": self.generation,
@@ -232,10 +233,22 @@ class Record:
             d["t"] = self.t
         if self.cache is CacheOutcome.HIT:
             d["saved_s"] = self.saved_s
-        for k in _OPTIONAL:
-            v = getattr(self, k)
-            if v is not None:
-                d[k] = dict(v) if isinstance(v, Mapping) else v
+        if self.params is not None:
+            d["params"] = dict(self.params)
+        if self.origin is not None:
+            d["origin"] = self.origin
+        if self.stats is not None:
+            d["stats"] = dict(self.stats)
+        if self.worker is not None:
+            d["worker"] = self.worker
+        if self.attempts is not None:
+            d["attempts"] = self.attempts
+        if self.trial_id is not None:
+            d["trial_id"] = self.trial_id
+        if self.constraints is not None:
+            d["constraints"] = dict(self.constraints)
+        if self.info is not None:
+            d["info"] = dict(self.info)
         return d
 
     @classmethod
