@@ -109,7 +109,7 @@ def test_null_cache_never_answers():
 
 @pytest.mark.parametrize("family", ["sqlite", "memory"])
 def test_cache_contract(family, tmp_path):
-    import contracts
+    from automl.testing import contracts
 
     counter = iter(range(100))
     make = (lambda: Cache(tmp_path / f"c{next(counter)}.sqlite")) if family == "sqlite" else (lambda: Cache(None))

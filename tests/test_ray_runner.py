@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-import contracts
+from automl.testing import contracts
 from automl.errors import ConfigError
 from automl.log import read_records
 from automl.runners.base import PluginSpec

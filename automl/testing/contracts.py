@@ -1,6 +1,16 @@
-"""Contract suites for every plugin family.  A new space, evaluator, strategy or runner gets
-them by being registered: tests/test_contracts.py runs each check over everything registered.
-Each check takes the plugin's registered name (and what else it needs) and asserts behaviour.
+"""Contract suites for every plugin family, shipped with the package (as ``optuna.testing`` is) so
+a third-party space, evaluator, strategy, runner or cache can run them:
+
+    from automl.testing import contracts
+    contracts.space_contract("my-space")               # a registered name
+    contracts.evaluator_contract("my-evaluator")
+    contracts.strategy_contract("my-strategy", contracts.toys.ToySpace())
+    contracts.runner_contract_basic(MyRunner())
+    contracts.cache_contract(lambda: MyCache())
+    contracts.golden_contract("my-space", "tests/golden")   # digests pinned per space
+
+Each check asserts behaviour (AssertionError naming what is wrong).  This project's
+tests/test_contracts.py runs them over everything registered.
 """
 from __future__ import annotations
 
@@ -14,7 +24,10 @@ from automl import registry
 from automl.errors import AutoMLError, ParseError
 from automl.evaluation import Seam
 from automl.strategies.base import Proposal
-from automl.types import OK, Candidate, EvalResult
+from automl.testing import toys
+from automl.types import FAILED, INVALID, OK, Candidate, EvalResult
+
+TOY_SPACE, TOY_EVALUATOR = "automl.testing.toys:ToySpace", "automl.testing.toys:Quadratic"
 
 # ---------------------------------------------------------------------------------------------------
 # spaces
@@ -126,17 +139,39 @@ def strategy_contract(name: str, space) -> None:
     s3.tell(Candidate(99, prop.genome, space.to_text(prop.genome), (), 0, prop.params, prop.meta),
             EvalResult("failed", {}, 0.0, error="boom"))
     assert s3.fitness(EvalResult("failed", {}, 0.0)) == -math.inf
+    strategy_keeps_asking(make(), space)
+
+
+def strategy_keeps_asking(strategy, space, rounds: int = 40) -> None:
+    """A bound strategy keeps proposing valid candidates while told failures, invalid results and
+    NaN/inf objectives (several in flight at once), as Ray Tune checks its searchers."""
+    bad = [EvalResult(FAILED, {}, 0.0, error="boom"), EvalResult(INVALID, {"loss": math.nan}, 0.0),
+           EvalResult(INVALID, {"loss": math.inf}, 0.0), EvalResult(INVALID, {"loss": -math.inf}, 0.0),
+           EvalResult(OK, {"loss": 1.0}, 0.0)]
+    pending = []
+    for i in range(rounds):
+        prop = strategy.ask()
+        assert isinstance(prop, Proposal), f"ask() returned {prop!r} after {i} asks with failures told"
+        text = space.to_text(prop.genome)
+        space.validate(space.from_text(text))
+        pending.append(Candidate(1000 + i, prop.genome, text, tuple(prop.parents), 0, prop.params, prop.meta))
+        if len(pending) >= 3 or i == rounds - 1:  # tell out of order, several at once
+            for j, cand in enumerate(reversed(pending)):
+                strategy.tell(cand, bad[(i + j) % len(bad)])
+            pending = []
+    assert strategy.fitness(bad[1]) == -math.inf and strategy.fitness(bad[0]) == -math.inf
+    json.dumps(strategy.state_dict())
 
 
 # ---------------------------------------------------------------------------------------------------
 # runners
 
 def runner_contract_basic(runner) -> None:
-    """``runner`` is an un-started runner; uses tests' plugins_for_tests (toy space, quadratic)."""
+    """``runner`` is an un-started runner; runs the toy space and quadratic of :mod:`automl.testing.toys`."""
     from automl.runners.base import PluginSpec
 
-    space = PluginSpec("plugins_for_tests:ToySpace", {})
-    ev = PluginSpec("plugins_for_tests:Quadratic", {"fail_on": [47], "nan_on": [49]})
+    space = PluginSpec(TOY_SPACE, {})
+    ev = PluginSpec(TOY_EVALUATOR, {"fail_on": [47], "nan_on": [49]})
     runner.start(space, ev, timeout=None)
     try:
         assert runner.capacity >= 1
@@ -171,8 +206,7 @@ def runner_contract_basic(runner) -> None:
 def runner_contract_timeout(runner) -> None:
     from automl.runners.base import PluginSpec
 
-    runner.start(PluginSpec("plugins_for_tests:ToySpace", {}),
-                 PluginSpec("plugins_for_tests:Quadratic", {"hang_on": [5]}), timeout=1.0)
+    runner.start(PluginSpec(TOY_SPACE, {}), PluginSpec(TOY_EVALUATOR, {"hang_on": [5]}), timeout=1.0)
     try:
         runner.submit(1, "5")
         runner.submit(2, "6")
@@ -205,3 +239,33 @@ def cache_contract(make) -> None:
     assert c.get("f").status == FAILED and c.get("f").error == "boom"
     c.flush()
     c.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# golden digests
+
+def golden_digests(name: str, n: int = 6, seed: int = 0) -> dict[str, list[str]]:
+    """``{text: [structural, functional]}`` for ``n`` candidates sampled from registered space
+    ``name`` with ``seed`` (plus its warm start): what :func:`golden_contract` pins."""
+    space = registry.get_space(name)
+    rng = np.random.default_rng(seed)
+    genomes = list(space.warm_start()[:2]) + [space.sample(rng) for _ in range(n)]
+    h = automl.Hasher(space)
+    return {space.to_text(g): [h.structural(g), h.functional(g)] for g in genomes}
+
+
+def golden_contract(name: str, directory: str) -> None:
+    """The digests of space ``name`` equal those pinned in ``directory/<name>.json``: a change of a
+    space's canonical form, probe or the hash namespace shows up here (and invalidates every cache
+    built before it).  Regenerate deliberately: ``python -m automl.testing.golden DIR``."""
+    import os
+
+    path = os.path.join(directory, f"{name}.json")
+    with open(path, encoding="utf-8") as f:
+        pinned = json.load(f)
+    space = registry.get_space(name)
+    h = automl.Hasher(space)
+    for text, (s, fn) in pinned.items():
+        g = space.from_text(text)
+        assert h.structural(g) == s, f"{name}: structural digest of {text!r} changed"
+        assert h.functional(g) == fn, f"{name}: functional digest of {text!r} changed"
