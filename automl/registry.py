@@ -228,8 +228,11 @@ def create(family: str, name: str, allow_import: bool = False, **options: Any) -
 
 
 def get_space(name: str, **options: Any) -> Any:
-    return create("space", name, **options)
+    """A space by registered name, or by ``"package.module:Class"`` (a name typed in code: the
+    caller vouches for it; code handling names read from files calls :func:`create`)."""
+    return create("space", name, True, **options)
 
 
 def get_evaluator(name: str, **options: Any) -> Any:
-    return create("evaluator", name, **options)
+    """An evaluator by registered name or ``"package.module:Class"`` (see :func:`get_space`)."""
+    return create("evaluator", name, True, **options)

@@ -23,6 +23,7 @@ import automl
 from automl import registry
 from automl.errors import AutoMLError, ParseError
 from automl.evaluation import Seam
+from automl.space import has_crossover
 from automl.strategies.base import Proposal
 from automl.testing import toys
 from automl.types import FAILED, INVALID, OK, Candidate, EvalResult
@@ -63,6 +64,14 @@ def space_contract(name: str, n: int = 20) -> None:
         assert len(s1) == 32 and len(f1) == 32
     texts = {space.to_text(g) for g in genomes}
     assert len(texts) > 1, "sample should produce different candidates"
+    if has_crossover(space):  # optional part of the contract
+        for a, b in zip(genomes[:5], genomes[1:6]):
+            ta, tb = space.to_text(a), space.to_text(b)
+            child = space.crossover(a, b, np.random.default_rng(1))
+            assert space.to_text(a) == ta and space.to_text(b) == tb, "crossover must not modify its parents"
+            again = space.crossover(a, b, np.random.default_rng(1))
+            assert space.to_text(child) == space.to_text(again), "crossover must depend only on its rng"
+            assert space.to_text(space.from_text(space.to_text(child))) == space.to_text(child)
 
     for bad in ("", "\x00garbage((", "}}{{"):
         try:

@@ -51,7 +51,8 @@ def load_program(program: Any, space: Any = None):
         space = space or program.get("space") or SPACE
         program = program["candidate"]
     if space is None or isinstance(space, str):
-        space = registry.get_space(space or getattr(program, "automl_space", None) or SPACE)
+        # a name from a logged record resolves only to a registered space (never imports a module)
+        space = registry.create("space", space or getattr(program, "automl_space", None) or SPACE)
     genome = space.from_text(program) if isinstance(program, str) else program
     space.validate(genome)
     return genome, space
