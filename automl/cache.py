@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 import time
-from typing import Any, Mapping
+from typing import Mapping
 
 from .errors import ConfigError
 from .policy import CachePolicy  # noqa: F401  (re-exported: automl.cache.CachePolicy)

@@ -141,7 +141,7 @@ def load_plugins() -> None:
                 raise
             import warnings
 
-            warnings.warn(f"could not load automl plugin package {mod!r}: {exc}")
+            warnings.warn(f"could not load automl plugin package {mod!r}: {exc}", stacklevel=2)
 
 
 def _resolve(target: Any) -> Callable[..., Any]:

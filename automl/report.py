@@ -27,7 +27,7 @@ def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Ob
         return create("evaluator", ev["name"], allow_import, **ev["options"]).objective_list()
     except (AutoMLError, ImportError):
         warnings.warn(f"run.json names no objective directions and evaluator {ev['name']!r} is not available "
-                      "here: ranking assumes every objective is minimised")
+                      "here: ranking assumes every objective is minimised", stacklevel=2)
         return ()
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from automl.cache import Cache, NullCache
 from automl.errors import ConfigError
-from automl.policy import CachePolicy, SessionStats, seconds_saved
+from automl.policy import CachePolicy, seconds_saved
 from automl.types import FAILED, HIT, MISS, OK, PARTIAL
 
 RNG = np.random.default_rng(0)

@@ -1,6 +1,5 @@
 """The engine end to end through the Python API, on the toy space of plugins_for_tests
 (candidate k computes k mod 100, so k and k+100 are written differently but equivalent)."""
-import json
 import os
 import signal
 import subprocess

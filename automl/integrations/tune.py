@@ -64,7 +64,8 @@ class AutoMLSearcher(Searcher):
     (hits included) in the run-log record format.
     """
 
-    def __init__(self, space: str | None = None, evaluator: str | None = None, strategy: str | None = None, *, space_options: Mapping[str, Any] | None = None,
+    def __init__(self, space: str | None = None, evaluator: str | None = None, strategy: str | None = None, *,
+                 space_options: Mapping[str, Any] | None = None,
                  evaluator_options: Mapping[str, Any] | None = None,
                  strategy_options: Mapping[str, Any] | None = None, metric: str | None = None,
                  mode: str | None = None, cache: str | os.PathLike | None = None, cache_policy: Any = "auto",

@@ -21,11 +21,10 @@ import numpy as np
 
 import automl
 from automl import registry
-from automl.errors import AutoMLError, ParseError
+from automl.errors import AutoMLError
 from automl.evaluation import Seam
 from automl.space import has_crossover
 from automl.strategies.base import Proposal
-from automl.testing import toys
 from automl.types import FAILED, INVALID, OK, Candidate, EvalResult
 
 TOY_SPACE, TOY_EVALUATOR = "automl.testing.toys:ToySpace", "automl.testing.toys:Quadratic"

@@ -182,7 +182,6 @@ class FunnelCommand:
 
     @staticmethod
     def run(a: Any) -> int:
-        import json
         import sys
 
         from automl.api import load_run
