@@ -99,8 +99,8 @@ class Engine:
 
     # --- the loop ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self.runner.start(self.space_spec, self.evaluator_spec, self.timeout, local_space=self.space,
-                          local_evaluator=self.evaluator)
+        self.runner.start(self.space_spec, self.evaluator_spec, self.timeout,  # type: ignore[arg-type]
+                          local_space=self.space, local_evaluator=self.evaluator)
         d = self.dispatcher
         bar = self._bar()
         reason = "budget"

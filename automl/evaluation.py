@@ -116,19 +116,21 @@ class Seam:
             res = EvalResult(INVALID, {}, cost, MISS, charged=0, error=f"invalid candidate: {exc}", n=0)
             return Ticket(cand, "", "", MISS, cost, res)
         s = self.hasher.structural(genome)
+        f: str
         if self.dedupe == "structural":
             f = s
         else:
-            f = self.cache.alias(s)
-            if f is None:
+            alias = self.cache.alias(s)
+            if alias is None:
                 f = self._functional(genome, s)
             else:
+                f = alias
                 self.stats.structural_hits += 1
         entry = self.cache.get(f)
         outcome = self.policy.decide(entry, self._rng)
         cost = time.perf_counter() - t0 + pending
         t = Ticket(cand, s, f, outcome, cost)
-        if outcome is HIT:
+        if outcome is HIT and entry is not None:
             entry.hits += 1
             saved = seconds_saved(entry.mean_cost, cost)
             st = self.stats
@@ -143,6 +145,7 @@ class Seam:
 
     def complete(self, ticket: Ticket, raw: Mapping[str, Any]) -> EvalResult:
         """Fold a runner's raw outcome (see :func:`run_evaluation`) into the cache."""
+        objectives: dict[str, float]
         if raw.get("error") is not None:
             status, objectives, error = FAILED, {}, raw["error"]
         else:
@@ -213,7 +216,7 @@ def run_evaluation(evaluator: Any, space: Any, text: str, timeout: float | None 
             genome = space.from_text(text)
         if use_alarm:
             old = signal.signal(signal.SIGALRM, _alarm)
-            signal.setitimer(signal.ITIMER_REAL, float(timeout))
+            signal.setitimer(signal.ITIMER_REAL, float(timeout or 0.0))
         try:
             objectives = evaluator.evaluate(genome, space)
         finally:
@@ -303,7 +306,8 @@ def run_batch(evaluator: Any, space: Any, texts: Sequence[str], timeout: float |
         for i, _ in built:
             outs[i] = _raw_error(exc)
     each = (time.perf_counter() - t0) / len(texts)
-    done = [o if o is not None else {"objectives": None, "error": "not evaluated"} for o in outs]
+    done: list[dict[str, Any]] = [o if o is not None else {"objectives": None, "error": "not evaluated"}
+                                  for o in outs]
     for o in done:
         o["cost_s"] = each
     return done

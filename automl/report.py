@@ -9,7 +9,7 @@ from typing import Any
 from .api import load_run
 from .objectives import best_so_far, pareto_front
 from .policy import seconds_saved
-from .types import HIT, MISS, OK, PARTIAL, Objective, objectives_of
+from .types import HIT, MISS, OK, PARTIAL, Direction, Objective, objectives_of
 
 
 def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Objective, ...]:
@@ -40,8 +40,9 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
     ``loaded`` is its ``load_run`` result when the caller already has it)."""
     meta, recs = loaded or load_run(run_dir)
     dirs = _directions(meta, allow_import)
-    primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), None)
-    sign = -1.0 if dirs.get(primary, "min") == "max" else 1.0
+    primary: str | None = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})),
+                                                         None)
+    sign = -1.0 if dirs.get(primary or "", "min") == "max" else 1.0
     by_cache = {k: sum(1 for r in recs if r.get("cache") == k) for k in (MISS, PARTIAL, HIT)}
     by_status: dict[str, int] = {}
     for r in recs:
@@ -142,14 +143,15 @@ def plot(run_dir: str, output: str | None = None, allow_import: bool = False) ->
     fig, axes = plt.subplots(1, 3 if multi else 2, figsize=(15 if multi else 10, 4))
     xs, ys, charged = [], [], 0
     hit_x, hit_y, n_hit = [], [], 0
-    for i, (r, b) in enumerate(zip(recs, best_so_far(recs, Objective(primary, "max" if maximize else "min"))), 1):
+    so_far = best_so_far(recs, Objective(primary, Direction.MAX if maximize else Direction.MIN))
+    for i, (r, best_v) in enumerate(zip(recs, so_far), 1):
         charged += int(r.get("charged", 0))
         n_hit += r.get("cache") == HIT
         hit_x.append(i)
         hit_y.append(100.0 * n_hit / i)
-        if b is not None:
+        if best_v is not None:
             xs.append(charged)
-            ys.append(b)
+            ys.append(best_v)
     axes[0].step(xs, ys, where="post")
     axes[0].set_xlabel("charged evaluations")
     axes[0].set_ylabel(f"best {primary} so far")

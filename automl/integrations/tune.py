@@ -73,7 +73,7 @@ class AutoMLSearcher(Searcher):
                  probe_seed: int | None = None):
         space, evaluator = space or registry.default("space"), evaluator or registry.default("evaluator")
         strategy = strategy or registry.default("strategy")
-        self._init_args = {"space": space, "evaluator": evaluator, "strategy": strategy,
+        self._init_args: dict[str, Any] = {"space": space, "evaluator": evaluator, "strategy": strategy,
                            "space_options": dict(space_options or {}),
                            "evaluator_options": dict(evaluator_options or {}),
                            "strategy_options": dict(strategy_options or {}), "metric": metric, "mode": mode,
@@ -118,7 +118,7 @@ class AutoMLSearcher(Searcher):
         """The search space is the strategy's: a Tune ``param_space`` only adds constants to each config."""
         return False
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # FINISHED is a str
         """A trial config for a new function, ``FINISHED``, or None (ask again later)."""
         if self._finished:
             return Searcher.FINISHED
@@ -174,7 +174,7 @@ class AutoMLSearcher(Searcher):
     @property
     def best(self) -> dict[str, Any] | None:
         """The best OK record on the searcher's metric, or None."""
-        return best(self.records, Objective(self._metric, Direction(self._mode)))
+        return best(self.records, Objective(str(self._metric), Direction(self._mode)))
 
     # --- state (JSON) --------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -213,7 +213,7 @@ class AutoMLSearcher(Searcher):
         return {"init": self._init_args, "state": self.get_state(), "metric": self._metric, "mode": self._mode}
 
     def __setstate__(self, d: Mapping[str, Any]) -> None:
-        self.__init__(**d["init"])
+        AutoMLSearcher.__init__(self, **d["init"])
         self._metric, self._mode = d["metric"], d["mode"]
         self.set_state(d["state"])
 
@@ -242,7 +242,8 @@ def trainable(space: str, evaluator: str, space_options: Mapping[str, Any] | Non
         bad = raw["error"] is not None or objectives is None or any(
             not isinstance(objectives.get(k), (int, float)) for k in ev.objectives)
         for name, direction in ev.objectives.items():
-            out[name] = (math.inf if direction == "min" else -math.inf) if bad else float(objectives[name])
+            out[name] = (math.inf if direction == "min" else -math.inf) if bad or objectives is None \
+                else float(objectives[name])
         if bad and not out["automl_error"]:
             out["automl_error"] = f"evaluator returned {objectives!r}"
         return out

@@ -94,7 +94,7 @@ def space_contract(name: str, n: int = 20) -> None:
 
 def evaluator_contract(name: str) -> None:
     cls = registry.get_class("evaluator", name)
-    ev = registry.get_evaluator(name, **dict(cls.test_options))
+    ev = registry.get_evaluator(name, **dict(getattr(cls, "test_options", {})))
     assert ev.name == name
     assert ev.objectives and all(d in ("min", "max") for d in ev.objectives.values())
     json.dumps(ev.options())
@@ -145,8 +145,8 @@ def strategy_contract(name: str, space) -> None:
     # failures are told without breaking the strategy
     prop = s3.ask()
     s3.tell(Candidate(99, prop.genome, space.to_text(prop.genome), (), 0, prop.params, prop.meta),
-            EvalResult("failed", {}, 0.0, error="boom"))
-    assert s3.fitness(EvalResult("failed", {}, 0.0)) == -math.inf
+            EvalResult(FAILED, {}, 0.0, error="boom"))
+    assert s3.fitness(EvalResult(FAILED, {}, 0.0)) == -math.inf
     strategy_keeps_asking(make(), space)
 
 
@@ -184,7 +184,7 @@ def runner_contract_basic(runner) -> None:
     try:
         assert runner.capacity >= 1
         ids = list(range(12))
-        pending, results = list(ids), {}
+        pending, results = list(ids), {}  # type: tuple[list[int], dict[int, dict]]
         while pending or len(results) < len(ids):
             while pending and len(results) + (len(ids) - len(pending) - len(results)) < len(ids):
                 if len(ids) - len(pending) - len(results) >= runner.capacity:
@@ -218,7 +218,7 @@ def runner_contract_timeout(runner) -> None:
     try:
         runner.submit(1, "5")
         runner.submit(2, "6")
-        got = {}
+        got: dict[int, dict] = {}
         while len(got) < 2:
             for task_id, raw in runner.poll(timeout=30):
                 got[task_id] = raw
