@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .evaluation import Seam, Ticket
 from .objectives import value as objective_value
+from .strategies.base import Proposal
 from .types import Candidate, EvalResult, Record
 
 
@@ -46,6 +47,7 @@ class Dispatcher:
         self.charged = 0  # real evaluations charged
         self.n_stall = 0  # consecutive finished candidates that cost no evaluation
         self.best: Record | None = None  # best OK record on the primary objective
+        self._best_v = 0.0
         self._gen: dict[int, int] = {}  # candidate id -> generation (lineage depth)
         self._inflight: dict[int, Ticket] = {}  # task id (= candidate id) -> ticket
         self._by_hash: dict[str, int] = {}  # digest -> task id in flight
@@ -55,9 +57,7 @@ class Dispatcher:
     def candidate(self, proposal: Any) -> Candidate:
         """An immutable candidate for ``proposal`` (a :class:`~automl.strategies.base.Proposal`, or a
         bare genome): the next id, generation = 1 + deepest parent."""
-        if not hasattr(proposal, "genome"):
-            from .strategies.base import Proposal
-
+        if not isinstance(proposal, Proposal) and not hasattr(proposal, "genome"):
             proposal = Proposal(proposal)
         parents = tuple(proposal.parents)
         gen = 1 + max(self._gen.get(p, 0) for p in parents) if parents else 0
@@ -143,8 +143,8 @@ class Dispatcher:
 
     def _note_best(self, rec: Record) -> None:
         v = objective_value(rec, self.objective)
-        if v is not None and (self.best is None or self.objective.better(v, self.best.objectives[self.objective.name])):
-            self.best = rec
+        if v is not None and (self.best is None or self.objective.better(v, self._best_v)):
+            self.best, self._best_v = rec, v
 
     # --- state ---------------------------------------------------------------------------------
     @property

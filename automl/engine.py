@@ -148,7 +148,7 @@ class Engine:
             return "max-candidates"
         if d.n_stall >= b.stall:
             return "stalled"
-        if b.evaluations is not None and d.charged + d.in_flight >= b.evaluations:
+        if b.evaluations is not None and d.charged + len(d._inflight) >= b.evaluations:
             return "budget"
         return None
 

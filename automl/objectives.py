@@ -35,7 +35,9 @@ def value(row: Any, objective: Objective) -> float | None:
 def fitness(row: Any, objective: Objective) -> float:
     """The value as a number to maximise; -inf when the row does not rank."""
     v = value(row, objective)
-    return -math.inf if v is None else -objective.sign * v
+    if v is None:
+        return -math.inf
+    return -v if objective.direction is Direction.MIN else v
 
 
 def best(rows: Iterable[Any], objective: Objective) -> Any | None:

@@ -65,7 +65,7 @@ class Objective:
 
     def better(self, a: float, b: float) -> bool:
         """True when ``a`` is strictly better than ``b``."""
-        return self.sign * a < self.sign * b
+        return a < b if self.direction is Direction.MIN else a > b
 
     @property
     def worst(self) -> float:
