@@ -7,7 +7,7 @@ import warnings
 from typing import Any
 
 from .api import load_run
-from .objectives import best_so_far, pareto_front
+from .objectives import best_so_far, fitness, pareto_front, value
 from .policy import seconds_saved
 from .types import HIT, MISS, OK, PARTIAL, Direction, Objective, objectives_of
 
@@ -42,7 +42,7 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
     dirs = _directions(meta, allow_import)
     primary: str | None = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})),
                                                          None)
-    sign = -1.0 if dirs.get(primary or "", "min") == "max" else 1.0
+    objective = Objective(primary or "", Direction(dirs.get(primary or "", "min")))
     by_cache = {k: sum(1 for r in recs if r.get("cache") == k) for k in (MISS, PARTIAL, HIT)}
     by_status: dict[str, int] = {}
     for r in recs:
@@ -50,10 +50,10 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
     charged = sum(int(r.get("charged", 0)) for r in recs)
     real = [r for r in recs if r.get("charged")]
     seconds_saved = _seconds_saved(recs)
-    ok = [r for r in recs if r["status"] == OK and primary in (r.get("objectives") or {})]
+    ok = [r for r in recs if value(r, objective) is not None]
     # best distinct functions: one row per digest
     seen, best = set(), []
-    for r in sorted(ok, key=lambda r: sign * r["objectives"][primary]):
+    for r in sorted(ok, key=lambda r: -fitness(r, objective)):
         if r.get("hash") in seen:
             continue
         seen.add(r.get("hash"))
@@ -138,12 +138,13 @@ def plot(run_dir: str, output: str | None = None, allow_import: bool = False) ->
     meta, recs = load_run(run_dir)
     dirs = _directions(meta, allow_import)
     primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), "objective")
-    maximize = dirs.get(primary, "min") == "max"
+    objective = Objective(primary, Direction(dirs.get(primary, "min")))
+    maximize = objective.direction is Direction.MAX
     multi = len(dirs) > 1
     fig, axes = plt.subplots(1, 3 if multi else 2, figsize=(15 if multi else 10, 4))
     xs, ys, charged = [], [], 0
     hit_x, hit_y, n_hit = [], [], 0
-    so_far = best_so_far(recs, Objective(primary, Direction.MAX if maximize else Direction.MIN))
+    so_far = best_so_far(recs, objective)
     for i, (r, best_v) in enumerate(zip(recs, so_far), 1):
         charged += int(r.get("charged", 0))
         n_hit += r.get("cache") == HIT
@@ -171,7 +172,7 @@ def plot(run_dir: str, output: str | None = None, allow_import: bool = False) ->
             axes[2].step(*zip(*front), where="post", color="C3", marker="o", ms=3, label="Pareto front")
         axes[2].set_xlabel(a)
         axes[2].set_ylabel(b)
-        if dirs[a] == "min" and pts and min(p[0] for p in pts) > 0:
+        if Direction(dirs[a]) is Direction.MIN and pts and min(p[0] for p in pts) > 0:
             axes[2].set_xscale("log")
         axes[2].legend()
     fig.suptitle(f"{meta['config']['space']['name']} / {meta['config']['evaluator']['name']} / "

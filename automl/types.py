@@ -69,7 +69,13 @@ class Objective:
 
     @property
     def worst(self) -> float:
+        """The worst possible value (+inf when minimised, -inf when maximised)."""
         return math.inf * self.sign
+
+    @property
+    def optuna_direction(self) -> str:
+        """``"minimize"`` or ``"maximize"``, as Optuna names directions."""
+        return "minimize" if self.direction is Direction.MIN else "maximize"
 
     def to_json(self) -> dict[str, str]:
         return {"name": self.name, "direction": self.direction.value}

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from .. import registry
 from ..errors import AutoMLError, ConfigError, RunDirError
-from ..types import FAILED, INVALID, OK, Direction
+from ..types import FAILED, INVALID, OK
 
 # --- export a run to an Optuna study ----------------------------------------------------------------
 
@@ -82,7 +82,7 @@ def export_to_optuna(run_dir: str, storage_path: str, study_name: str | None = N
     if not objs:
         raise RunDirError(f"{run_dir}: run.json names no objectives and its evaluator is not available here")
     names = [o.name for o in objs]
-    directions: list[Any] = ["minimize" if o.direction is Direction.MIN else "maximize" for o in objs]
+    directions: list[Any] = [o.optuna_direction for o in objs]
     study_name = study_name or os.path.basename(os.path.abspath(run_dir))
     space = None
     if any(r.get("params") for r in records):

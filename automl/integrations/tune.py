@@ -32,7 +32,6 @@ Example (see docs/ray.md)::
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any, Callable, Mapping
 
@@ -241,9 +240,8 @@ def trainable(space: str, evaluator: str, space_options: Mapping[str, Any] | Non
         objectives = raw["objectives"] if isinstance(raw["objectives"], Mapping) else None
         bad = raw["error"] is not None or objectives is None or any(
             not isinstance(objectives.get(k), (int, float)) for k in ev.objectives)
-        for name, direction in ev.objectives.items():
-            out[name] = (math.inf if direction == "min" else -math.inf) if bad or objectives is None \
-                else float(objectives[name])
+        for o in ev.objective_list():
+            out[o.name] = o.worst if bad or objectives is None else float(objectives[o.name])
         if bad and not out["automl_error"]:
             out["automl_error"] = f"evaluator returned {objectives!r}"
         return out

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..space import Categorical, Float, Int
-from ..types import OK, Candidate, EvalResult
+from ..types import OK, Candidate, EvalResult, objectives_of
 from .base import Proposal, Strategy
 
 SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "qmc", "gp")
@@ -116,7 +116,8 @@ class OptunaStrategy(Strategy):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._dists = _distributions(space)
         self._objective_names = list(self.objectives) if self.multi_objective else [self.primary]
-        directions = ["maximize" if self.objectives[k] == "max" else "minimize" for k in self._objective_names]
+        objs = {o.name: o for o in objectives_of(self.objectives)}
+        directions = [objs[k].optuna_direction for k in self._objective_names]
         self._seed = seed
         self.study = optuna.create_study(directions=directions, sampler=self._make_sampler(seed))
 
