@@ -165,43 +165,16 @@ class OptunaStrategy(Strategy):
 
 
 # One class per registered name (see automl.registry.BUILTINS): a plain signature to check options against.
-class TPE(OptunaStrategy):
-    """Optuna TPE sampler."""
-
+def _per_sampler(class_name: str, sampler: str, doc: str) -> type[OptunaStrategy]:
     def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
-        super().__init__("tpe", multi_objective, sampler_options)
+        OptunaStrategy.__init__(self, sampler, multi_objective, sampler_options)
+
+    return type(class_name, (OptunaStrategy,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
 
 
-class OptunaRandom(OptunaStrategy):
-    """Optuna random sampler."""
-
-    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
-        super().__init__("random", multi_objective, sampler_options)
-
-
-class NSGA2(OptunaStrategy):
-    """Optuna NSGA-II (multi-objective)."""
-
-    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
-        super().__init__("nsga2", multi_objective, sampler_options)
-
-
-class CMAES(OptunaStrategy):
-    """Optuna CMA-ES."""
-
-    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
-        super().__init__("cmaes", multi_objective, sampler_options)
-
-
-class QMC(OptunaStrategy):
-    """Optuna quasi-Monte Carlo."""
-
-    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
-        super().__init__("qmc", multi_objective, sampler_options)
-
-
-class GP(OptunaStrategy):
-    """Optuna Gaussian-process sampler."""
-
-    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
-        super().__init__("gp", multi_objective, sampler_options)
+TPE = _per_sampler("TPE", "tpe", "Optuna TPE sampler.")
+OptunaRandom = _per_sampler("OptunaRandom", "random", "Optuna random sampler.")
+NSGA2 = _per_sampler("NSGA2", "nsga2", "Optuna NSGA-II (multi-objective).")
+CMAES = _per_sampler("CMAES", "cmaes", "Optuna CMA-ES.")
+QMC = _per_sampler("QMC", "qmc", "Optuna quasi-Monte Carlo.")
+GP = _per_sampler("GP", "gp", "Optuna Gaussian-process sampler.")
