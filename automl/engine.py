@@ -79,7 +79,7 @@ class Engine:
                 self.cache.record(h, rec["status"], rec.get("objectives") or {}, rec.get("cost_s", 0.0),
                                   rec.get("error"), rec["candidate"])
             if h and rec.get("structural_hash") and self.seam.dedupe == "functional":
-                self.cache.set_alias(rec["structural_hash"], h)
+                self.cache.set_alias(self.seam.hasher.alias_key(rec["structural_hash"]), h)
             cand, res = self._from_record(rec)
             if i >= start:
                 self.strategy.replay(cand, res)

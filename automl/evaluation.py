@@ -59,10 +59,10 @@ class Seam:
             res = EvalResult(INVALID, {}, cost, MISS, charged=0, error=f"invalid candidate: {exc}", n=0)
             return Ticket(cand, "", "", MISS, cost, res)
         s = self.hasher.structural(genome)
-        f = s if self.dedupe == "structural" else self.cache.alias(s)
+        f = s if self.dedupe == "structural" else self.cache.alias(self.hasher.alias_key(s))
         if f is None:
             f = self.hasher.functional(genome)
-            self.cache.set_alias(s, f)
+            self.cache.set_alias(self.hasher.alias_key(s), f)
         else:
             self.cache.stats.structural_hits += 1
         outcome, entry = self.cache.decide(f)

@@ -1,44 +1,142 @@
 """The numpy interpreter and the fixed functional probe.
 
-The probe model is one flat float64 vector of ``PROBE_N`` elements standing for the whole model:
+Reference interpreter (:func:`run`): one flat float64 vector stands for the whole model;
 elementwise ops act per element and whole-model reductions sum over all of them, exactly as
-ProgramOptimizer sums over all parameters of a group.  Half the gradient elements have magnitudes
-spread over nine decades (so constants such as Adam's eps show), half are standard normal; 256
-elements make sign-based programs (Lion) differ when a beta changes by ~1%.  Cost is dominated by
-per-op dispatch, not by the vector length.
+ProgramOptimizer sums over all parameters of a group.
+
+The functional probe (:func:`probe`, spec ``PROBE_SPEC``) runs ``PROBE_LANES`` independent models
+("lanes") of ``PROBE_N`` elements side by side, each for ``PROBE_STEPS`` steps from zero state: a
+tensor is a (lanes, elements) array, a scalar a (lanes, 1) array, reductions run per lane.  The
+lanes cover what an evaluator exercises (its ``probe_domain``: step horizon, lr range, gradient
+and weight magnitudes; ``DEFAULT_DOMAIN`` when it declares none):
+
+* step windows starting at t = 1 (three lanes), at 1/8, 1/2 and the end of the declared horizon,
+  and at 1e2, 1e4 and 1e6 (bias corrections, warm-ups and decays that act late);
+* lr per step and lane log-uniform over the declared range (a cosine schedule's tail near 0
+  included);
+* gradient and weight magnitudes: each lane has its own scale spread over the declared decades
+  (so global norms and eps-like constants matter somewhere), a quarter of the elements span the
+  whole declared range, and half the elements are *sign-resolving*: their gradient flips sign
+  every step with a ratio |g_s / g_(s-1)| log-uniform over 10**[-3, 2], so a momentum mix
+  ``b*m + (1-b)*g`` crosses zero at many different points and sign-based updates (Lion) show a
+  change of beta by ~1e-3;
+* the state starts at zero and is produced by the program itself, and only the *updates*
+  (what the program does to the weights) are hashed, never the state slots: programs that store
+  their state scaled or negated but update identically hash equal.
+
+Scalar-only statements (functions of lr, t and constants) are hoisted out of the step loop and
+computed once for all (step, lane) pairs; transcendental ops are the deterministic ones of
+automl.probe_math (see ops.py), so digests do not depend on the CPU's SIMD level.
 """
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+import json
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from automl.errors import InvalidCandidate
-from automl.hashing import quantize
+from automl.errors import ConfigError, InvalidCandidate
 
 from .ir import LR, M, N_INPUTS, T, V, W, G, Program
-from .ops import OPS
+from .ops import COS_EPS, OPS
+
+#: Reference-interpreter data (:func:`probe_data`): elements and steps.
+REF_N = 256
+REF_STEPS = 6
 
 PROBE_N = 256
-PROBE_STEPS = 6
+PROBE_STEPS = 4
+#: What the probe covers when the evaluator declares nothing: horizon (steps), lr range, and
+#: log10 ranges of gradient and weight magnitudes.
+DEFAULT_DOMAIN: dict[str, Any] = {"steps": 1000, "lr": [1e-6, 1.0], "grad_log10": [-14.0, 7.0],
+                                  "weight_log10": [-14.0, 7.0]}
 PROBE_SPEC = (
-    "optimizer-programs/v1: float64 model of 256 elements (reductions over all); rng=numpy "
-    "default_rng(seed); w0=rng.standard_normal(256); per step s=1..6 in order: g=rng.standard_normal(256), "
-    "g[:128]*=10**rng.uniform(-8,1,128), g[0]=0, lr_s=rng.uniform(0.01,0.1), t=s; m=v=0 at start; "
-    "w-=update each step; outputs: the 6x256 updates, then the final states of the live slots (those "
-    "the update reads, directly or via the other slot) ordered by their quantized bytes")
+    "optimizer-programs/v2: lanes x 256 elements (reductions per lane), 4 steps from zero state per lane; "
+    "lane t0 = 1,1,1,H/8,H/2,H-4,1e2,1e4,1e6 (H = domain steps); lr log-uniform over domain lr per step and "
+    "lane; g, w: lane scales over domain log10 ranges, elements 0-95 lane scale*10**U(-3,3), 96-127 "
+    "10**U(whole range), 128-255 sign-alternating with ratio 10**U(-3,2); g[:,0]=0; rng=numpy "
+    "default_rng(seed); w-=update; output: updates (steps, lanes, 256); probe_math transcendentals")
+
+
+def _domain(domain: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The probe domain with defaults filled in, checked."""
+    d = dict(DEFAULT_DOMAIN)
+    if domain:
+        unknown = set(domain) - set(DEFAULT_DOMAIN)
+        if unknown:
+            raise ConfigError(f"unknown optimizer-programs probe domain keys {sorted(unknown)}; known: "
+                              f"{', '.join(DEFAULT_DOMAIN)}")
+        d.update(domain)
+    steps = d["steps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"probe domain 'steps' must be a positive integer, got {steps!r}")
+    for key in ("lr", "grad_log10", "weight_log10"):
+        v = d[key]
+        if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
+                and np.all(np.isfinite(v)) and v[0] <= v[1]):
+            raise ConfigError(f"probe domain {key!r} must be [low, high] with low <= high, got {v!r}")
+    if not 0.0 < d["lr"][0]:
+        raise ConfigError(f"probe domain 'lr' must be positive (log-uniform), got {d['lr']!r}")
+    return {k: (list(map(float, v)) if isinstance(v, (list, tuple)) else v) for k, v in d.items()}
+
+
+def _lane_t0(horizon: int) -> list[int]:
+    h = horizon
+    return [1, 1, 1, max(1, h // 8), max(1, h // 2), max(1, h - PROBE_STEPS), 100, 10_000, 1_000_000]
+
+
+PROBE_LANES = len(_lane_t0(1))
+
+
+@functools.lru_cache(maxsize=16)
+def batch_data(seed: int, domain_json: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(w0 (L, N), grads (S, L, N), lrs (S, L, 1), ts (S, L, 1)) for ``seed`` and a domain given as
+    canonical JSON (see :func:`_domain`); read-only arrays."""
+    d = json.loads(domain_json)
+    rng = np.random.default_rng(seed)
+    L, N, S = PROBE_LANES, PROBE_N, PROBE_STEPS
+    t0 = np.array(_lane_t0(d["steps"]), dtype=np.float64)
+    ts = (t0[None, :] + np.arange(S, dtype=np.float64)[:, None])[..., None]
+    lo, hi = np.log10(d["lr"][0]), np.log10(d["lr"][1])
+    lrs = 10.0 ** rng.uniform(lo, hi, (S, L, 1))
+
+    def magnitudes(rng_range, n_steps):
+        a, b = rng_range
+        lane = rng.permutation(np.linspace(min(a + 3, (a + b) / 2), max(b - 3, (a + b) / 2), L))[None, :, None]
+        e = np.empty((n_steps, L, N))
+        e[:, :, :96] = lane + rng.uniform(-3.0, 3.0, (n_steps, L, 96))
+        e[:, :, 96:128] = rng.uniform(a, b, (n_steps, L, 32))
+        e[:, :, 128:] = lane + rng.uniform(-3.0, 3.0, (n_steps, L, N - 128))
+        return e
+
+    ge = magnitudes(d["grad_log10"], S)
+    # sign-resolving elements: g_s = -g_(s-1) * 10**U(-3, 2)
+    for s in range(1, S):
+        ge[s, :, 128:] = ge[s - 1, :, 128:] + rng.uniform(-3.0, 2.0, (L, N - 128))
+    z = rng.standard_normal((S, L, N))
+    z[1:, :, 128:] = -np.sign(z[:-1, :, 128:]) * np.abs(z[1:, :, 128:])
+    for s in range(2, S):
+        z[s, :, 128:] = -np.sign(z[s - 1, :, 128:]) * np.abs(z[s, :, 128:])
+    grads = z * 10.0 ** ge
+    grads[:, :, 0] = 0.0
+    w0 = rng.standard_normal((L, N)) * 10.0 ** magnitudes(d["weight_log10"], 1)[0]
+    for a in (w0, grads, lrs, ts):
+        a.flags.writeable = False
+    return w0, grads, lrs, ts
 
 
 @functools.lru_cache(maxsize=8)
 def probe_data(seed: int) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.float64, ...]]:
-    """(w0, gradients per step, lr per step) of the probe for ``seed`` (read-only arrays)."""
+    """(w0, gradients per step, lr per step) for the reference interpreter :func:`run` (tests and
+    examples; not the hash probe): 256 elements, 6 steps, half the gradients spread over nine
+    decades, lr ~ U(0.01, 0.1), g[0] = 0; read-only arrays."""
     rng = np.random.default_rng(seed)
-    w0 = rng.standard_normal(PROBE_N)
-    half = PROBE_N // 2
+    w0 = rng.standard_normal(REF_N)
+    half = REF_N // 2
     grads, lrs = [], []
-    for _ in range(PROBE_STEPS):
-        g = rng.standard_normal(PROBE_N)
+    for _ in range(REF_STEPS):
+        g = rng.standard_normal(REF_N)
         g[:half] *= 10.0 ** rng.uniform(-8.0, 1.0, half)
         g[0] = 0.0
         g.flags.writeable = False
@@ -107,12 +205,101 @@ def run(p: Program, w0: np.ndarray, grads: Sequence[np.ndarray], lrs: Sequence[f
     return updates, m, v
 
 
-def probe(p: Program, seed: int) -> list[np.ndarray]:
-    """The functional probe (see ``PROBE_SPEC``): [updates (6 x 256), *final live states]."""
-    w0, grads, lrs = probe_data(seed)
-    updates, m, v = run(p, w0, grads, lrs)
-    out = [np.stack(updates)]
-    live = [s for s, live in ((m, M in p.info.live_slots), (v, V in p.info.live_slots)) if live]
-    if len(live) == 2:
-        live.sort(key=lambda a: quantize([a]))
-    return out + live
+# --- the batched probe ---------------------------------------------------------------------------
+
+def _sum(x):
+    return np.add.reduce(x, axis=-1, keepdims=True)
+
+
+def _b_dot(x, y):
+    return _sum(np.multiply(x, y))
+
+
+def _b_norm(x):
+    return np.sqrt(_sum(np.multiply(x, x)))
+
+
+def _b_cos(x, y):
+    return _b_dot(x, y) / np.maximum(_b_norm(x) * _b_norm(y), COS_EPS)
+
+
+def _b_clip_norm(x, c):
+    return np.multiply(x, np.minimum(1.0, np.true_divide(c, _b_norm(x))))
+
+
+#: Per-lane versions of the whole-model reductions (lanes are independent models).
+_BATCHED = {"dot": _b_dot, "global_norm": _b_norm, "cosine_sim": _b_cos, "clip_by_global_norm": _b_clip_norm}
+_STATIC_INPUTS = frozenset((LR, T))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_batched(p: Program):
+    """(static code, step code, register count, constant registers): live instructions whose
+    inputs are only lr, t and constants are *static* (computed once for all steps)."""
+    base = N_INPUTS + len(p.instrs)
+    consts: dict[str, int] = {}
+    static_regs = set(_STATIC_INPUTS)
+    static, step = [], []
+    for ins, live in zip(p.instrs, p.info.live):
+        if not live:
+            continue
+        idx, is_static = [], ins.op not in _BATCHED
+        for a in ins.args:
+            if type(a) is int:
+                idx.append(a)
+                is_static = is_static and a in static_regs
+            else:
+                key = a.hex()
+                slot = consts.get(key)
+                if slot is None:
+                    slot = consts[key] = base + len(consts)
+                    static_regs.add(slot)
+                idx.append(slot)
+        fn = _BATCHED.get(ins.op) or OPS[ins.op].np
+        if is_static:
+            static_regs.add(ins.dest)
+            static.append((fn, ins.dest, tuple(idx)))
+        else:
+            step.append((fn, ins.dest, tuple(idx)))
+    const_regs = tuple((slot, np.float64(float.fromhex(k))) for k, slot in consts.items())
+    static_out = tuple(d for _, d, _ in static)
+    return tuple(static), tuple(step), base + len(consts), const_regs, static_out
+
+
+def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+    """The functional probe (see the module docstring and ``PROBE_SPEC``): the updates, shape
+    (PROBE_STEPS, PROBE_LANES, PROBE_N)."""
+    err = p.info.error
+    if err is not None:
+        raise InvalidCandidate(err)
+    d = _domain(domain)
+    w0, grads, lrs, ts = batch_data(seed, json.dumps(d, sort_keys=True))
+    static, step, n_regs, const_regs, static_out = _compile_batched(p)
+    regs: list = [None] * n_regs
+    for slot, c in const_regs:
+        regs[slot] = c
+    regs[LR], regs[T] = lrs, ts
+    for fn, dst, ia in static:  # over all (step, lane) pairs at once
+        regs[dst] = fn(*[regs[i] for i in ia])
+    static_vals = [(r, regs[r]) for r in static_out if np.ndim(regs[r]) == 3]
+    out_u, out_m, out_v = p.outputs
+    live_m, live_v = M in p.info.live_slots, V in p.info.live_slots
+    S, L, N = grads.shape
+    w = w0
+    m = v = np.zeros((L, N))
+    updates = np.empty((S, L, N))
+    for s in range(S):
+        regs[W], regs[G], regs[M], regs[V], regs[LR], regs[T] = w, grads[s], m, v, lrs[s], ts[s]
+        for r, val in static_vals:
+            regs[r] = val[s]
+        for fn, dst, ia in step:
+            regs[dst] = fn(*[regs[i] for i in ia])
+        u = regs[out_u]
+        updates[s] = u
+        if live_m:
+            m = regs[out_m]
+        if live_v:
+            v = regs[out_v]
+        if s + 1 < S:
+            w = w - updates[s]
+    return [updates]
