@@ -18,6 +18,9 @@ not guaranteed (the quantizer canonicalises both).
 """
 from __future__ import annotations
 
+import decimal
+import math
+
 import numpy as np
 
 _LN2_HI = 6.93147180369123816490e-01  # trailing bits zero: k * _LN2_HI is exact for |k| < 2**20
@@ -61,18 +64,41 @@ def _horner(c: np.ndarray, z: np.ndarray) -> np.ndarray:
     return acc
 
 
+def _table(fn, n: int) -> np.ndarray:
+    """fn(j) for j < n, evaluated in 40-digit decimal arithmetic and rounded once to float64, so
+    the table is the same on every machine (no libm involved)."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 40
+        return np.array([float(fn(decimal.Decimal(j))) for j in range(n)])
+
+
+_EXP_N = 64  # exp: x = (64 m + j) ln2/64 + r, |r| <= ln2/128; exp(x) = 2**m * 2**(j/64) * exp(r)
+_EXP_T = _table(lambda j: (j / _EXP_N * decimal.Decimal(2).ln()).exp(), _EXP_N)
+_EXP_P = _EXP_C[:7]  # |r|**7/7! < 2e-19
+_LN2_64_HI = float(np.float32(0.6931471805599453 / 64))  # 24 bits: k * hi exact for |k| < 2**29
+_LN2_64_LO = float(decimal.Decimal(2).ln() / 64 - decimal.Decimal(_LN2_64_HI))
+_LOG_N = 128  # log: m = c_j (1 + r), c_j = 1 + j/128 (-64 <= j <= 64), |r| <= 1/180
+_LOG_T = _table(lambda i: (1 + (i - _LOG_N // 2) / _LOG_N).ln(), _LOG_N + 1)  # index i = j + 64
+_LOG_CJ = 1.0 + (np.arange(_LOG_N + 1) - _LOG_N // 2) / _LOG_N
+_LOG_P = np.array([0.0, 1.0] + [(-1.0) ** (k + 1) / k for k in range(2, 9)])  # log1p(r), r**9/9 < 1e-20
+
+
 def exp(x):
     a = _arr(x)
     with np.errstate(all="ignore"):
         xc = np.fmax(np.fmin(a, 710.0), -746.0)  # fmin/fmax drop NaN: fixed below
-        k = np.rint(xc * _INV_LN2)
-        r = (xc - k * _LN2_HI) - k * _LN2_LO  # |r| <= 0.35
-        p = _horner(_EXP_C, r)
+        k = np.rint(xc * (_EXP_N * _INV_LN2))
+        r = (xc - k * _LN2_64_HI) - k * _LN2_64_LO
         ki = k.astype(np.int64)
-        # two ldexp steps so 2**k never overflows/underflows on its own near the ends of the range
-        half = ki // 2
-        res = np.ldexp(np.ldexp(p, half), ki - half)
-        res = np.where(np.isnan(a), a, res)
+        p = _horner(_EXP_P, r)
+        p *= _EXP_T[ki & (_EXP_N - 1)]
+        # times 2**m as two exact power-of-two factors built from their bits (np.ldexp is slow):
+        # exact unless the result over/underflows, and then rounded once, by the last product
+        m = ki >> 6
+        m1 = m >> 1
+        res = p * ((m1 + 1023) << 52).view(np.float64)
+        res *= ((m - m1 + 1023) << 52).view(np.float64)
+        res = np.where(a == a, res, a)
     return _out(res, x)
 
 
@@ -86,20 +112,40 @@ def expm1(x):
     return _out(res, x)
 
 
+def _log_scalar(v: float) -> float:
+    """log of one positive finite float: :func:`log`'s algorithm in Python float arithmetic
+    (IEEE double, the same operations in the same order), ~10x cheaper than numpy on 0-d."""
+    m, e = math.frexp(v)  # exact
+    if m < 0.7071067811865476:
+        m, e = m + m, e - 1
+    i = min(max(round(m * _LOG_N) - _LOG_N // 2, 0), _LOG_N)  # round() is round-half-even = rint
+    c = float(_LOG_CJ[i])
+    r = (m - c) / c
+    acc = r * float(_LOG_P[-1]) + float(_LOG_P[-2])
+    for ck in _LOG_P[-3::-1]:
+        acc = acc * r + float(ck)
+    ef = float(e)
+    return (ef * _LN2_LO + acc) + (float(_LOG_T[i]) + ef * _LN2_HI)
+
+
 def log(x):
     a = _arr(x)
+    if a.ndim == 0 and 0.0 < float(a) < math.inf:
+        return np.float64(_log_scalar(float(a)))
     with np.errstate(all="ignore"):
-        m, e = np.frexp(a)  # a = m * 2**e, m in [0.5, 1)
-        low = m < 0.7071067811865476
-        m = np.where(low, m * 2.0, m)
-        e = (e - low).astype(np.float64)
-        f = (m - 1.0) / (m + 1.0)  # |f| <= 0.1716
-        s = f * f
-        lm = _horner(_LOG_C, s) * f
-        res = (e * _LN2_LO + lm) + e * _LN2_HI
+        m, e = np.frexp(np.abs(a))  # |a| = m * 2**e, m in [0.5, 1)
+        up = m < 0.7071067811865476
+        m = np.where(up, m + m, m)  # m in [0.707, 1.414): log near 1 has no cancellation
+        ef = e - up
+        ji = np.rint(m * _LOG_N) - _LOG_N // 2  # = j + 64 for m in range
+        # 0, nan, inf: any valid index (fmin/fmax drop NaN), fixed below
+        ji = np.fmax(np.fmin(ji, float(_LOG_N)), 0.0).astype(np.int64)
+        c = _LOG_CJ[ji]
+        r = (m - c) / c  # m - c is exact (Sterbenz); |r| <= 1/180
+        lp = _horner(_LOG_P, r)
+        res = (ef * _LN2_LO + lp) + (_LOG_T[ji] + ef * _LN2_HI)
         res = np.where(a > 0.0, res, np.where(a == 0.0, -np.inf, np.nan))
         res = np.where(a == np.inf, np.inf, res)
-        res = np.where(np.isnan(a), a, res)
     return _out(res, x)
 
 
@@ -295,6 +341,11 @@ def power(x, y):
                 if n % 2:
                     r = np.where(a < 0, -r, r)
             return _out(_arr(r), x)
+        if a.ndim == 0 and 0.0 < float(a) < math.inf:  # positive finite base (``0.9 ** t``)
+            if float(a) == 1.0:
+                return _out(np.ones_like(b), x)
+            # exp(y log a) is already right for y = 0, +-inf and nan
+            return _out(_arr(exp(b * _log_scalar(float(a)))), x)
         a, b = np.broadcast_arrays(a, b)
         ax = np.abs(a)
         r = _arr(exp(b * log(ax)))

@@ -15,9 +15,9 @@ and weight magnitudes; ``DEFAULT_DOMAIN`` when it declares none):
 * lr per step and lane log-uniform over the declared range (a cosine schedule's tail near 0
   included);
 * gradient and weight magnitudes: each lane has its own scale spread over the declared decades
-  (so global norms and eps-like constants matter somewhere), a quarter of the elements span the
-  whole declared range, and half the elements are *sign-resolving*: their gradient flips sign
-  every step with a ratio |g_s / g_(s-1)| log-uniform over 10**[-3, 2], so a momentum mix
+  (so global norms and eps-like constants matter somewhere), 1/16 of the elements span the
+  whole declared range, and 3/4 of the elements are *sign-resolving*: their gradient flips sign
+  every step with a ratio |g_s / g_(s-1)| log-uniform over 10**[-1.5, 0.5], so a momentum mix
   ``b*m + (1-b)*g`` crosses zero at many different points and sign-based updates (Lion) show a
   change of beta by ~1e-3;
 * the state starts at zero and is produced by the program itself, and only the *updates*
@@ -45,18 +45,18 @@ from .ops import COS_EPS, OPS
 REF_N = 256
 REF_STEPS = 6
 
-PROBE_N = 256
+PROBE_N = 128
 PROBE_STEPS = 4
 #: What the probe covers when the evaluator declares nothing: horizon (steps), lr range, and
 #: log10 ranges of gradient and weight magnitudes.
 DEFAULT_DOMAIN: dict[str, Any] = {"steps": 1000, "lr": [1e-6, 1.0], "grad_log10": [-14.0, 7.0],
                                   "weight_log10": [-14.0, 7.0]}
 PROBE_SPEC = (
-    "optimizer-programs/v2: lanes x 256 elements (reductions per lane), 4 steps from zero state per lane; "
+    "optimizer-programs/v2: lanes x 128 elements (reductions per lane), 4 steps from zero state per lane; "
     "lane t0 = 1,1,1,H/8,H/2,H-4,1e2,1e4,1e6 (H = domain steps); lr log-uniform over domain lr per step and "
-    "lane; g, w: lane scales over domain log10 ranges, elements 0-95 lane scale*10**U(-3,3), 96-127 "
-    "10**U(whole range), 128-255 sign-alternating with ratio 10**U(-3,2); g[:,0]=0; rng=numpy "
-    "default_rng(seed); w-=update; output: updates (steps, lanes, 256); probe_math transcendentals")
+    "lane; g, w: lane scales over domain log10 ranges, elements 0-23 lane scale*10**U(-3,3), 24-31 "
+    "10**U(whole range), 32-127 sign-alternating with ratio 10**U(-1.5,0.5); g[:,0]=0; rng=numpy "
+    "default_rng(seed); w-=update; output: updates (steps, lanes, 128); probe_math transcendentals")
 
 
 def _domain(domain: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -87,6 +87,7 @@ def _lane_t0(horizon: int) -> list[int]:
 
 
 PROBE_LANES = len(_lane_t0(1))
+_SIGN0 = PROBE_N // 4  # first sign-resolving element
 
 
 @functools.lru_cache(maxsize=16)
@@ -105,19 +106,19 @@ def batch_data(seed: int, domain_json: str) -> tuple[np.ndarray, np.ndarray, np.
         a, b = rng_range
         lane = rng.permutation(np.linspace(min(a + 3, (a + b) / 2), max(b - 3, (a + b) / 2), L))[None, :, None]
         e = np.empty((n_steps, L, N))
-        e[:, :, :96] = lane + rng.uniform(-3.0, 3.0, (n_steps, L, 96))
-        e[:, :, 96:128] = rng.uniform(a, b, (n_steps, L, 32))
-        e[:, :, 128:] = lane + rng.uniform(-3.0, 3.0, (n_steps, L, N - 128))
+        e[:, :, :24] = lane + rng.uniform(-3.0, 3.0, (n_steps, L, 24))
+        e[:, :, 24:_SIGN0] = rng.uniform(a, b, (n_steps, L, _SIGN0 - 24))
+        e[:, :, _SIGN0:] = lane + rng.uniform(-3.0, 3.0, (n_steps, L, N - _SIGN0))
         return e
 
     ge = magnitudes(d["grad_log10"], S)
-    # sign-resolving elements: g_s = -g_(s-1) * 10**U(-3, 2)
+    # sign-resolving elements: g_s = -g_(s-1) * 10**U(-1.5, 0.5)
     for s in range(1, S):
-        ge[s, :, 128:] = ge[s - 1, :, 128:] + rng.uniform(-3.0, 2.0, (L, N - 128))
+        ge[s, :, _SIGN0:] = ge[s - 1, :, _SIGN0:] + rng.uniform(-1.5, 0.5, (L, N - _SIGN0))
     z = rng.standard_normal((S, L, N))
-    z[1:, :, 128:] = -np.sign(z[:-1, :, 128:]) * np.abs(z[1:, :, 128:])
+    z[1:, :, _SIGN0:] = -np.sign(z[:-1, :, _SIGN0:]) * np.abs(z[1:, :, _SIGN0:])
     for s in range(2, S):
-        z[s, :, 128:] = -np.sign(z[s - 1, :, 128:]) * np.abs(z[s, :, 128:])
+        z[s, :, _SIGN0:] = -np.sign(z[s - 1, :, _SIGN0:]) * np.abs(z[s, :, _SIGN0:])
     grads = z * 10.0 ** ge
     grads[:, :, 0] = 0.0
     w0 = rng.standard_normal((L, N)) * 10.0 ** magnitudes(d["weight_log10"], 1)[0]
