@@ -146,9 +146,9 @@ def test_swapping_the_slots_is_the_same_optimizer():
 def test_probe_outputs_and_seed():
     p = parse(LION)
     out = probe(p, 1)
-    from search_spaces.programs.interp import PROBE_LANES, PROBE_N, PROBE_STEPS
+    from search_spaces.programs.interp import PROBE_LANES, PROBE_N, PROBE_STEPS, ROW
     # only the updates are hashed (never the state slots)
-    assert len(out) == 1 and out[0].shape == (PROBE_STEPS, PROBE_LANES, PROBE_N)
+    assert len(out) == 1 and out[0].shape == (PROBE_STEPS, PROBE_LANES, PROBE_N // ROW, ROW)
     assert automl.functional_hash(p, seed=1) != automl.functional_hash(p, seed=2)
     assert np.array_equal(probe(p, 1)[0], out[0])
 

@@ -20,6 +20,8 @@ and weight magnitudes; ``DEFAULT_DOMAIN`` when it declares none):
   every step with a ratio |g_s / g_(s-1)| log-uniform over 10**[-1.5, 0.5], so a momentum mix
   ``b*m + (1-b)*g`` crosses zero at many different points and sign-based updates (Lion) show a
   change of beta by ~1e-3;
+* the updates are returned in rows of ``ROW`` = 8 neighbouring elements, so the quantizer's
+  relative flush (automl.hashing) works at the scale of a few decades, not the whole range;
 * the state starts at zero and is produced by the program itself, and only the *updates*
   (what the program does to the weights) are hashed, never the state slots: programs that store
   their state scaled or negated but update identically hash equal.
@@ -47,6 +49,7 @@ REF_STEPS = 6
 
 PROBE_N = 128
 PROBE_STEPS = 4
+ROW = 8  # elements per quantizer row (the relative flush's scale)
 #: What the probe covers when the evaluator declares nothing: horizon (steps), lr range, and
 #: log10 ranges of gradient and weight magnitudes.
 DEFAULT_DOMAIN: dict[str, Any] = {"steps": 1000, "lr": [1e-6, 1.0], "grad_log10": [-14.0, 7.0],
@@ -56,7 +59,8 @@ PROBE_SPEC = (
     "lane t0 = 1,1,1,H/8,H/2,H-4,1e2,1e4,1e6 (H = domain steps); lr log-uniform over domain lr per step and "
     "lane; g, w: lane scales over domain log10 ranges, elements 0-23 lane scale*10**U(-3,3), 24-31 "
     "10**U(whole range), 32-127 sign-alternating with ratio 10**U(-1.5,0.5); g[:,0]=0; rng=numpy "
-    "default_rng(seed); w-=update; output: updates (steps, lanes, 128); probe_math transcendentals")
+    "default_rng(seed); w-=update; output: updates (steps, lanes, 16, 8) (rows of 8 elements); probe_math "
+    "transcendentals")
 
 
 def _domain(domain: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -172,9 +176,10 @@ def _compile(p: Program):
     return tuple(code), base + len(consts), tuple(const_regs)
 
 
-def run(p: Program, w0: np.ndarray, grads: Sequence[np.ndarray], lrs: Sequence[float],
+def run(p: Program, w0: np.ndarray, grads: Sequence[np.ndarray], lrs: Sequence[float], t0: float = 1.0,
         ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Run ``p`` for ``len(grads)`` steps with the outer loop ``w -= update``.
+    """Run ``p`` for ``len(grads)`` steps with the outer loop ``w -= update``; step ``s`` (from 0)
+    sees ``t = t0 + s``.
 
     Returns (updates per step, final m, final v).  A dead slot stays zero (it is not computed).
     Floating-point warnings are the caller's business (wrap in ``np.errstate``).
@@ -192,8 +197,8 @@ def run(p: Program, w0: np.ndarray, grads: Sequence[np.ndarray], lrs: Sequence[f
     m = np.zeros_like(w)
     v = np.zeros_like(w)
     updates = []
-    for s, (g, lr) in enumerate(zip(grads, lrs), start=1):
-        regs[W], regs[G], regs[M], regs[V], regs[LR], regs[T] = w, g, m, v, np.float64(lr), np.float64(s)
+    for s, (g, lr) in enumerate(zip(grads, lrs)):
+        regs[W], regs[G], regs[M], regs[V], regs[LR], regs[T] = w, g, m, v, np.float64(lr), np.float64(t0 + s)
         for fn, d, ia in code:
             regs[d] = fn(*[regs[i] for i in ia])
         u = regs[out_u]
@@ -269,7 +274,7 @@ def _compile_batched(p: Program):
 
 def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> list[np.ndarray]:
     """The functional probe (see the module docstring and ``PROBE_SPEC``): the updates, shape
-    (PROBE_STEPS, PROBE_LANES, PROBE_N)."""
+    (PROBE_STEPS, PROBE_LANES, PROBE_N // ROW, ROW)."""
     err = p.info.error
     if err is not None:
         raise InvalidCandidate(err)
@@ -303,4 +308,6 @@ def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> lis
             v = regs[out_v]
         if s + 1 < S:
             w = w - updates[s]
-    return [updates]
+    # rows of 8 elements: the quantizer flushes relative to a row's largest magnitude, and a row
+    # of neighbouring elements spans a few decades, not the whole declared range
+    return [updates.reshape(S, L, N // ROW, ROW)]
