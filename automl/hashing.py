@@ -46,6 +46,7 @@ PROBE_SEED = 20231
 LAMBDA_PROBE_N = 64
 LAMBDA_PROBE_SPEC = f"lambda:x~U(-3,3)x{LAMBDA_PROBE_N} per argument;seed={PROBE_SEED}"
 
+_DBL_MAX = np.finfo(np.float64).max
 _NAN_TOKEN = np.uint64(0x7FF8_0000_0000_0001)
 _POS_INF = np.uint64(0x7FF0_0000_0000_0000)
 _NEG_INF = np.uint64(0xFFF0_0000_0000_0000)
@@ -62,26 +63,28 @@ def _quantize(outputs: Sequence[Any] | np.ndarray, bits: int, flush: float) -> t
     parts: list[bytes] = []
     all_nan = True
     for out in outputs:
-        a = np.array(out, dtype=np.float64)  # a copy: modified below
+        a = np.asarray(out, dtype=np.float64)
         parts.append(b"S" + repr(a.shape).encode())
         if a.size == 0:
             continue
         rows = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
         mag = np.abs(rows)
-        finite = mag <= np.finfo(np.float64).max
-        all_finite = bool(finite.all())
-        scale = mag.max(axis=1, keepdims=True) if all_finite else np.where(finite, mag, 0.0).max(axis=1, keepdims=True)
-        rows[mag < scale * flush] = 0.0  # relative flush (NaN compares False)
-        rows += 0.0  # -0.0 -> +0.0
-        w = rows.reshape(-1).view(np.uint64)
-        if all_finite:  # the common case: one vectorised rounding, no tokens needed
-            q = (w + half) & mask
+        top = mag.max()
+        if top <= _DBL_MAX:  # the common case (no NaN, no inf): no tokens needed
+            scale = mag.max(axis=1, keepdims=True)
+            # relative flush, and -0.0 -> +0.0 (the + 0.0)
+            q = np.where(mag < scale * flush, 0.0, rows) + 0.0
+            q = (q.reshape(-1).view(np.uint64) + half) & mask
             all_nan = False
         else:
             flat = rows.reshape(-1)
+            finite = mag.reshape(-1) <= _DBL_MAX
+            scale = np.where(finite.reshape(mag.shape), mag, 0.0).max(axis=1, keepdims=True)
+            q = np.where(mag < scale * flush, 0.0, rows).reshape(-1) + 0.0
             nan = np.isnan(flat)
             all_nan = all_nan and bool(nan.all())
-            q = np.where(finite.reshape(-1), (w + half) & mask, w)
+            w = q.view(np.uint64)
+            q = np.where(finite, (w + half) & mask, w)
             q[nan] = _NAN_TOKEN
             q[flat == np.inf] = _POS_INF
             q[flat == -np.inf] = _NEG_INF

@@ -7,8 +7,13 @@ Measures, in one run on this machine:
   * candidates per second through the local serial loop (ask -> hash -> cache -> evaluate ->
     log -> tell) with the zero-cost evaluator, on a minimal space (engine overhead alone) and on
     the expressions space (mutation and printing included), with the cache on and off.
-Prints a table and writes benchmarks/results/core_throughput.json.  Goals from the issue:
-<= 50 us median per functional hash of a small candidate, >= 5,000 candidates/s.
+  * optimizer programs are timed the way a search meets them: realistic 25-statement descendants
+    of AdamW (``mutation.descendant``, at least 12 live statements), each hashed once, *cold*
+    (the interpreter's compile memo cleared before every call); sampled 2-8 statement programs
+    are reported beside them.
+Prints a table and writes benchmarks/results/core_throughput.json.  Goals from the issues:
+<= 50 us median per functional hash of a small candidate, <= 100 us for a realistic program
+(cold), >= 5,000 candidates/s.
 
     python benchmarks/core_throughput.py [--candidates 20000]
 """
@@ -56,14 +61,31 @@ class CounterSpace(SearchSpace):
         return np.array([float(g % 1_000_003), float(g // 1_000_003)])  # exact in 24 bits
 
 
-def _median_us(fn, items, repeat=3):
+def _median_us(fn, items, repeat=3, before=None):
+    """Median over ``items`` of the mean time of ``repeat`` calls; ``before()`` runs untimed before
+    each call (to clear memos: a cold measurement)."""
     times = []
     for x in items:
-        t0 = time.perf_counter()
+        total = 0.0
         for _ in range(repeat):
+            if before is not None:
+                before()
+            t0 = time.perf_counter()
             fn(x)
-        times.append((time.perf_counter() - t0) / repeat * 1e6)
+            total += time.perf_counter() - t0
+        times.append(total / repeat * 1e6)
     return statistics.median(times)
+
+
+def realistic_programs(n: int, statements: int = 25, seed: int = 0) -> list:
+    """``n`` realistic search-time programs: descendants of AdamW (see the module docstring)."""
+    from search_spaces.programs import ProgramSpace
+    from search_spaces.programs.classic import ADAMW
+    from search_spaces.programs.mutation import descendant
+    from search_spaces.programs.parser import parse
+
+    space, rng = ProgramSpace(), np.random.default_rng(seed)
+    return [descendant(parse(ADAMW), rng, space.config, statements, min_live=12) for _ in range(n)]
 
 
 def hash_costs(n: int) -> list[dict]:
@@ -81,8 +103,21 @@ def hash_costs(n: int) -> list[dict]:
         rng = np.random.default_rng(0)
         genomes = [space.sample(rng) for _ in range(n)]
         h = automl.Hasher(space)
-        rows.append({"representation": name, "structural_us": _median_us(h.structural, genomes),
+        label = name + (" (sampled 2-8 stmts)" if name == "optimizer-programs" else "")
+        rows.append({"representation": label, "structural_us": _median_us(h.structural, genomes),
                      "functional_us": _median_us(h.functional, genomes)})
+        if name == "optimizer-programs":
+            from search_spaces.programs import interp
+
+            progs = realistic_programs(min(n, 500))
+
+            def cold():
+                interp._compile_batched.cache_clear()
+                interp._compile.cache_clear()
+
+            rows.append({"representation": "optimizer-programs (AdamW descendants, 25 stmts, cold)",
+                         "structural_us": _median_us(h.structural, progs, 1, cold),
+                         "functional_us": _median_us(h.functional, progs, 1, cold)})
     return rows
 
 
@@ -105,9 +140,9 @@ def main(argv=None) -> int:
     registry.register_space(CounterSpace.name, CounterSpace)
 
     hashes = hash_costs(a.hash_samples)
-    print(f"{'representation':22s} {'structural us':>14s} {'functional us':>14s}   (median per candidate)")
+    print(f"{'representation':56s} {'structural us':>14s} {'functional us':>14s}   (median per candidate)")
     for r in hashes:
-        print(f"{r['representation']:22s} {r['structural_us']:14.1f} {r['functional_us']:14.1f}")
+        print(f"{r['representation']:56s} {r['structural_us']:14.1f} {r['functional_us']:14.1f}")
 
     runs = [throughput(CounterSpace.name, a.candidates, True), throughput(CounterSpace.name, a.candidates, False),
             throughput("expressions", a.candidates, True), throughput("expressions", a.candidates, False)]

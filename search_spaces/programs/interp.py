@@ -26,8 +26,8 @@ and weight magnitudes; ``DEFAULT_DOMAIN`` when it declares none):
   (what the program does to the weights) are hashed, never the state slots: programs that store
   their state scaled or negated but update identically hash equal.
 
-Scalar-only statements (functions of lr, t and constants) are hoisted out of the step loop and
-computed once for all (step, lane) pairs; transcendental ops are the deterministic ones of
+Statements that depend only on g, lr, t and constants are hoisted out of the step loop and
+computed once for all steps and lanes; transcendental ops are the deterministic ones of
 automl.probe_math (see ops.py), so digests do not depend on the CPU's SIMD level.
 """
 from __future__ import annotations
@@ -83,6 +83,22 @@ def _domain(domain: Mapping[str, Any] | None) -> dict[str, Any]:
     if not 0.0 < d["lr"][0]:
         raise ConfigError(f"probe domain 'lr' must be positive (log-uniform), got {d['lr']!r}")
     return {k: (list(map(float, v)) if isinstance(v, (list, tuple)) else v) for k, v in d.items()}
+
+
+_DOMAIN_JSON: dict[int, tuple[Any, str]] = {}
+
+
+def _domain_json(domain: Mapping[str, Any] | None) -> str:
+    """Canonical JSON of the checked domain (remembered per domain object: the hasher passes the
+    same dict on every call)."""
+    hit = _DOMAIN_JSON.get(id(domain))
+    if hit is not None and hit[0] is domain:
+        return hit[1]
+    text = json.dumps(_domain(domain), sort_keys=True)
+    if len(_DOMAIN_JSON) > 64:
+        _DOMAIN_JSON.clear()
+    _DOMAIN_JSON[id(domain)] = (domain, text)
+    return text
 
 
 def _lane_t0(horizon: int) -> list[int]:
@@ -235,13 +251,15 @@ def _b_clip_norm(x, c):
 
 #: Per-lane versions of the whole-model reductions (lanes are independent models).
 _BATCHED = {"dot": _b_dot, "global_norm": _b_norm, "cosine_sim": _b_cos, "clip_by_global_norm": _b_clip_norm}
-_STATIC_INPUTS = frozenset((LR, T))
+_STATIC_INPUTS = frozenset((G, LR, T))
 
 
 @functools.lru_cache(maxsize=4096)
 def _compile_batched(p: Program):
     """(static code, step code, register count, constant registers): live instructions whose
-    inputs are only lr, t and constants are *static* (computed once for all steps)."""
+    inputs are only g, lr, t and constants are *static*: they do not depend on the program's
+    state or on the weights, so they run once on the (steps, lanes, ...) arrays of all steps
+    (reductions reduce the last axis, so they stay per step and lane)."""
     base = N_INPUTS + len(p.instrs)
     consts: dict[str, int] = {}
     static_regs = set(_STATIC_INPUTS)
@@ -249,7 +267,7 @@ def _compile_batched(p: Program):
     for ins, live in zip(p.instrs, p.info.live):
         if not live:
             continue
-        idx, is_static = [], ins.op not in _BATCHED
+        idx, is_static = [], True
         for a in ins.args:
             if type(a) is int:
                 idx.append(a)
@@ -278,13 +296,12 @@ def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> lis
     err = p.info.error
     if err is not None:
         raise InvalidCandidate(err)
-    d = _domain(domain)
-    w0, grads, lrs, ts = batch_data(seed, json.dumps(d, sort_keys=True))
+    w0, grads, lrs, ts = batch_data(seed, _domain_json(domain))
     static, step, n_regs, const_regs, static_out = _compile_batched(p)
     regs: list = [None] * n_regs
     for slot, c in const_regs:
         regs[slot] = c
-    regs[LR], regs[T] = lrs, ts
+    regs[G], regs[LR], regs[T] = grads, lrs, ts
     for fn, dst, ia in static:  # over all (step, lane) pairs at once
         regs[dst] = fn(*[regs[i] for i in ia])
     static_vals = [(r, regs[r]) for r in static_out if np.ndim(regs[r]) == 3]
