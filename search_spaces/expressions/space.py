@@ -125,6 +125,8 @@ class ExpressionSpace(SearchSpace):
                 arrays = dict(zip(self.variables, probe_inputs(len(self.variables), seed)))
             else:
                 arrays = self._domain_env(domain, seed)
+            if len(self._probe_env) > 16:  # one entry per (seed, domain object) in use
+                self._probe_env.clear()
             env = self._probe_env[key] = (arrays, domain)
         arrays = env[0]
         return evaluate(genome, arrays, len(next(iter(arrays.values()))))
