@@ -69,12 +69,15 @@ def _quantize(outputs: Sequence[Any] | np.ndarray, bits: int, flush: float) -> t
             continue
         rows = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
         mag = np.abs(rows)
-        top = mag.max()
-        if top <= _DBL_MAX:  # the common case (no NaN, no inf): no tokens needed
-            scale = mag.max(axis=1, keepdims=True)
-            # relative flush, and -0.0 -> +0.0 (the + 0.0)
-            q = np.where(mag < scale * flush, 0.0, rows) + 0.0
-            q = (q.reshape(-1).view(np.uint64) + half) & mask
+        scale = mag.max(axis=1, keepdims=True)  # NaN or inf in a row make its scale NaN or inf
+        if scale.max() <= _DBL_MAX:  # the common case (no NaN, no inf): no tokens needed
+            # relative flush, and -0.0 -> +0.0 (the += 0.0)
+            scale *= flush
+            q = np.where(mag < scale, 0.0, rows).reshape(-1)
+            q += 0.0
+            q = q.view(np.uint64)
+            q += half
+            q &= mask
             all_nan = False
         else:
             flat = rows.reshape(-1)

@@ -19,6 +19,7 @@ not guaranteed (the quantizer canonicalises both).
 from __future__ import annotations
 
 import decimal
+import functools
 import math
 
 import numpy as np
@@ -38,20 +39,8 @@ _TAN_PI12 = 0.2679491924311227
 
 # Taylor coefficients (exactly the rationals' nearest doubles)
 _EXP_C = np.array([1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64)) for k in range(14)])  # 1/k!, k=0..13
-_SIN_C = np.array([(-1.0) ** k / np.prod(np.arange(1, 2 * k + 2, dtype=np.float64)) for k in range(11)])
-_COS_C = np.array([(-1.0) ** k / np.prod(np.arange(1, 2 * k + 1, dtype=np.float64)) for k in range(11)])
-_LOG_C = np.array([2.0 / (2 * k + 1) for k in range(13)])  # log(m) = sum 2 f^(2k+1)/(2k+1)
 _ATAN_C = np.array([(-1.0) ** k / (2 * k + 1) for k in range(16)])
 _SINH_C = np.array([1.0 / np.prod(np.arange(1, 2 * k + 2, dtype=np.float64)) for k in range(10)])
-
-
-def _arr(x) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
-
-
-def _out(r: np.ndarray, like):
-    """0-d results back to numpy scalars (as ufuncs return for scalar input)."""
-    return r[()] if r.ndim == 0 else r
 
 
 def _horner(c: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -64,99 +53,159 @@ def _horner(c: np.ndarray, z: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _table(fn, n: int) -> np.ndarray:
-    """fn(j) for j < n, evaluated in 40-digit decimal arithmetic and rounded once to float64, so
-    the table is the same on every machine (no libm involved)."""
+_EXP_BITS = 11  # exp: x = (2048 m + j) ln2/2048 + r, |r| <= ln2/4096; exp(x) = 2**m * 2**(j/2048) * exp(r)
+_EXP_N = 1 << _EXP_BITS
+_LN2_N_HI = float(np.float32(0.6931471805599453 / _EXP_N))  # 24 bits: k * hi exact for |k| < 2**29
+_LN2_N_LO = float(decimal.Decimal(2).ln() / _EXP_N - decimal.Decimal(_LN2_N_HI))
+_LOG_BITS = 10  # log: |x| = 2**k z, z in [sqrt(2)/2, sqrt(2)) in 1024 intervals of centre c; z = c (1 + r)
+# the bits of sqrt(2)/2, the low 42 bits set so that 1.0 is the centre of its interval (log(c) = 0
+# there, so log(1 + tiny) has no cancellation)
+_LOG_OFF = (0x3FE6A09E667F3BCD & ~((1 << (52 - _LOG_BITS)) - 1)) | (1 << (51 - _LOG_BITS))
+_LN2 = 0.6931471805599453
+
+
+@functools.lru_cache(maxsize=None)
+def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(2**(j/2048), log-interval centres c, log(c)), built on first use (decimal arithmetic, so
+    the same on every machine; ~50 ms, kept out of ``import``)."""
+    ln2 = None
     with decimal.localcontext() as ctx:
         ctx.prec = 40
-        return np.array([float(fn(decimal.Decimal(j))) for j in range(n)])
+        ln2 = decimal.Decimal(2).ln()
+        exp_t = np.array([float((decimal.Decimal(j) / _EXP_N * ln2).exp()) for j in range(_EXP_N)])
+        n = 1 << _LOG_BITS
+        centre = (np.arange(n, dtype=np.int64) << (52 - _LOG_BITS)) + (_LOG_OFF + (1 << (51 - _LOG_BITS)))
+        c = centre.view(np.float64)
+        logc = np.array([float(decimal.Decimal(float(v)).ln()) for v in c])
+    for t in (exp_t, c, logc):
+        t.flags.writeable = False
+    return exp_t, c, logc
 
 
-_EXP_N = 64  # exp: x = (64 m + j) ln2/64 + r, |r| <= ln2/128; exp(x) = 2**m * 2**(j/64) * exp(r)
-_EXP_T = _table(lambda j: (j / _EXP_N * decimal.Decimal(2).ln()).exp(), _EXP_N)
-_EXP_P = _EXP_C[:7]  # |r|**7/7! < 2e-19
-_LN2_64_HI = float(np.float32(0.6931471805599453 / 64))  # 24 bits: k * hi exact for |k| < 2**29
-_LN2_64_LO = float(decimal.Decimal(2).ln() / 64 - decimal.Decimal(_LN2_64_HI))
-_LOG_N = 128  # log: m = c_j (1 + r), c_j = 1 + j/128 (-64 <= j <= 64), |r| <= 1/180
-_LOG_T = _table(lambda i: (1 + (i - _LOG_N // 2) / _LOG_N).ln(), _LOG_N + 1)  # index i = j + 64
-_LOG_CJ = 1.0 + (np.arange(_LOG_N + 1) - _LOG_N // 2) / _LOG_N
-_LOG_P = np.array([0.0, 1.0] + [(-1.0) ** (k + 1) / k for k in range(2, 9)])  # log1p(r), r**9/9 < 1e-20
+def _exp(a: np.ndarray) -> np.ndarray:
+    """exp of a float64 array of ndim >= 1 (the caller holds ``np.errstate``)."""
+    if a.size == 0:
+        return a.copy()
+    if not (np.fmin.reduce(a, axis=None) >= -708.0 and np.fmax.reduce(a, axis=None) <= 709.0):
+        return _exp_wide(a)  # results outside the normal range, +-inf (NaN alone stays here)
+    k = a * (_EXP_N / _LN2)
+    np.rint(k, out=k)
+    q, ki = _exp_reduced(a, k)
+    # times 2**m: add m to the exponent field (exact: q and the result are normal numbers)
+    ki &= -_EXP_N
+    ki <<= 52 - _EXP_BITS
+    b = q.view(np.int64)
+    b += ki  # NaN: ki is the same garbage on every machine, and q is already NaN
+    return q
 
 
-def exp(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        xc = np.fmax(np.fmin(a, 710.0), -746.0)  # fmin/fmax drop NaN: fixed below
-        k = np.rint(xc * (_EXP_N * _INV_LN2))
-        r = (xc - k * _LN2_64_HI) - k * _LN2_64_LO
-        ki = k.astype(np.int64)
-        p = _horner(_EXP_P, r)
-        p *= _EXP_T[ki & (_EXP_N - 1)]
-        # times 2**m as two exact power-of-two factors built from their bits (np.ldexp is slow):
-        # exact unless the result over/underflows, and then rounded once, by the last product
-        m = ki >> 6
-        m1 = m >> 1
-        res = p * ((m1 + 1023) << 52).view(np.float64)
-        res *= ((m - m1 + 1023) << 52).view(np.float64)
-        res = np.where(a == a, res, a)
-    return _out(res, x)
+def _exp_reduced(x: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(2**(j/2048) * exp(r), k as int64) for x = k ln2/2048 + r, j = k mod 2048."""
+    r = k * -_LN2_N_HI
+    r += x
+    t = k * _LN2_N_LO
+    r -= t
+    ki = k.astype(np.int64)  # NaN gives an arbitrary index: the result is NaN anyway
+    # exp(r) - 1 = r + r**2/2 + r**3/6 (|r| < 1.7e-4: the next term is < 4e-17 relative)
+    q = r * (1.0 / 6.0)
+    q += 0.5
+    q *= r
+    q += 1.0
+    q *= r
+    tj = _tables()[0].take(ki & (_EXP_N - 1))
+    q *= tj
+    q += tj
+    return q, ki
 
 
-def expm1(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        small = np.abs(a) < 0.5
-        r = np.where(small, a, 0.0)
-        s = _horner(_EXP_C[1:], r) * r  # sum_{k>=1} r^k/k!  (r^13/13! < 1e-14 relative at 0.5)
-        res = np.where(small, s, exp(a) - 1.0)
-    return _out(res, x)
+def _exp_wide(a: np.ndarray) -> np.ndarray:
+    """:func:`_exp` for any input: clamped (inf -> overflow, -inf -> 0, NaN kept) and scaled by
+    two exact powers of two, rounded once by the last product."""
+    x = np.minimum(a, 710.0)
+    np.maximum(x, -746.0, out=x)
+    k = x * (_EXP_N / _LN2)
+    np.rint(k, out=k)
+    q, ki = _exp_reduced(x, k)
+    m = ki >> _EXP_BITS
+    m1 = m >> 1
+    q *= ((m1 + 1023) << 52).view(np.float64)
+    q *= ((m - m1 + 1023) << 52).view(np.float64)
+    return q
+
+
+def _expm1(a: np.ndarray) -> np.ndarray:
+    small = np.abs(a) < 0.5
+    r = np.where(small, a, 0.0)
+    s = _horner(_EXP_C[1:], r) * r  # sum_{k>=1} r^k/k!  (r^13/13! < 1e-14 relative at 0.5)
+    return np.where(small, s, _exp(a) - 1.0)
+
+
+def _log(a: np.ndarray) -> np.ndarray:
+    """log of a float64 array of ndim >= 1 (the caller holds ``np.errstate``)."""
+    if a.size == 0:
+        return a.copy()
+    if not (np.fmin.reduce(a, axis=None) >= 2.2250738585072014e-308
+            and np.fmax.reduce(a, axis=None) <= 1.7976931348623157e308):
+        return _log_wide(a)  # zero, negative, subnormal or infinite values (NaN alone stays here)
+    ix = a.view(np.int64)
+    tmp = ix - _LOG_OFF
+    i = tmp >> (52 - _LOG_BITS)
+    i &= (1 << _LOG_BITS) - 1
+    k = tmp >> 52
+    iz = k << 52
+    np.subtract(ix, iz, out=iz)
+    z = iz.view(np.float64)  # |a| / 2**k, in [sqrt(2)/2, sqrt(2)), exact
+    _, c, logc = _tables()
+    cj = c.take(i)
+    r = z - cj  # exact (Sterbenz)
+    r /= cj  # |r| < 4.9e-4
+    # log(1 + r) = r - r**2/2 + r**3/3 - r**4/4 + r**5/5 (the next term is < 5e-18 relative)
+    p = r * 0.2
+    p -= 0.25
+    p *= r
+    p += 1.0 / 3.0
+    p *= r
+    p -= 0.5
+    p *= r
+    p *= r
+    p += r
+    p += logc.take(i)
+    # k ln2 + log(z): |log z| < 0.35, so for k != 0 the sum loses at most a bit; for k = 0 it is exact
+    kf = k.astype(np.float64)
+    kf *= _LN2
+    p += kf
+    p += a * 0.0  # NaN in, NaN out (the bit manipulations above lose it)
+    return p
+
+
+def _log_wide(a: np.ndarray) -> np.ndarray:
+    """:func:`_log` for any input: the fast path on the positive finite values (subnormals scaled
+    into the normal range), then -inf for zero, nan for negative or NaN, inf for inf."""
+    pos = a > 0.0
+    x = np.where(pos, a, 1.0)
+    sub = not np.fmin.reduce(x, axis=None) >= 2.2250738585072014e-308
+    big = not np.fmax.reduce(x, axis=None) <= 1.7976931348623157e308
+    if sub:
+        x = np.where(x < 2.2250738585072014e-308, x * 2.0**60, x)
+    if big:
+        x = np.where(x == np.inf, 1.0, x)
+    res = _log(x)
+    if sub:
+        res = np.where(a < 2.2250738585072014e-308, res - 60.0 * _LN2, res)
+    res = np.where(pos, res, np.where(a == 0.0, -np.inf, np.nan))
+    return np.where(a == np.inf, np.inf, res) if big else res
 
 
 def _log_scalar(v: float) -> float:
-    """log of one positive finite float: :func:`log`'s algorithm in Python float arithmetic
-    (IEEE double, the same operations in the same order), ~10x cheaper than numpy on 0-d."""
-    m, e = math.frexp(v)  # exact
-    if m < 0.7071067811865476:
-        m, e = m + m, e - 1
-    i = min(max(round(m * _LOG_N) - _LOG_N // 2, 0), _LOG_N)  # round() is round-half-even = rint
-    c = float(_LOG_CJ[i])
-    r = (m - c) / c
-    acc = r * float(_LOG_P[-1]) + float(_LOG_P[-2])
-    for ck in _LOG_P[-3::-1]:
-        acc = acc * r + float(ck)
-    ef = float(e)
-    return (ef * _LN2_LO + acc) + (float(_LOG_T[i]) + ef * _LN2_HI)
+    """log of one positive finite float (``0.9 ** t``'s base)."""
+    return float(_log(np.array([v]))[0])
 
 
-def log(x):
-    a = _arr(x)
-    if a.ndim == 0 and 0.0 < float(a) < math.inf:
-        return np.float64(_log_scalar(float(a)))
-    with np.errstate(all="ignore"):
-        m, e = np.frexp(np.abs(a))  # |a| = m * 2**e, m in [0.5, 1)
-        up = m < 0.7071067811865476
-        m = np.where(up, m + m, m)  # m in [0.707, 1.414): log near 1 has no cancellation
-        ef = e - up
-        ji = np.rint(m * _LOG_N) - _LOG_N // 2  # = j + 64 for m in range
-        # 0, nan, inf: any valid index (fmin/fmax drop NaN), fixed below
-        ji = np.fmax(np.fmin(ji, float(_LOG_N)), 0.0).astype(np.int64)
-        c = _LOG_CJ[ji]
-        r = (m - c) / c  # m - c is exact (Sterbenz); |r| <= 1/180
-        lp = _horner(_LOG_P, r)
-        res = (ef * _LN2_LO + lp) + (_LOG_T[ji] + ef * _LN2_HI)
-        res = np.where(a > 0.0, res, np.where(a == 0.0, -np.inf, np.nan))
-        res = np.where(a == np.inf, np.inf, res)
-    return _out(res, x)
-
-
-def log1p(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        u = 1.0 + a
-        # log(u) - ((u - 1) - a) / u: the classic correction for the rounding of 1 + a
-        res = np.where(u == 1.0, a, log(u) - ((u - 1.0) - a) / u)
-        res = np.where(a == np.inf, np.inf, res)
-    return _out(res, x)
+def _log1p(a: np.ndarray) -> np.ndarray:
+    u = 1.0 + a
+    # log(u) - ((u - 1) - a) / u: the classic correction for the rounding of 1 + a
+    res = np.where(u == 1.0, a, _log(u) - ((u - 1.0) - a) / u)
+    return np.where(a == np.inf, np.inf, np.where(a == -1.0, -np.inf, res))
 
 
 # pi/2 as an unevaluated sum of three doubles, and the 26-bit halves of the first (Dekker split)
@@ -173,145 +222,127 @@ def _split(a):
 _P1_HI, _P1_LO = _split(np.float64(_PIO2_D[0]))
 
 
+# sin r = r + r**3 (S1 + z S2 + ... + z**5 S6), cos r = 1 - z/2 + z**2 (C1 + ... + z**5 C6), z = r*r,
+# |r| <= pi/4: fdlibm's minimax coefficients (k_sin.c, k_cos.c; < 1 ulp there)
+_SIN_P = np.array([-1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04,
+                   2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10])
+_COS_P = np.array([4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05,
+                   -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11])
+
+
 def _sincos_reduced(a: np.ndarray):
-    """(sin r, cos r, quadrant) with a = r + q*pi/2, |r| <= pi/4."""
-    q = np.rint(a * _INV_PIO2)
-    if np.all(np.abs(q) < 2.0**19) or not np.isfinite(q).any():  # Cody-Waite: q * _PIO2_1 is exact
+    """(sin r, cos r, quadrant as int64) with a = r + q*pi/2, |r| <= pi/4.  inf and NaN give a NaN
+    r, so NaN results whatever the quadrant."""
+    q = a * _INV_PIO2
+    np.rint(q, out=q)
+    if np.fmax.reduce(np.abs(q), axis=None) < 2.0**19:  # Cody-Waite: q * _PIO2_1 is exact
         r = ((a - q * _PIO2_1) - q * _PIO2_2) - q * _PIO2_3
-    else:  # large arguments: q * pi/2 as an exact product (Dekker, no FMA needed) plus tails
+    else:  # large arguments (or inf): q * pi/2 as an exact product (Dekker, no FMA needed) plus tails
         qh, ql = _split(q)
         prod = q * _PIO2_D[0]
         err = ((qh * _P1_HI - prod) + qh * _P1_LO + ql * _P1_HI) + ql * _P1_LO
         r = (((a - prod) - err) - q * _PIO2_D[1]) - q * _PIO2_D[2]
     z = r * r
-    s = _horner(_SIN_C, z) * r
-    c = _horner(_COS_C, z)
-    qi = np.mod(np.where(np.isfinite(q), q, 0.0), 4.0)
+    s = _horner(_SIN_P, z)
+    s *= z
+    s *= r
+    s += r
+    c = _horner(_COS_P, z)
+    c *= z
+    c -= 0.5
+    c *= z
+    c += 1.0
+    qi = q.astype(np.int64)  # inf/NaN: arbitrary, the result is NaN anyway
     return s, c, qi
 
 
-def sin(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        s, c, q = _sincos_reduced(a)
-        res = np.where(q == 0, s, np.where(q == 1, c, np.where(q == 2, -s, -c)))
-        res = np.where(np.isfinite(a), res, np.nan)
-    return _out(res, x)
+def _sin(a):
+    s, c, qi = _sincos_reduced(a)
+    res = np.where(qi & 1, c, s)
+    return np.where(qi & 2, -res, res)
 
 
-def cos(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        s, c, q = _sincos_reduced(a)
-        res = np.where(q == 0, c, np.where(q == 1, -s, np.where(q == 2, -c, s)))
-        res = np.where(np.isfinite(a), res, np.nan)
-    return _out(res, x)
+def _cos(a):
+    s, c, qi = _sincos_reduced(a)
+    res = np.where(qi & 1, s, c)  # cos(r + q pi/2): c, -s, -c, s
+    return np.where((qi + 1) & 2, -res, res)
 
 
-def tan(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        s, c, q = _sincos_reduced(a)
-        odd = (q == 1) | (q == 3)
-        res = np.where(odd, -c / s, s / c)
-        res = np.where(np.isfinite(a), res, np.nan)
-    return _out(res, x)
+def _tan(a):
+    s, c, qi = _sincos_reduced(a)
+    return np.where(qi & 1, -c / s, s / c)
 
 
-def arctan(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        neg = a < 0
-        y = np.abs(a)
-        big = y > 1.0
-        y = np.where(big, 1.0 / y, y)  # atan(y) = pi/2 - atan(1/y)
-        mid = y > _TAN_PI12
-        y = np.where(mid, (y * _SQRT3 - 1.0) / (y + _SQRT3), y)  # atan(y) = pi/6 + atan(...)
-        z = y * y
-        r = _horner(_ATAN_C, z) * y
-        r = np.where(mid, r + _PIO6, r)
-        r = np.where(big, _PIO2 - r, r)
-        res = np.where(neg, -r, r)
-        res = np.where(np.isnan(a), a, res)
-    return _out(res, x)
+def _arctan(a):
+    neg = a < 0
+    y = np.abs(a)
+    big = y > 1.0
+    y = np.where(big, 1.0 / y, y)  # atan(y) = pi/2 - atan(1/y)
+    mid = y > _TAN_PI12
+    y = np.where(mid, (y * _SQRT3 - 1.0) / (y + _SQRT3), y)  # atan(y) = pi/6 + atan(...)
+    z = y * y
+    r = _horner(_ATAN_C, z) * y
+    r = np.where(mid, r + _PIO6, r)
+    r = np.where(big, _PIO2 - r, r)
+    res = np.where(neg, -r, r)
+    return np.where(np.isnan(a), a, res)
 
 
-def arcsin(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        res = arctan(a / np.sqrt((1.0 - a) * (1.0 + a)))
-        res = np.where(np.abs(a) <= 1.0, res, np.nan)
-    return _out(_arr(res), x)
+def _arcsin(a):
+    res = _arctan(a / np.sqrt((1.0 - a) * (1.0 + a)))
+    return np.where(np.abs(a) <= 1.0, res, np.nan)
 
 
-def arccos(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        res = 2.0 * arctan(np.sqrt((1.0 - a) / (1.0 + a)))
-        res = np.where(np.abs(a) <= 1.0, res, np.nan)
-    return _out(_arr(res), x)
+def _arccos(a):
+    res = 2.0 * _arctan(np.sqrt((1.0 - a) / (1.0 + a)))
+    return np.where(np.abs(a) <= 1.0, res, np.nan)
 
 
 def _half_exp_pair(y: np.ndarray, sign: float) -> np.ndarray:
     """(exp(y) + sign * exp(-y)) / 2 for y >= 0, finite a little beyond exp's own range."""
-    e = exp(np.minimum(y, 709.0))
+    e = _exp(np.minimum(y, 709.0))
     near = 0.5 * e + sign * (0.5 / e)
-    far = exp(y - _LN2_HI - _LN2_LO)  # exp(y)/2 (exp(-y) is negligible there)
+    far = _exp(y - _LN2_HI - _LN2_LO)  # exp(y)/2 (exp(-y) is negligible there)
     return np.where(y < 709.0, near, far)
 
 
-def sinh(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        y = np.abs(a)
-        small = y < 1.0
-        z = np.where(small, a, 0.0)
-        s = _horner(_SINH_C, z * z) * z
-        big = np.sign(a) * _half_exp_pair(y, -1.0)
-        res = np.where(small, s, big)
-    return _out(_arr(res), x)
+def _sinh(a):
+    y = np.abs(a)
+    small = y < 1.0
+    z = np.where(small, a, 0.0)
+    s = _horner(_SINH_C, z * z) * z
+    big = np.sign(a) * _half_exp_pair(y, -1.0)
+    return np.where(small, s, big)
 
 
-def cosh(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        res = _half_exp_pair(np.abs(a), 1.0)
-    return _out(_arr(res), x)
+def _cosh(a):
+    return _half_exp_pair(np.abs(a), 1.0)
 
 
-def tanh(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        y = np.minimum(np.abs(a), 40.0)
-        e = expm1(2.0 * y)
-        r = e / (e + 2.0)
-        res = np.where(a < 0, -r, r)
-        res = np.where(np.isnan(a), a, res)
-    return _out(_arr(res), x)
+def _tanh(a):
+    y = np.minimum(np.abs(a), 40.0)
+    e = _expm1(2.0 * y)
+    r = e / (e + 2.0)
+    res = np.where(a < 0, -r, r)
+    return np.where(np.isnan(a), a, res)
 
 
-def arcsinh(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        y = np.abs(a)
-        huge = y > 1e150
-        yy = np.where(huge, 1.0, y)
-        r = log1p(yy + yy * yy / (1.0 + np.sqrt(1.0 + yy * yy)))
-        r = np.where(huge, log(y) + (_LN2_HI + _LN2_LO), r)
-        res = np.where(a < 0, -r, r)
-        res = np.where(np.isnan(a), a, res)
-    return _out(_arr(res), x)
+def _arcsinh(a):
+    y = np.abs(a)
+    huge = y > 1e150
+    yy = np.where(huge, 1.0, y)
+    r = _log1p(yy + yy * yy / (1.0 + np.sqrt(1.0 + yy * yy)))
+    r = np.where(huge, _log(y) + (_LN2_HI + _LN2_LO), r)
+    res = np.where(a < 0, -r, r)
+    return np.where(np.isnan(a), a, res)
 
 
-def arctanh(x):
-    a = _arr(x)
-    with np.errstate(all="ignore"):
-        y = np.abs(a)
-        r = 0.5 * log1p(2.0 * y / (1.0 - y))
-        r = np.where(y <= 1.0, r, np.nan)
-        res = np.where(a < 0, -r, r)
-        res = np.where(np.isnan(a), a, res)
-    return _out(_arr(res), x)
+def _arctanh(a):
+    y = np.abs(a)
+    r = 0.5 * _log1p(2.0 * y / (1.0 - y))
+    r = np.where(y <= 1.0, r, np.nan)
+    res = np.where(a < 0, -r, r)
+    return np.where(np.isnan(a), a, res)
 
 
 def _small_int_power(ax: np.ndarray, n: int) -> np.ndarray:
@@ -322,46 +353,111 @@ def _small_int_power(ax: np.ndarray, n: int) -> np.ndarray:
     return sq if n == 2 else (sq * ax if n == 3 else sq * sq)
 
 
+_EASY_EXPONENTS = frozenset((0.5, 1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0))
+
+
+def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C99 ``pow`` on arrays (see :func:`power`); ``b`` may have size 1 (a constant exponent)."""
+    if b.size == 1 and float(b.flat[0]) in _EASY_EXPONENTS:
+        yv = float(b.flat[0])  # the common exponents: no exp/log at all
+        ax = np.abs(a)
+        if yv == 0.5:
+            r = np.where(a < 0, np.nan, np.sqrt(ax))
+        else:
+            n = int(abs(yv))
+            r = _small_int_power(ax, n)
+            if yv < 0:
+                r = 1.0 / r
+            if n % 2:
+                r = np.where(a < 0, -r, r)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        return r if r.shape == shape else np.broadcast_to(r, shape).copy()
+    if a.size == 1 and 0.0 < float(a.flat[0]) < math.inf:  # positive finite base (``0.9 ** t``)
+        if float(a.flat[0]) == 1.0:
+            return np.ones(np.broadcast_shapes(a.shape, b.shape))
+        # exp(y log a) is already right for y = 0, +-inf and nan
+        return _exp(b * _log(a.reshape(1)))
+    if a.shape != b.shape:
+        a, b = np.broadcast_arrays(a, b)
+    r = _exp(b * _log(np.abs(a)))
+    if not np.isnan(np.add.reduce(r, axis=None)):
+        # no NaN: a == 1 and b == 0 already gave exp(0) = 1; a < 0 needs an integer b
+        if not np.fmin.reduce(a, axis=None) < 0:
+            return r
+    integer = np.floor(b) == b
+    neg = a < 0
+    odd = integer & (np.mod(b, 2.0) == 1.0)
+    r = np.where(neg & odd, -r, r)
+    r = np.where(neg & ~integer & np.isfinite(b), np.nan, r)
+    r = np.where(neg & np.isinf(b) & (np.abs(a) == 1.0), 1.0, r)
+    r = np.where((b == 0) | (a == 1.0), 1.0, r)
+    return np.where(np.isnan(b) & (a != 1.0), np.nan, r)
+
+
+def _public(core, name: str, doc: str):
+    """The numpy-like public function of ``core``: any array-like in, float64 out, a numpy scalar
+    for scalar input, floating-point warnings silenced (``core`` needs ndim >= 1 and runs under
+    the caller's ``np.errstate``)."""
+    def fn(x):
+        a = np.asarray(x, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            if a.ndim == 0:
+                return core(a.reshape(1))[0]
+            return core(a)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
+
+
+def _kernel(core):
+    """``core`` for the probe interpreter: no errstate (the probe holds one), scalars allowed."""
+    def fn(x):
+        a = np.asarray(x, dtype=np.float64)
+        return core(a.reshape(1))[0] if a.ndim == 0 else core(a)
+    return fn
+
+
+_CORES = {"exp": _exp, "expm1": _expm1, "log": _log, "log1p": _log1p, "sin": _sin, "cos": _cos, "tan": _tan,
+          "arctan": _arctan, "arcsin": _arcsin, "arccos": _arccos, "sinh": _sinh, "cosh": _cosh, "tanh": _tanh,
+          "arcsinh": _arcsinh, "arctanh": _arctanh}
+
+exp = _public(_exp, "exp", "e ** x")
+expm1 = _public(_expm1, "expm1", "e ** x - 1, accurate near 0")
+log = _public(_log, "log", "natural log (log(0) = -inf, nan for x < 0)")
+log1p = _public(_log1p, "log1p", "log(1 + x), accurate near 0")
+sin = _public(_sin, "sin", "sine")
+cos = _public(_cos, "cos", "cosine")
+tan = _public(_tan, "tan", "tangent")
+arctan = _public(_arctan, "arctan", "inverse tangent")
+arcsin = _public(_arcsin, "arcsin", "inverse sine (nan outside [-1, 1])")
+arccos = _public(_arccos, "arccos", "inverse cosine (nan outside [-1, 1])")
+sinh = _public(_sinh, "sinh", "hyperbolic sine")
+cosh = _public(_cosh, "cosh", "hyperbolic cosine")
+tanh = _public(_tanh, "tanh", "hyperbolic tangent")
+arcsinh = _public(_arcsinh, "arcsinh", "inverse hyperbolic sine")
+arctanh = _public(_arctanh, "arctanh", "inverse hyperbolic tangent")
+
+
+def _power_kernel(x, y):
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.ndim == 0 and b.ndim == 0:
+        return _power(a.reshape(1), b.reshape(1))[0]
+    return _power(a, b)
+
+
 def power(x, y):
     """C99 ``pow`` semantics: pow(x, 0) = 1 and pow(1, y) = 1 even for nan; a negative base needs
     an integer exponent (else nan); |x|**y = exp(y log|x|) otherwise, except exponents +-1..4 (exact
     repeated multiplication, so ``x ** 2`` equals ``x * x``) and 0.5 (``sqrt``)."""
-    a, b = _arr(x), _arr(y)
     with np.errstate(all="ignore"):
-        ax = np.abs(a)
-        if b.ndim == 0 and float(b) in (0.5, 1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0):
-            yv = float(b)  # the common exponents: no exp/log at all
-            if yv == 0.5:
-                r = np.where(a < 0, np.nan, np.sqrt(ax))
-            else:
-                n = int(abs(yv))
-                r = _small_int_power(ax, n)
-                if yv < 0:
-                    r = 1.0 / r
-                if n % 2:
-                    r = np.where(a < 0, -r, r)
-            return _out(_arr(r), x)
-        if a.ndim == 0 and 0.0 < float(a) < math.inf:  # positive finite base (``0.9 ** t``)
-            if float(a) == 1.0:
-                return _out(np.ones_like(b), x)
-            # exp(y log a) is already right for y = 0, +-inf and nan
-            return _out(_arr(exp(b * _log_scalar(float(a)))), x)
-        a, b = np.broadcast_arrays(a, b)
-        ax = np.abs(a)
-        r = _arr(exp(b * log(ax)))
-        neg = a < 0
-        if neg.any():
-            integer = np.floor(b) == b
-            odd = integer & (np.mod(b, 2.0) == 1.0)
-            r = np.where(neg & odd, -r, r)
-            r = np.where(neg & ~integer & np.isfinite(b), np.nan, r)
-            r = np.where(neg & np.isinf(b) & (ax == 1.0), 1.0, r)
-        r = np.where((b == 0) | (a == 1.0), 1.0, r)
-        r = np.where(np.isnan(b) & (a != 1.0), np.nan, r)
-    return _out(_arr(r), x)
+        return _power_kernel(x, y)
 
 
 #: numpy ufunc name -> deterministic replacement (what probes use instead).
 FUNCTIONS = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "sin": sin, "cos": cos, "tan": tan,
              "arctan": arctan, "arcsin": arcsin, "arccos": arccos, "sinh": sinh, "cosh": cosh, "tanh": tanh,
              "arcsinh": arcsinh, "arctanh": arctanh, "power": power}
+#: The same functions for code that already holds ``np.errstate`` (the probe interpreters):
+#: identical results, without the per-call errstate.
+KERNELS = {name: _kernel(core) for name, core in _CORES.items()}
+KERNELS["power"] = _power_kernel

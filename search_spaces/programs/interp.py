@@ -40,6 +40,8 @@ import numpy as np
 
 from automl.errors import ConfigError, InvalidCandidate
 
+from automl import probe_math as pm
+
 from .ir import LR, M, N_INPUTS, T, V, W, G, Program
 from .ops import COS_EPS, OPS
 
@@ -251,6 +253,8 @@ def _b_clip_norm(x, c):
 
 #: Per-lane versions of the whole-model reductions (lanes are independent models).
 _BATCHED = {"dot": _b_dot, "global_norm": _b_norm, "cosine_sim": _b_cos, "clip_by_global_norm": _b_clip_norm}
+#: The deterministic transcendentals without their per-call ``np.errstate`` (the probe holds one).
+_KERNELS = {id(fn): pm.KERNELS[name] for name, fn in pm.FUNCTIONS.items()}
 _STATIC_INPUTS = frozenset((G, LR, T))
 
 
@@ -279,7 +283,7 @@ def _compile_batched(p: Program):
                     slot = consts[key] = base + len(consts)
                     static_regs.add(slot)
                 idx.append(slot)
-        fn = _BATCHED.get(ins.op) or OPS[ins.op].np
+        fn = _BATCHED.get(ins.op) or _KERNELS.get(id(OPS[ins.op].np)) or OPS[ins.op].np
         if is_static:
             static_regs.add(ins.dest)
             static.append((fn, ins.dest, tuple(idx)))
@@ -302,6 +306,15 @@ def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> lis
     for slot, c in const_regs:
         regs[slot] = c
     regs[G], regs[LR], regs[T] = grads, lrs, ts
+    with np.errstate(all="ignore"):
+        updates = _run_probe(p, regs, static, step, static_out, w0, grads, lrs, ts)
+    S, L, N = grads.shape
+    # rows of 8 elements: the quantizer flushes relative to a row's largest magnitude, and a row
+    # of neighbouring elements spans a few decades, not the whole declared range
+    return [updates.reshape(S, L, N // ROW, ROW)]
+
+
+def _run_probe(p, regs, static, step, static_out, w0, grads, lrs, ts) -> np.ndarray:
     for fn, dst, ia in static:  # over all (step, lane) pairs at once
         regs[dst] = fn(*[regs[i] for i in ia])
     static_vals = [(r, regs[r]) for r in static_out if np.ndim(regs[r]) == 3]
@@ -325,6 +338,4 @@ def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> lis
             v = regs[out_v]
         if s + 1 < S:
             w = w - updates[s]
-    # rows of 8 elements: the quantizer flushes relative to a row's largest magnitude, and a row
-    # of neighbouring elements spans a few decades, not the whole declared range
-    return [updates.reshape(S, L, N // ROW, ROW)]
+    return updates
