@@ -52,6 +52,14 @@ _POS_INF = np.uint64(0x7FF0_0000_0000_0000)
 _NEG_INF = np.uint64(0xFFF0_0000_0000_0000)
 
 
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """x.max(axis=1, keepdims=True) for a 2-d array; short rows (the programs probe's rows of 8)
+    through a transposed copy, ~10x faster than numpy's per-row reduction."""
+    if x.shape[1] <= 64:
+        return np.ascontiguousarray(x.T).max(axis=0)[:, None]
+    return x.max(axis=1, keepdims=True)
+
+
 def _quantize(outputs: Sequence[Any] | np.ndarray, bits: int, flush: float) -> tuple[bytes, bool]:
     """(quantized bytes, True when every value of every output is NaN)."""
     if not 1 <= bits <= 52:
@@ -69,7 +77,7 @@ def _quantize(outputs: Sequence[Any] | np.ndarray, bits: int, flush: float) -> t
             continue
         rows = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
         mag = np.abs(rows)
-        scale = mag.max(axis=1, keepdims=True)  # NaN or inf in a row make its scale NaN or inf
+        scale = _row_max(mag)  # NaN or inf in a row make its scale NaN or inf
         if scale.max() <= _DBL_MAX:  # the common case (no NaN, no inf): no tokens needed
             # relative flush, and -0.0 -> +0.0 (the += 0.0)
             scale *= flush
@@ -82,7 +90,7 @@ def _quantize(outputs: Sequence[Any] | np.ndarray, bits: int, flush: float) -> t
         else:
             flat = rows.reshape(-1)
             finite = mag.reshape(-1) <= _DBL_MAX
-            scale = np.where(finite.reshape(mag.shape), mag, 0.0).max(axis=1, keepdims=True)
+            scale = _row_max(np.where(finite.reshape(mag.shape), mag, 0.0))
             q = np.where(mag < scale * flush, 0.0, rows).reshape(-1) + 0.0
             nan = np.isnan(flat)
             all_nan = all_nan and bool(nan.all())

@@ -24,6 +24,9 @@ import math
 
 import numpy as np
 
+#: Changes whenever any function's bits change; probes put it in their spec (so in the namespace).
+VERSION = 2
+
 _LN2_HI = 6.93147180369123816490e-01  # trailing bits zero: k * _LN2_HI is exact for |k| < 2**20
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e00
@@ -302,6 +305,8 @@ def _half_exp_pair(y: np.ndarray, sign: float) -> np.ndarray:
     """(exp(y) + sign * exp(-y)) / 2 for y >= 0, finite a little beyond exp's own range."""
     e = _exp(np.minimum(y, 709.0))
     near = 0.5 * e + sign * (0.5 / e)
+    if not np.fmax.reduce(y, axis=None) >= 709.0:  # NaN-only arrays too: near is NaN there
+        return near
     far = _exp(y - _LN2_HI - _LN2_LO)  # exp(y)/2 (exp(-y) is negligible there)
     return np.where(y < 709.0, near, far)
 
@@ -377,6 +382,20 @@ def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return np.ones(np.broadcast_shapes(a.shape, b.shape))
         # exp(y log a) is already right for y = 0, +-inf and nan
         return _exp(b * _log(a.reshape(1)))
+    if b.size == 1 and math.isfinite(float(b.flat[0])) and float(b.flat[0]) != 0.0:
+        # a constant exponent (``x ** 1.7``): sign rules decided once, in Python
+        yv = float(b.flat[0])
+        r = _exp(_log(np.abs(a)) * yv)  # a == 1: exp(0) = 1; a NaN: NaN
+        if not np.fmin.reduce(a, axis=None) < 0.0:
+            return r if r.shape == np.broadcast_shapes(a.shape, b.shape) else r.reshape(
+                np.broadcast_shapes(a.shape, b.shape))
+        if yv.is_integer():
+            neg_r = -r if math.fmod(yv, 2.0) != 0.0 else r
+        else:
+            neg_r = np.nan
+        r = np.where(a < 0, neg_r, r)
+        return r if r.shape == np.broadcast_shapes(a.shape, b.shape) else r.reshape(
+            np.broadcast_shapes(a.shape, b.shape))
     if a.shape != b.shape:
         a, b = np.broadcast_arrays(a, b)
     r = _exp(b * _log(np.abs(a)))

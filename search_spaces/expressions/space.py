@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from automl import probe_math
 from automl.errors import ConfigError, InvalidCandidate
 from automl.hashing import LAMBDA_PROBE_N, probe_inputs
 from automl.space import SearchSpace
@@ -54,7 +55,8 @@ class ExpressionSpace(SearchSpace):
     probe_spec = (f"expressions/v2: no domain: variable i = automl.hashing.probe_inputs(n_vars, seed)[i], "
                   f"x~U(-3,3) x{LAMBDA_PROBE_N}; domain {{'points': {{var: [...]}}, 'ranges': {{var: [lo, hi]}}}}: "
                   f"the declared points (at most {MAX_DOMAIN_POINTS}), then per variable lo, hi and "
-                  f"{LAMBDA_PROBE_N} points ~U(lo, hi) from default_rng(seed); probe_math float64")
+                  f"{LAMBDA_PROBE_N} points ~U(lo, hi) from default_rng(seed); probe_math "
+                  f"v{probe_math.VERSION} float64")
 
     def __init__(self, variables: Sequence[str] | str = ("x",), max_depth: int = 7, max_size: int = 40,
                  constants: Sequence[float] = (1.0, 2.0, 0.5, -1.0),

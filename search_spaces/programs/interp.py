@@ -62,7 +62,7 @@ PROBE_SPEC = (
     "lane; g, w: lane scales over domain log10 ranges, elements 0-23 lane scale*10**U(-3,3), 24-31 "
     "10**U(whole range), 32-127 sign-alternating with ratio 10**U(-1.5,0.5); g[:,0]=0; rng=numpy "
     "default_rng(seed); w-=update; output: updates (steps, lanes, 16, 8) (rows of 8 elements); probe_math "
-    "transcendentals")
+    f"v{pm.VERSION} transcendentals")
 
 
 def _domain(domain: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -263,10 +263,12 @@ def _compile_batched(p: Program):
     """(static code, step code, register count, constant registers): live instructions whose
     inputs are only g, lr, t and constants are *static*: they do not depend on the program's
     state or on the weights, so they run once on the (steps, lanes, ...) arrays of all steps
-    (reductions reduce the last axis, so they stay per step and lane)."""
+    (reductions reduce the last axis, so they stay per step and lane).  Each static instruction
+    carries its *value key*, the expression it computes from g, lr, t and exact constants (so
+    the static-value memo can share it between programs)."""
     base = N_INPUTS + len(p.instrs)
     consts: dict[str, int] = {}
-    static_regs = set(_STATIC_INPUTS)
+    vkey = {G: "g", LR: "lr", T: "t"}
     static, step = [], []
     for ins, live in zip(p.instrs, p.info.live):
         if not live:
@@ -275,23 +277,37 @@ def _compile_batched(p: Program):
         for a in ins.args:
             if type(a) is int:
                 idx.append(a)
-                is_static = is_static and a in static_regs
+                is_static = is_static and a in vkey
             else:
                 key = a.hex()
                 slot = consts.get(key)
                 if slot is None:
                     slot = consts[key] = base + len(consts)
-                    static_regs.add(slot)
+                    vkey[slot] = key
                 idx.append(slot)
         fn = _BATCHED.get(ins.op) or _KERNELS.get(id(OPS[ins.op].np)) or OPS[ins.op].np
         if is_static:
-            static_regs.add(ins.dest)
-            static.append((fn, ins.dest, tuple(idx)))
+            vkey[ins.dest] = f"{ins.op}({','.join(vkey[i] for i in idx)})"
+            static.append((fn, ins.dest, tuple(idx), vkey[ins.dest]))
         else:
             step.append((fn, ins.dest, tuple(idx)))
     const_regs = tuple((slot, np.float64(float.fromhex(k))) for k, slot in consts.items())
-    static_out = tuple(d for _, d, _ in static)
+    static_out = tuple(ins[1] for ins in static)
     return tuple(static), tuple(step), base + len(consts), const_regs, static_out
+
+
+#: Static values (functions of the probe's g, lr, t and constants only: ``0.9 ** t``, ``g * g``)
+#: per (seed, domain), keyed by the expression: per-probe constants shared by every program that
+#: computes them (descendants of one program share most of them).  Bounded; read-only arrays.
+_STATIC_MEMO: dict[tuple[int, str], dict[str, Any]] = {}
+STATIC_MEMO_MAX = 256
+
+
+def clear_memos() -> None:
+    """Forget compiled programs and static values (a *cold* probe, for benchmarks)."""
+    _compile.cache_clear()
+    _compile_batched.cache_clear()
+    _STATIC_MEMO.clear()
 
 
 def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> list[np.ndarray]:
@@ -300,23 +316,37 @@ def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> lis
     err = p.info.error
     if err is not None:
         raise InvalidCandidate(err)
-    w0, grads, lrs, ts = batch_data(seed, _domain_json(domain))
+    dj = _domain_json(domain)
+    w0, grads, lrs, ts = batch_data(seed, dj)
     static, step, n_regs, const_regs, static_out = _compile_batched(p)
     regs: list = [None] * n_regs
     for slot, c in const_regs:
         regs[slot] = c
     regs[G], regs[LR], regs[T] = grads, lrs, ts
+    memo = _STATIC_MEMO.get((seed, dj))
+    if memo is None:
+        if len(_STATIC_MEMO) >= 4:
+            _STATIC_MEMO.clear()
+        memo = _STATIC_MEMO[(seed, dj)] = {}
     with np.errstate(all="ignore"):
-        updates = _run_probe(p, regs, static, step, static_out, w0, grads, lrs, ts)
+        updates = _run_probe(p, regs, static, step, static_out, memo, w0, grads, lrs, ts)
     S, L, N = grads.shape
     # rows of 8 elements: the quantizer flushes relative to a row's largest magnitude, and a row
     # of neighbouring elements spans a few decades, not the whole declared range
     return [updates.reshape(S, L, N // ROW, ROW)]
 
 
-def _run_probe(p, regs, static, step, static_out, w0, grads, lrs, ts) -> np.ndarray:
-    for fn, dst, ia in static:  # over all (step, lane) pairs at once
-        regs[dst] = fn(*[regs[i] for i in ia])
+def _run_probe(p, regs, static, step, static_out, memo, w0, grads, lrs, ts) -> np.ndarray:
+    for fn, dst, ia, key in static:  # over all (step, lane) pairs at once
+        val = memo.get(key)
+        if val is None:
+            val = fn(*[regs[i] for i in ia])
+            if isinstance(val, np.ndarray):
+                val.flags.writeable = False
+            if len(memo) >= STATIC_MEMO_MAX:
+                memo.clear()
+            memo[key] = val
+        regs[dst] = val
     static_vals = [(r, regs[r]) for r in static_out if np.ndim(regs[r]) == 3]
     out_u, out_m, out_v = p.outputs
     live_m, live_v = M in p.info.live_slots, V in p.info.live_slots
