@@ -206,8 +206,12 @@ def _log_scalar(v: float) -> float:
 
 def _log1p(a: np.ndarray) -> np.ndarray:
     u = 1.0 + a
-    # log(u) - ((u - 1) - a) / u: the classic correction for the rounding of 1 + a
-    res = np.where(u == 1.0, a, _log(u) - ((u - 1.0) - a) / u)
+    # log(u) - ((u - 1) - a) / u: the classic correction for the rounding of 1 + a (u == 1 gives
+    # exactly a: log(1) is 0; a < -1 and NaN give NaN through log)
+    res = _log(u)
+    res -= ((u - 1.0) - a) / u
+    if np.fmax.reduce(a, axis=None) < np.inf and not np.fmin.reduce(a, axis=None) <= -1.0:
+        return res
     return np.where(a == np.inf, np.inf, np.where(a == -1.0, -np.inf, res))
 
 
@@ -277,7 +281,6 @@ def _tan(a):
 
 
 def _arctan(a):
-    neg = a < 0
     y = np.abs(a)
     big = y > 1.0
     y = np.where(big, 1.0 / y, y)  # atan(y) = pi/2 - atan(1/y)
@@ -287,18 +290,15 @@ def _arctan(a):
     r = _horner(_ATAN_C, z) * y
     r = np.where(mid, r + _PIO6, r)
     r = np.where(big, _PIO2 - r, r)
-    res = np.where(neg, -r, r)
-    return np.where(np.isnan(a), a, res)
+    return np.copysign(r, a)  # NaN stays NaN
 
 
 def _arcsin(a):
-    res = _arctan(a / np.sqrt((1.0 - a) * (1.0 + a)))
-    return np.where(np.abs(a) <= 1.0, res, np.nan)
+    return _arctan(a / np.sqrt((1.0 - a) * (1.0 + a)))  # |a| > 1: sqrt of a negative, NaN
 
 
 def _arccos(a):
-    res = 2.0 * _arctan(np.sqrt((1.0 - a) / (1.0 + a)))
-    return np.where(np.abs(a) <= 1.0, res, np.nan)
+    return 2.0 * _arctan(np.sqrt((1.0 - a) / (1.0 + a)))  # |a| > 1: sqrt of a negative, NaN
 
 
 def _half_exp_pair(y: np.ndarray, sign: float) -> np.ndarray:
@@ -316,7 +316,7 @@ def _sinh(a):
     small = y < 1.0
     z = np.where(small, a, 0.0)
     s = _horner(_SINH_C, z * z) * z
-    big = np.sign(a) * _half_exp_pair(y, -1.0)
+    big = np.copysign(_half_exp_pair(y, -1.0), a)
     return np.where(small, s, big)
 
 
@@ -328,26 +328,26 @@ def _tanh(a):
     y = np.minimum(np.abs(a), 40.0)
     e = _expm1(2.0 * y)
     r = e / (e + 2.0)
-    res = np.where(a < 0, -r, r)
-    return np.where(np.isnan(a), a, res)
+    return np.copysign(r, a)  # NaN stays NaN (np.minimum keeps it)
 
 
 def _arcsinh(a):
     y = np.abs(a)
-    huge = y > 1e150
-    yy = np.where(huge, 1.0, y)
-    r = _log1p(yy + yy * yy / (1.0 + np.sqrt(1.0 + yy * yy)))
-    r = np.where(huge, _log(y) + (_LN2_HI + _LN2_LO), r)
-    res = np.where(a < 0, -r, r)
-    return np.where(np.isnan(a), a, res)
+    if np.fmax.reduce(y, axis=None) <= 1e150:
+        yy = y * y
+        r = _log1p(y + yy / (1.0 + np.sqrt(1.0 + yy)))
+    else:
+        huge = y > 1e150
+        yy = np.where(huge, 1.0, y)
+        r = _log1p(yy + yy * yy / (1.0 + np.sqrt(1.0 + yy * yy)))
+        r = np.where(huge, _log(y) + (_LN2_HI + _LN2_LO), r)
+    return np.copysign(r, a)  # NaN stays NaN
 
 
 def _arctanh(a):
     y = np.abs(a)
-    r = 0.5 * _log1p(2.0 * y / (1.0 - y))
-    r = np.where(y <= 1.0, r, np.nan)
-    res = np.where(a < 0, -r, r)
-    return np.where(np.isnan(a), a, res)
+    r = 0.5 * _log1p(2.0 * y / (1.0 - y))  # y > 1: log1p of a value < -1, NaN; y == 1: inf
+    return np.copysign(r, a)  # NaN stays NaN
 
 
 def _small_int_power(ax: np.ndarray, n: int) -> np.ndarray:
