@@ -89,8 +89,10 @@ def _exp(a: np.ndarray) -> np.ndarray:
     """exp of a float64 array of ndim >= 1 (the caller holds ``np.errstate``)."""
     if a.size == 0:
         return a.copy()
-    if not (np.fmin.reduce(a, axis=None) >= -708.0 and np.fmax.reduce(a, axis=None) <= 709.0):
-        return _exp_wide(a)  # results outside the normal range, +-inf (NaN alone stays here)
+    lo = np.fmin.reduce(a, axis=None)  # NaN only when every value is NaN
+    if not (lo >= -708.0 and np.fmax.reduce(a, axis=None) <= 709.0):
+        # results outside the normal range, +-inf (NaN alone stays on the fast path)
+        return a + 0.0 if lo != lo else _exp_wide(a)
     k = a * (_EXP_N / _LN2)
     np.rint(k, out=k)
     q, ki = _exp_reduced(a, k)
@@ -147,9 +149,10 @@ def _log(a: np.ndarray) -> np.ndarray:
     """log of a float64 array of ndim >= 1 (the caller holds ``np.errstate``)."""
     if a.size == 0:
         return a.copy()
-    if not (np.fmin.reduce(a, axis=None) >= 2.2250738585072014e-308
-            and np.fmax.reduce(a, axis=None) <= 1.7976931348623157e308):
-        return _log_wide(a)  # zero, negative, subnormal or infinite values (NaN alone stays here)
+    lo = np.fmin.reduce(a, axis=None)  # NaN only when every value is NaN
+    if not (lo >= 2.2250738585072014e-308 and np.fmax.reduce(a, axis=None) <= 1.7976931348623157e308):
+        # zero, negative, subnormal or infinite values (NaN alone stays on the fast path)
+        return a + 0.0 if lo != lo else _log_wide(a)
     ix = a.view(np.int64)
     tmp = ix - _LOG_OFF
     i = tmp >> (52 - _LOG_BITS)
@@ -386,16 +389,13 @@ def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         # a constant exponent (``x ** 1.7``): sign rules decided once, in Python
         yv = float(b.flat[0])
         r = _exp(_log(np.abs(a)) * yv)  # a == 1: exp(0) = 1; a NaN: NaN
-        if not np.fmin.reduce(a, axis=None) < 0.0:
-            return r if r.shape == np.broadcast_shapes(a.shape, b.shape) else r.reshape(
-                np.broadcast_shapes(a.shape, b.shape))
-        if yv.is_integer():
-            neg_r = -r if math.fmod(yv, 2.0) != 0.0 else r
-        else:
-            neg_r = np.nan
-        r = np.where(a < 0, neg_r, r)
-        return r if r.shape == np.broadcast_shapes(a.shape, b.shape) else r.reshape(
-            np.broadcast_shapes(a.shape, b.shape))
+        if np.fmin.reduce(a, axis=None) < 0.0:
+            if yv.is_integer():
+                if math.fmod(yv, 2.0) != 0.0:
+                    r = np.where(a < 0, -r, r)
+            else:
+                r = np.where(a < 0, np.nan, r)
+        return r if b.ndim <= a.ndim else r.reshape(np.broadcast_shapes(a.shape, b.shape))
     if a.shape != b.shape:
         a, b = np.broadcast_arrays(a, b)
     r = _exp(b * _log(np.abs(a)))
