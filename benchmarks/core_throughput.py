@@ -13,15 +13,21 @@ Measures, in one run on this machine:
     with only the compile memo cleared (the static-value memo -- ``0.9 ** t``, ``g * g`` --
     warm from the other descendants, as in a search); sampled 2-8 statement programs are
     reported beside them.
+  * with ``--reference-programs DIR`` (DIR holding ``search_spaces/programs`` of another
+    version, e.g. ``git archive main search_spaces/programs | tar -x -C DIR``), the same
+    descendants are also hashed by that version's probe, interleaved with this one, each cold
+    and timed as the minimum of 5 calls: the ratio is measured side by side, in one run, under
+    the same load (the machine's load average is recorded too).
 Prints a table and writes benchmarks/results/core_throughput.json.  Goals from the issues:
 <= 50 us median per functional hash of a small candidate, <= 100 us for a realistic program
 (cold), >= 5,000 candidates/s.
 
-    python benchmarks/core_throughput.py [--candidates 20000]
+    python benchmarks/core_throughput.py [--candidates 20000] [--reference-programs DIR]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -127,6 +133,59 @@ def hash_costs(n: int) -> list[dict]:
     return rows
 
 
+def _load_programs_package(root: str):
+    """``search_spaces/programs`` under ``root`` imported as a private package (another version)."""
+    pkg = os.path.join(root, "search_spaces", "programs")
+    if not os.path.isfile(os.path.join(pkg, "__init__.py")):
+        raise SystemExit(f"--reference-programs: no search_spaces/programs package under {root!r}")
+    name = "_reference_programs"
+    spec = importlib.util.spec_from_file_location(name, os.path.join(pkg, "__init__.py"),
+                                                  submodule_search_locations=[pkg])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod, sys.modules[name + ".interp"]
+
+
+def reference_ratio(root: str, n: int, repeat: int = 5) -> dict:
+    """This version's cold functional hash of ``n`` AdamW descendants vs another version's, on the
+    same program texts, interleaved; per program the minimum of ``repeat`` cold calls."""
+    from search_spaces.programs import ProgramSpace, interp
+    from search_spaces.programs.ir import to_text
+
+    ref_pkg, ref_interp = _load_programs_package(root)
+    progs = realistic_programs(n)
+    ref_space = ref_pkg.ProgramSpace()
+    ref_progs = [ref_space.from_text(to_text(p)) for p in progs]
+    h, h_ref = automl.Hasher(ProgramSpace()), automl.Hasher(ref_space)
+
+    def ref_cold():
+        for memo in ("_compile_batched", "_compile"):
+            if hasattr(ref_interp, memo):
+                getattr(ref_interp, memo).cache_clear()
+        if hasattr(ref_interp, "clear_memos"):
+            ref_interp.clear_memos()
+
+    def best(fn, g, cold):
+        t = []
+        for _ in range(repeat):
+            cold()
+            t0 = time.perf_counter()
+            fn(g)
+            t.append(time.perf_counter() - t0)
+        return min(t) * 1e6
+
+    load0 = os.getloadavg()[0]
+    ours, ref = [], []
+    for p, q in zip(progs, ref_progs):
+        ours.append(best(h.functional, p, interp.clear_memos))
+        ref.append(best(h_ref.functional, q, ref_cold))
+    return {"reference": root, "programs": n, "timing": f"min of {repeat} cold calls per program",
+            "this_us": statistics.median(ours), "reference_us": statistics.median(ref),
+            "ratio_median": statistics.median(a / b for a, b in zip(ours, ref)),
+            "load_average": [load0, os.getloadavg()[0]]}
+
+
 def throughput(space: str, candidates: int, use_cache: bool, strategy: str = "evolution") -> dict:
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -142,8 +201,11 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", type=int, default=20000, help="candidates per throughput run")
     ap.add_argument("--hash-samples", type=int, default=2000, help="candidates per hash-cost measurement")
     ap.add_argument("--output", default=os.path.join(RESULTS, "core_throughput.json"), help="JSON file to write")
+    ap.add_argument("--reference-programs", metavar="DIR", help="time another version's optimizer-programs "
+                    "probe on the same descendants (DIR/search_spaces/programs)")
     a = ap.parse_args(argv)
     registry.register_space(CounterSpace.name, CounterSpace)
+    load_before = os.getloadavg()
 
     hashes = hash_costs(a.hash_samples)
     print(f"{'representation':56s} {'structural us':>14s} {'functional us':>14s}   (median per candidate)")
@@ -156,10 +218,18 @@ def main(argv=None) -> int:
     for r in runs:
         print(f"{r['space']:16s} {str(r['cache']):>5s} {r['candidates']:10d} {r['charged']:8d} "
               f"{r['candidates_per_s']:9.0f}")
+    ref = None
+    if a.reference_programs:
+        ref = reference_ratio(a.reference_programs, min(a.hash_samples, 200))
+        print(f"\nAdamW descendants, cold, min of 5 per program: this {ref['this_us']:.0f} us, reference "
+              f"({ref['reference']}) {ref['reference_us']:.0f} us, median ratio {ref['ratio_median']:.2f}x")
+    load = {"before": list(load_before), "after": list(os.getloadavg()), "cpus": os.cpu_count()}
+    print(f"load average (1, 5, 15 min) before {load['before']}, after {load['after']}, {load['cpus']} CPUs")
     out = a.output
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
-        json.dump({"hash_cost": hashes, "throughput": runs, "versions": automl.log.versions()}, f, indent=1)
+        json.dump({"hash_cost": hashes, "throughput": runs, "reference": ref, "load_average": load,
+                   "versions": automl.log.versions()}, f, indent=1)
     print(f"\nwrote {out}")
     return 0
 
