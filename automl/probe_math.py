@@ -3,11 +3,15 @@
 numpy's ``exp``, ``log``, ``sin``, ``power``... dispatch on the CPU's SIMD level (AVX-512, AVX2,
 baseline) and the variants differ in the last bits, so a probe built on them gives different
 digests on different machines (measured: 1.5-2.2 % of program digests).  The functions here use
-only operations IEEE-754 rounds exactly (``+ - * /``, ``sqrt``, comparisons, ``rint``, ``frexp``,
-``ldexp``), evaluated in a fixed order, so their results are bit-identical on every machine, SIMD
-level and thread count.  Why not a library: no maintained numpy-vectorised package promises
+only operations IEEE-754 rounds exactly (``+ - * /``, ``sqrt``, comparisons, ``rint``,
+``copysign``), integer operations on the bits, and table look-ups, evaluated in a fixed order, so
+their results are bit-identical on every machine, SIMD level and thread count.  Why not a library: no maintained numpy-vectorised package promises
 bit-reproducible transcendentals (CRlibm/CORE-MATH have no numpy binding), and ``math.*`` is
 libm, which itself picks FMA variants at load time.
+
+Cost: each function is 20-60 numpy passes (``exp`` ~13 us, ``sin`` ~27 us on a 9 x 128 array,
+against ~1 us for numpy's SIMD call); the probe interpreters call :data:`KERNELS` (the same
+functions without a per-call ``np.errstate``).
 
 Accuracy: a few ulp over the normal range (checked against numpy in tests), which is what the
 hash needs (equivalent candidates must agree to the quantizer's 24 bits).  Range reduction for
@@ -29,12 +33,10 @@ VERSION = 2
 
 _LN2_HI = 6.93147180369123816490e-01  # trailing bits zero: k * _LN2_HI is exact for |k| < 2**20
 _LN2_LO = 1.90821492927058770002e-10
-_INV_LN2 = 1.44269504088896338700e00
 _PIO2_1 = 1.57079632673412561417e00  # pi/2 in three parts (fdlibm's split)
 _PIO2_2 = 6.07710050630396597660e-11
 _PIO2_3 = 2.02226624879595063154e-21
 _INV_PIO2 = 6.36619772367581382433e-01
-_PI = 3.141592653589793
 _PIO2 = 1.5707963267948966
 _PIO6 = 0.5235987755982989
 _SQRT3 = 1.7320508075688772
@@ -71,7 +73,6 @@ _LN2 = 0.6931471805599453
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(2**(j/2048), log-interval centres c, log(c)), built on first use (decimal arithmetic, so
     the same on every machine; ~50 ms, kept out of ``import``)."""
-    ln2 = None
     with decimal.localcontext() as ctx:
         ctx.prec = 40
         ln2 = decimal.Decimal(2).ln()

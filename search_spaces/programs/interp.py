@@ -27,8 +27,11 @@ and weight magnitudes; ``DEFAULT_DOMAIN`` when it declares none):
   their state scaled or negated but update identically hash equal.
 
 Statements that depend only on g, lr, t and constants are hoisted out of the step loop and
-computed once for all steps and lanes; transcendental ops are the deterministic ones of
-automl.probe_math (see ops.py), so digests do not depend on the CPU's SIMD level.
+computed once for all steps and lanes, and their values are remembered per (seed, domain) under
+the expression they compute (``0.9 ** t``, ``g * g``: per-probe constants that descendants of one
+program share; ``clear_memos`` forgets them); transcendental ops are the deterministic ones of
+automl.probe_math (``probe_math.KERNELS``: the probe holds one ``np.errstate`` for the whole run),
+so digests do not depend on the CPU's SIMD level.
 """
 from __future__ import annotations
 
