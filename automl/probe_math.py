@@ -43,9 +43,7 @@ _SQRT3 = 1.7320508075688772
 _TAN_PI12 = 0.2679491924311227
 
 # Taylor coefficients (exactly the rationals' nearest doubles)
-_EXP_C = np.array([1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64)) for k in range(14)])  # 1/k!, k=0..13
 _ATAN_C = np.array([(-1.0) ** k / (2 * k + 1) for k in range(14)])  # |y| <= tan(pi/12): y**29/29 < 1e-18
-_SINH_C = np.array([1.0 / np.prod(np.arange(1, 2 * k + 2, dtype=np.float64)) for k in range(10)])
 
 
 def _horner(c: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -70,20 +68,22 @@ _LN2 = 0.6931471805599453
 
 
 @functools.lru_cache(maxsize=None)
-def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(2**(j/2048), log-interval centres c, log(c)), built on first use (decimal arithmetic, so
-    the same on every machine; ~50 ms, kept out of ``import``)."""
+def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(2**(j/2048) rounded, its rounding error, log-interval centres c, log(c)), built on first
+    use (decimal arithmetic, so the same on every machine; ~50 ms, kept out of ``import``)."""
     with decimal.localcontext() as ctx:
         ctx.prec = 40
         ln2 = decimal.Decimal(2).ln()
-        exp_t = np.array([float((decimal.Decimal(j) / _EXP_N * ln2).exp()) for j in range(_EXP_N)])
+        exact = [(decimal.Decimal(j) / _EXP_N * ln2).exp() for j in range(_EXP_N)]
+        exp_t = np.array([float(e) for e in exact])
+        exp_lo = np.array([float(e - decimal.Decimal(float(e))) for e in exact])
         n = 1 << _LOG_BITS
         centre = (np.arange(n, dtype=np.int64) << (52 - _LOG_BITS)) + (_LOG_OFF + (1 << (51 - _LOG_BITS)))
         c = centre.view(np.float64)
         logc = np.array([float(decimal.Decimal(float(v)).ln()) for v in c])
-    for t in (exp_t, c, logc):
+    for t in (exp_t, exp_lo, c, logc):
         t.flags.writeable = False
-    return exp_t, c, logc
+    return exp_t, exp_lo, c, logc
 
 
 def _exp(a: np.ndarray) -> np.ndarray:
@@ -140,10 +140,53 @@ def _exp_wide(a: np.ndarray) -> np.ndarray:
 
 
 def _expm1(a: np.ndarray) -> np.ndarray:
-    small = np.abs(a) < 0.5
-    r = np.where(small, a, 0.0)
-    s = _horner(_EXP_C[1:], r) * r  # sum_{k>=1} r^k/k!  (r^13/13! < 1e-14 relative at 0.5)
-    return np.where(small, s, _exp(a) - 1.0)
+    """exp(a) - 1, accurate near 0: exp's reduction with the table entry as hi + lo, so that
+    2**m T_hi - 1 is exact (Sterbenz) where the result is small."""
+    if a.size == 0:
+        return a.copy()
+    lo = np.fmin.reduce(a, axis=None)  # NaN only when every value is NaN
+    if not (lo >= -708.0 and np.fmax.reduce(a, axis=None) <= 709.0):
+        return a + 0.0 if lo != lo else _expm1_wide(a)
+    k = a * (_EXP_N / _LN2)
+    np.rint(k, out=k)
+    r = k * -_LN2_N_HI
+    r += a
+    t = k * _LN2_N_LO
+    r -= t
+    ki = k.astype(np.int64)
+    # exp(r) - 1 = r + r**2/2 + r**3/6 + r**4/24 (|r| < 1.7e-4: the next term is < 1e-17 relative to r)
+    q = r * (1.0 / 24.0)
+    q += 1.0 / 6.0
+    q *= r
+    q += 0.5
+    q *= r
+    q += 1.0
+    q *= r
+    exp_t, exp_lo, _, _ = _tables()
+    j = ki & (_EXP_N - 1)
+    th = exp_t.take(j)
+    ki &= -_EXP_N
+    ki <<= 52 - _EXP_BITS
+    ki += 1023 << 52
+    scale = ki.view(np.float64)  # 2**m, m in [-1022, 1023] here
+    # exp(a) = 2**m (T_hi + T_lo)(1 + q) = 2**m T_hi + 2**m (T_lo + T_hi q) (T_lo q: < 1e-20 relative)
+    q *= th
+    q += exp_lo.take(j)
+    q *= scale
+    th *= scale
+    th -= 1.0  # exact where the result is small
+    th += q
+    return th
+
+
+def _expm1_wide(a: np.ndarray) -> np.ndarray:
+    """:func:`_expm1` for any input: the same values inside [-708, 709], exp(a) above (it is
+    exp(a) - 1 to the last bit there), -1 below."""
+    x = np.minimum(a, 709.0)
+    np.maximum(x, -708.0, out=x)  # NaN stays
+    res = _expm1(x)
+    res = np.where(a > 709.0, _exp(a), res)
+    return np.where(a < -708.0, -1.0, res)
 
 
 def _log(a: np.ndarray) -> np.ndarray:
@@ -162,7 +205,7 @@ def _log(a: np.ndarray) -> np.ndarray:
     iz = k << 52
     np.subtract(ix, iz, out=iz)
     z = iz.view(np.float64)  # |a| / 2**k, in [sqrt(2)/2, sqrt(2)), exact
-    _, c, logc = _tables()
+    _, _, c, logc = _tables()
     cj = c.take(i)
     r = z - cj  # exact (Sterbenz)
     r /= cj  # |r| < 4.9e-4
@@ -316,12 +359,18 @@ def _half_exp_pair(y: np.ndarray, sign: float) -> np.ndarray:
 
 
 def _sinh(a):
+    # (E + E / (E + 1)) / 2 with E = expm1(|a|) (fdlibm's form, accurate near 0 too); exp(|a|)/2
+    # from 709 on, where E overflows
     y = np.abs(a)
-    small = y < 1.0
-    z = np.where(small, a, 0.0)
-    s = _horner(_SINH_C, z * z) * z
-    big = np.copysign(_half_exp_pair(y, -1.0), a)
-    return np.where(small, s, big)
+    big = not np.fmax.reduce(y, axis=None) < 709.0
+    e = _expm1(np.minimum(y, 709.0) if big else y)
+    r = e + 1.0
+    np.divide(e, r, out=r)
+    r += e
+    r *= 0.5
+    if big:
+        r = np.where(y < 709.0, r, _exp(y - _LN2_HI - _LN2_LO))
+    return np.copysign(r, a)  # NaN stays NaN
 
 
 def _cosh(a):
