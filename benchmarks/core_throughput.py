@@ -13,6 +13,7 @@ Measures, in one run on this machine:
     with only the compile memo cleared (the static-value memo -- ``0.9 ** t``, ``g * g`` --
     warm from the other descendants, as in a search); sampled 2-8 statement programs are
     reported beside them.
+  * the per-call cost of each deterministic probe function beside numpy's own (SIMD) ufunc;
   * with ``--reference-programs DIR`` (DIR holding ``search_spaces/programs`` of another
     version, e.g. ``git archive main search_spaces/programs | tar -x -C DIR``), the same
     descendants are also hashed by that version's probe, interleaved with this one, each cold
@@ -186,6 +187,29 @@ def reference_ratio(root: str, n: int, repeat: int = 5) -> dict:
             "load_average": [load0, os.getloadavg()[0]]}
 
 
+def math_costs() -> list[dict]:
+    """Per-call cost of each deterministic probe function (``probe_math.KERNELS``, as the probe
+    calls them) beside numpy's SIMD ufunc, on one 9 x 128 lane array (the programs probe's
+    tensor shape); minimum over repeats, so the least disturbed timing on a shared machine."""
+    import timeit
+
+    from automl import probe_math as pm
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((9, 128)) * 10.0 ** rng.uniform(-3, 1, (9, 128))
+    rows = []
+    with np.errstate(all="ignore"):
+        for name in sorted(pm.KERNELS):
+            x = np.abs(a) if name in ("log", "log1p") else np.clip(a, -0.99, 0.99) if name in (
+                "arctanh", "arcsin", "arccos") else a
+            args = (x, np.float64(1.7)) if name == "power" else (x,)
+            ref, fn = getattr(np, name), pm.KERNELS[name]
+            rows.append({"function": name + (" (x ** 1.7)" if name == "power" else ""),
+                         "numpy_us": min(timeit.repeat(lambda: ref(*args), number=100, repeat=7)) * 1e4,
+                         "probe_math_us": min(timeit.repeat(lambda: fn(*args), number=100, repeat=7)) * 1e4})
+    return rows
+
+
 def throughput(space: str, candidates: int, use_cache: bool, strategy: str = "evolution") -> dict:
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -212,6 +236,11 @@ def main(argv=None) -> int:
     for r in hashes:
         print(f"{r['representation']:56s} {r['structural_us']:14.1f} {r['functional_us']:14.1f}")
 
+    maths = math_costs()
+    print(f"\n{'probe_math function (9 x 128)':32s} {'numpy us':>9s} {'probe_math us':>14s}")
+    for r in maths:
+        print(f"{r['function']:32s} {r['numpy_us']:9.1f} {r['probe_math_us']:14.1f}")
+
     runs = [throughput(CounterSpace.name, a.candidates, True), throughput(CounterSpace.name, a.candidates, False),
             throughput("expressions", a.candidates, True), throughput("expressions", a.candidates, False)]
     print(f"\n{'space':16s} {'cache':>5s} {'candidates':>10s} {'charged':>8s} {'cand/s':>9s}")
@@ -228,7 +257,7 @@ def main(argv=None) -> int:
     out = a.output
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
-        json.dump({"hash_cost": hashes, "throughput": runs, "reference": ref, "load_average": load,
+        json.dump({"hash_cost": hashes, "probe_math_cost": maths, "throughput": runs, "reference": ref, "load_average": load,
                    "versions": automl.log.versions()}, f, indent=1)
     print(f"\nwrote {out}")
     return 0
