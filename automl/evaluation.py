@@ -84,7 +84,8 @@ class Seam:
 
     # --- digests --------------------------------------------------------------------------------
     def _functional(self, genome: Any, structural: str) -> str:
-        f = self.cache.alias(structural)
+        key = self.hasher.alias_key(structural)
+        f = self.cache.alias(key)
         if f is not None:
             self.stats.structural_hits += 1
             return f
@@ -92,7 +93,7 @@ class Seam:
         f = self.hasher.functional(genome)
         self.stats.probes += 1
         self.stats.probe_s += time.perf_counter() - t0
-        self.cache.set_alias(structural, f)
+        self.cache.set_alias(key, f)
         return f
 
     def digest(self, genome: Any) -> str:
@@ -120,12 +121,7 @@ class Seam:
         if self.dedupe == "structural":
             f = s
         else:
-            alias = self.cache.alias(s)
-            if alias is None:
-                f = self._functional(genome, s)
-            else:
-                f = alias
-                self.stats.structural_hits += 1
+            f = self._functional(genome, s)  # the alias table first, the probe on a miss
         entry = self.cache.get(f)
         outcome = self.policy.decide(entry, self._rng)
         cost = time.perf_counter() - t0 + pending
@@ -181,7 +177,7 @@ class Seam:
             if rec.charged and h and self.cache.get(h) is None:
                 self.cache.fold(h, rec.status, rec.objectives, rec.cost_s, rec.error, rec.candidate)
             if h and rec.structural_hash and self.dedupe == "functional":
-                self.cache.set_alias(rec.structural_hash, h)
+                self.cache.set_alias(self.hasher.alias_key(rec.structural_hash), h)
         self.cache.flush()
 
 

@@ -38,6 +38,15 @@ class Evaluator:
         with one checkpoint are never served for another."""
         return None
 
+    def probe_domain(self) -> dict[str, Any] | None:
+        """The inputs this evaluator will exercise, for the functional probe (JSON-able), or None
+        for the space's documented default.  A space whose ``probe`` takes a ``domain`` keyword
+        builds its probe from it; the declaration is part of every functional digest's namespace
+        (automl.hashing), so changing it never reuses digests or aliases.  Keys each space reads:
+        docs/hashing.md (e.g. expressions: ``{"points": {var: [...]}}``; optimizer programs:
+        ``{"steps", "lr", "grad_log10", "weight_log10"}``)."""
+        return None
+
     def fidelity(self) -> dict[str, Any]:
         """What the result depends on besides the candidate (steps, data set, seed, weights...).
         Part of every digest's namespace.  Default: the options, plus ``weights`` when

@@ -2,20 +2,31 @@
 
 Functional digest (what a candidate computes)
   1. run the candidate on a fixed, seeded probe (``SearchSpace.probe`` or, for a plain Python
-     callable, :func:`probe_inputs`);
-  2. quantize every output with :func:`quantize`: float64, round to nearest keeping
-     ``bits`` (default 24) of the 52 mantissa bits (the carry may move into the exponent, so
-     0.9999999999999999 and 1.0 agree); finite values with magnitude below ``FLUSH`` (2**-40)
-     become +0.0; explicit tokens for NaN (any payload), +inf, -inf; -0.0 keeps its sign bit and
-     so differs from +0.0;
-  3. mix the shapes and quantized words with xxh3-128, prefixed by a namespace.
+     callable, :func:`probe_inputs`).  The probe covers the *evaluator's* domain: an evaluator may
+     declare one with ``Evaluator.probe_domain()`` (symbolic regression: its data points;
+     optimizer proxy: step horizon, lr range, gradient/weight magnitudes) and a space whose
+     ``probe`` takes a ``domain`` keyword builds its probe from it (``domain=None``: the space's
+     documented default).  Probe math is deterministic (:mod:`automl.probe_math`), so digests
+     do not depend on the CPU's SIMD level;
+  2. quantize every output with :func:`quantize`: float64; values whose magnitude is below
+     ``FLUSH`` (2**-40) times the largest finite magnitude of their row (the last axis: the
+     output's scale) become +0.0; -0.0 becomes +0.0; round to nearest keeping ``bits`` (default
+     24) of the 52 mantissa bits (the carry may move into the exponent, so 0.9999999999999999
+     and 1.0 agree); explicit tokens for NaN (any payload), +inf, -inf;
+  3. mix the shapes and quantized words with xxh3-128, prefixed by a namespace.  When every
+     output value is NaN the structural key is mixed in too: two candidates that are NaN on the
+     whole probe are not thereby "equal" (they merge only if they are structurally equal).
 
 Structural digest (what a candidate is): the space's canonical form (``structural_key``),
 mixed with xxh3-128 under the same kind of namespace.
 
 Namespace = schema version, digest kind, representation (space name + version), probe spec,
-probe dtype and device class, quantization, evaluator name + version + fidelity.  Digests are
-stable across processes, runs and PYTHONHASHSEED: no Python ``hash()``, no object ids.
+probe seed, the evaluator's probe domain, probe dtype and device class, quantization, evaluator
+name + version + fidelity.  The structural -> functional alias table is keyed by
+:meth:`Hasher.alias_key`, which carries the full *functional* namespace, so a run with another
+probe seed, spec, bits or domain never reuses another run's aliases.  Digests are stable across
+processes, runs, thread counts, SIMD levels and PYTHONHASHSEED: no Python ``hash()``, no object
+ids.  What the hash promises per space: docs/hashing.md.
 """
 from __future__ import annotations
 
@@ -28,44 +39,73 @@ import xxhash
 
 from .errors import ConfigError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: evaluator probe domains, relative flush, +0.0, deterministic probe math
 DEFAULT_BITS = 24
-FLUSH = 2.0**-40
+FLUSH = 2.0**-40  # relative to the row's largest finite magnitude
 PROBE_SEED = 20231
 LAMBDA_PROBE_N = 64
 LAMBDA_PROBE_SPEC = f"lambda:x~U(-3,3)x{LAMBDA_PROBE_N} per argument;seed={PROBE_SEED}"
 
+_DBL_MAX = np.finfo(np.float64).max
 _NAN_TOKEN = np.uint64(0x7FF8_0000_0000_0001)
 _POS_INF = np.uint64(0x7FF0_0000_0000_0000)
 _NEG_INF = np.uint64(0xFFF0_0000_0000_0000)
 
 
-def quantize(outputs: Sequence[Any] | np.ndarray, bits: int = DEFAULT_BITS, flush: float = FLUSH) -> bytes:
-    """Quantize probe outputs into bytes (see the module docstring for the exact rule)."""
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """x.max(axis=1, keepdims=True) for a 2-d array; short rows (the programs probe's rows of 8)
+    through a transposed copy, ~10x faster than numpy's per-row reduction."""
+    if x.shape[1] <= 64:
+        return np.ascontiguousarray(x.T).max(axis=0)[:, None]
+    return x.max(axis=1, keepdims=True)
+
+
+def _quantize(outputs: Sequence[Any] | np.ndarray, bits: int, flush: float) -> tuple[bytes, bool]:
+    """(quantized bytes, True when every value of every output is NaN)."""
     if not 1 <= bits <= 52:
-        raise ConfigError(f"quantize bits must be in 1..52, got {bits}")
+        raise ConfigError(f"quantize bits must be in 1..{52}, got {bits}")
     if isinstance(outputs, np.ndarray) or np.isscalar(outputs):
         outputs = [outputs]
     half = np.uint64(1 << (52 - bits - 1)) if bits < 52 else np.uint64(0)
     mask = ~np.uint64((1 << (52 - bits)) - 1)
     parts: list[bytes] = []
+    all_nan = True
     for out in outputs:
-        a = np.array(out, dtype=np.float64)  # a copy: modified below
+        a = np.asarray(out, dtype=np.float64)
         parts.append(b"S" + repr(a.shape).encode())
-        flat = a.reshape(-1)
-        mag = np.abs(flat)
-        flat[(mag < flush) & (mag > 0.0)] = 0.0  # tiny finite values -> +0.0 (NaN compares False)
-        w = flat.view(np.uint64)
-        finite = mag <= np.finfo(np.float64).max
-        if finite.all():  # the common case: one vectorised rounding, no tokens needed
-            q = (w + half) & mask
+        if a.size == 0:
+            continue
+        rows = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+        mag = np.abs(rows)
+        scale = _row_max(mag)  # NaN or inf in a row make its scale NaN or inf
+        if scale.max() <= _DBL_MAX:  # the common case (no NaN, no inf): no tokens needed
+            # relative flush, and -0.0 -> +0.0 (the += 0.0)
+            scale *= flush
+            q = np.where(mag < scale, 0.0, rows).reshape(-1)
+            q += 0.0
+            q = q.view(np.uint64)
+            q += half
+            q &= mask
+            all_nan = False
         else:
+            flat = rows.reshape(-1)
+            finite = mag.reshape(-1) <= _DBL_MAX
+            scale = _row_max(np.where(finite.reshape(mag.shape), mag, 0.0))
+            q = np.where(mag < scale * flush, 0.0, rows).reshape(-1) + 0.0
+            nan = np.isnan(flat)
+            all_nan = all_nan and bool(nan.all())
+            w = q.view(np.uint64)
             q = np.where(finite, (w + half) & mask, w)
-            q[np.isnan(flat)] = _NAN_TOKEN
+            q[nan] = _NAN_TOKEN
             q[flat == np.inf] = _POS_INF
             q[flat == -np.inf] = _NEG_INF
         parts.append(q.astype("<u8", copy=False).tobytes())
-    return b"|".join(parts)
+    return b"|".join(parts), all_nan
+
+
+def quantize(outputs: Sequence[Any] | np.ndarray, bits: int = DEFAULT_BITS, flush: float = FLUSH) -> bytes:
+    """Quantize probe outputs into bytes (see the module docstring for the exact rule)."""
+    return _quantize(outputs, bits, flush)[0]
 
 
 def mix(*parts: bytes | str) -> str:
@@ -89,10 +129,22 @@ def evaluator_namespace(evaluator: Any) -> str:
     return f"evaluator={evaluator.name}@{evaluator.version};fidelity={_canonical_json(evaluator.fidelity())}"
 
 
+def probe_domain(evaluator: Any) -> dict[str, Any] | None:
+    """The evaluator's declared probe domain (``Evaluator.probe_domain()``), or None."""
+    fn = getattr(evaluator, "probe_domain", None)
+    dom = fn() if callable(fn) else None
+    if dom is not None and not isinstance(dom, dict):
+        raise ConfigError(f"{getattr(evaluator, 'name', evaluator)!r}.probe_domain() must return a dict or None, "
+                          f"got {type(dom).__name__}")
+    return dom
+
+
 def namespace(kind: str, representation: str, probe_spec: str = "", dtype: str = "float64",
-              device: str = "cpu", bits: int = DEFAULT_BITS, evaluator: Any = None) -> str:
+              device: str = "cpu", bits: int = DEFAULT_BITS, evaluator: Any = None,
+              domain: dict[str, Any] | None = None) -> str:
     """The namespace string prefixed to every digest (documented in the module docstring)."""
-    return (f"automl-hash/v{SCHEMA_VERSION};{kind};repr={representation};probe={probe_spec};"
+    dom = "default" if domain is None else mix(_canonical_json(domain))
+    return (f"automl-hash/v{SCHEMA_VERSION};{kind};repr={representation};probe={probe_spec};domain={dom};"
             f"dtype={dtype};device={device};bits={bits};{evaluator_namespace(evaluator)}")
 
 
@@ -208,16 +260,21 @@ class Hasher:
     def __init__(self, space: Any = None, evaluator: Any = None, seed: int | None = None):
         self.space, self.evaluator = space, evaluator
         self.seed = PROBE_SEED if seed is None else seed
+        self.domain = probe_domain(evaluator)
+        self._probe_kw: dict[str, Any] = {}
         if space is None:
             self._sns = namespace("structural", "python-callable", evaluator=evaluator)
             self._fns = namespace("functional", "python-callable",
                                   LAMBDA_PROBE_SPEC.replace(f"seed={PROBE_SEED}", f"seed={self.seed}"),
-                                  evaluator=evaluator)
+                                  evaluator=evaluator, domain=self.domain)
         else:
             rep = _space_repr(space)
+            if self.domain is not None and _takes_domain(space.probe):
+                self._probe_kw = {"domain": self.domain}
             self._sns = namespace("structural", rep, evaluator=evaluator)
             self._fns = namespace("functional", rep, f"{space.probe_spec};seed={self.seed}", space.probe_dtype,
-                                  space.probe_device, space.quantize_bits, evaluator)
+                                  space.probe_device, space.quantize_bits, evaluator, self.domain)
+        self._alias_ns = "alias;" + self._fns
 
     def structural(self, genome: Any) -> str:
         if self.space is None:
@@ -226,10 +283,28 @@ class Hasher:
 
     def functional(self, genome: Any) -> str:
         if self.space is None:
-            return mix(self._fns, quantize(_call_probe(genome, self.seed)))
-        with np.errstate(all="ignore"):
-            out = self.space.probe(genome, self.seed)
-        return mix(self._fns, quantize(out, self.space.quantize_bits))
+            q, all_nan = _quantize(_call_probe(genome, self.seed), DEFAULT_BITS, FLUSH)
+        else:
+            with np.errstate(all="ignore"):
+                out = self.space.probe(genome, self.seed, **self._probe_kw)
+            q, all_nan = _quantize(out, self.space.quantize_bits, FLUSH)
+        if all_nan:  # NaN on the whole probe says nothing about what it computes elsewhere
+            key = _callable_key(genome) if self.space is None else self.space.structural_key(genome)
+            return mix(self._fns, q, b"all-nan", key)
+        return mix(self._fns, q)
+
+    def alias_key(self, structural: str) -> str:
+        """Key of the structural -> functional alias table: the structural digest under the full
+        functional namespace (probe spec, seed, domain, bits, evaluator), so aliases recorded
+        under another probe are never reused."""
+        return mix(self._alias_ns, structural)
+
+
+def _takes_domain(fn: Callable) -> bool:
+    try:
+        return "domain" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def structural_hash(obj: Any, space: Any = None, evaluator: Any = None) -> str:

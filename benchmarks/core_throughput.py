@@ -10,14 +10,28 @@ Measures, in one run on this machine:
     optimizer-program spaces (mutation, printing and hashing included), cache on and off.  Each
     figure is the best of --repeats runs; candidates/s is given per CPU second of this process
     (the machine may be shared: CPU time is what the loop costs) and per wall second.
-Prints a table and writes benchmarks/results/core_throughput.json.  Goals from the issue:
-<= 50 us median per functional hash of a small candidate, >= 5,000 candidates/s.
+  * optimizer programs are timed the way a search meets them: realistic 25-statement descendants
+    of AdamW (``mutation.descendant``, at least 12 live statements), each hashed once, *cold*
+    (the interpreter's compile memo and static-value memo cleared before every call), and again
+    with only the compile memo cleared (the static-value memo -- ``0.9 ** t``, ``g * g`` --
+    warm from the other descendants, as in a search); sampled 2-8 statement programs are
+    reported beside them.
+  * the per-call cost of each deterministic probe function beside numpy's own (SIMD) ufunc;
+  * with ``--reference-programs DIR`` (DIR holding ``search_spaces/programs`` of another
+    version, e.g. ``git archive main search_spaces/programs | tar -x -C DIR``), the same
+    descendants are also hashed by that version's probe, interleaved with this one, each cold
+    and timed as the minimum of 5 calls: the ratio is measured side by side, in one run, under
+    the same load (the machine's load average is recorded too).
+Prints a table and writes benchmarks/results/core_throughput.json.  Goals from the issues:
+<= 50 us median per functional hash of a small candidate, <= 100 us for a realistic program
+(cold), >= 5,000 candidates/s.
 
-    python benchmarks/core_throughput.py [--candidates 20000]
+    python benchmarks/core_throughput.py [--candidates 20000] [--reference-programs DIR]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -59,14 +73,31 @@ class CounterSpace(SearchSpace):
         return np.array([float(g % 1_000_003), float(g // 1_000_003)])  # exact in 24 bits
 
 
-def _median_us(fn, items, repeat=3):
+def _median_us(fn, items, repeat=3, before=None):
+    """Median over ``items`` of the mean time of ``repeat`` calls; ``before()`` runs untimed before
+    each call (to clear memos: a cold measurement)."""
     times = []
     for x in items:
-        t0 = time.perf_counter()
+        total = 0.0
         for _ in range(repeat):
+            if before is not None:
+                before()
+            t0 = time.perf_counter()
             fn(x)
-        times.append((time.perf_counter() - t0) / repeat * 1e6)
+            total += time.perf_counter() - t0
+        times.append(total / repeat * 1e6)
     return statistics.median(times)
+
+
+def realistic_programs(n: int, statements: int = 25, seed: int = 0) -> list:
+    """``n`` realistic search-time programs: descendants of AdamW (see the module docstring)."""
+    from search_spaces.programs import ProgramSpace
+    from search_spaces.programs.classic import ADAMW
+    from search_spaces.programs.mutation import descendant
+    from search_spaces.programs.parser import parse
+
+    space, rng = ProgramSpace(), np.random.default_rng(seed)
+    return [descendant(parse(ADAMW), rng, space.config, statements, min_live=12) for _ in range(n)]
 
 
 def hash_costs(n: int) -> list[dict]:
@@ -84,8 +115,101 @@ def hash_costs(n: int) -> list[dict]:
         rng = np.random.default_rng(0)
         genomes = [space.sample(rng) for _ in range(n)]
         h = automl.Hasher(space)
-        rows.append({"representation": name, "structural_us": _median_us(h.structural, genomes),
+        label = name + (" (sampled 2-8 stmts)" if name == "optimizer-programs" else "")
+        rows.append({"representation": label, "structural_us": _median_us(h.structural, genomes),
                      "functional_us": _median_us(h.functional, genomes)})
+        if name == "optimizer-programs":
+            from search_spaces.programs import interp
+
+            progs = realistic_programs(min(n, 500))
+            rows.append({"representation": "optimizer-programs (AdamW descendants, 25 stmts, cold)",
+                         "structural_us": _median_us(h.structural, progs, 1, interp.clear_memos),
+                         "functional_us": _median_us(h.functional, progs, 1, interp.clear_memos)})
+
+            def compile_cold():  # the static-value memo stays warm from the other descendants
+                interp._compile_batched.cache_clear()
+                interp._compile.cache_clear()
+
+            interp.clear_memos()
+            rows.append({"representation": "optimizer-programs (AdamW descendants, static memo warm)",
+                         "structural_us": _median_us(h.structural, progs, 1, compile_cold),
+                         "functional_us": _median_us(h.functional, progs, 1, compile_cold)})
+    return rows
+
+
+def _load_programs_package(root: str):
+    """``search_spaces/programs`` under ``root`` imported as a private package (another version)."""
+    pkg = os.path.join(root, "search_spaces", "programs")
+    if not os.path.isfile(os.path.join(pkg, "__init__.py")):
+        raise SystemExit(f"--reference-programs: no search_spaces/programs package under {root!r}")
+    name = "_reference_programs"
+    spec = importlib.util.spec_from_file_location(name, os.path.join(pkg, "__init__.py"),
+                                                  submodule_search_locations=[pkg])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod, sys.modules[name + ".interp"]
+
+
+def reference_ratio(root: str, n: int, repeat: int = 5) -> dict:
+    """This version's cold functional hash of ``n`` AdamW descendants vs another version's, on the
+    same program texts, interleaved; per program the minimum of ``repeat`` cold calls."""
+    from search_spaces.programs import ProgramSpace, interp
+    from search_spaces.programs.ir import to_text
+
+    ref_pkg, ref_interp = _load_programs_package(root)
+    progs = realistic_programs(n)
+    ref_space = ref_pkg.ProgramSpace()
+    ref_progs = [ref_space.from_text(to_text(p)) for p in progs]
+    h, h_ref = automl.Hasher(ProgramSpace()), automl.Hasher(ref_space)
+
+    def ref_cold():
+        for memo in ("_compile_batched", "_compile"):
+            if hasattr(ref_interp, memo):
+                getattr(ref_interp, memo).cache_clear()
+        if hasattr(ref_interp, "clear_memos"):
+            ref_interp.clear_memos()
+
+    def best(fn, g, cold):
+        t = []
+        for _ in range(repeat):
+            cold()
+            t0 = time.perf_counter()
+            fn(g)
+            t.append(time.perf_counter() - t0)
+        return min(t) * 1e6
+
+    load0 = os.getloadavg()[0]
+    ours, ref = [], []
+    for p, q in zip(progs, ref_progs):
+        ours.append(best(h.functional, p, interp.clear_memos))
+        ref.append(best(h_ref.functional, q, ref_cold))
+    return {"reference": root, "programs": n, "timing": f"min of {repeat} cold calls per program",
+            "this_us": statistics.median(ours), "reference_us": statistics.median(ref),
+            "ratio_median": statistics.median(a / b for a, b in zip(ours, ref)),
+            "load_average": [load0, os.getloadavg()[0]]}
+
+
+def math_costs() -> list[dict]:
+    """Per-call cost of each deterministic probe function (``probe_math.KERNELS``, as the probe
+    calls them) beside numpy's SIMD ufunc, on one 9 x 128 lane array (the programs probe's
+    tensor shape); minimum over repeats, so the least disturbed timing on a shared machine."""
+    import timeit
+
+    from automl import probe_math as pm
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((9, 128)) * 10.0 ** rng.uniform(-3, 1, (9, 128))
+    rows = []
+    with np.errstate(all="ignore"):
+        for name in sorted(pm.KERNELS):
+            x = np.abs(a) if name in ("log", "log1p") else np.clip(a, -0.99, 0.99) if name in (
+                "arctanh", "arcsin", "arccos") else a
+            args = (x, np.float64(1.7)) if name == "power" else (x,)
+            ref, fn = getattr(np, name), pm.KERNELS[name]
+            rows.append({"function": name + (" (x ** 1.7)" if name == "power" else ""),
+                         "numpy_us": min(timeit.repeat(lambda: ref(*args), number=100, repeat=7)) * 1e4,
+                         "probe_math_us": min(timeit.repeat(lambda: fn(*args), number=100, repeat=7)) * 1e4})
     return rows
 
 
@@ -111,13 +235,21 @@ def main(argv=None) -> int:
     ap.add_argument("--hash-samples", type=int, default=2000, help="candidates per hash-cost measurement")
     ap.add_argument("--repeats", type=int, default=3, help="runs per throughput figure (the best is kept)")
     ap.add_argument("--output", default=os.path.join(RESULTS, "core_throughput.json"), help="JSON file to write")
+    ap.add_argument("--reference-programs", metavar="DIR", help="time another version's optimizer-programs "
+                    "probe on the same descendants (DIR/search_spaces/programs)")
     a = ap.parse_args(argv)
     registry.register_space(CounterSpace.name, CounterSpace)
+    load_before = os.getloadavg()
 
     hashes = hash_costs(a.hash_samples)
-    print(f"{'representation':22s} {'structural us':>14s} {'functional us':>14s}   (median per candidate)")
+    print(f"{'representation':56s} {'structural us':>14s} {'functional us':>14s}   (median per candidate)")
     for r in hashes:
-        print(f"{r['representation']:22s} {r['structural_us']:14.1f} {r['functional_us']:14.1f}")
+        print(f"{r['representation']:56s} {r['structural_us']:14.1f} {r['functional_us']:14.1f}")
+
+    maths = math_costs()
+    print(f"\n{'probe_math function (9 x 128)':32s} {'numpy us':>9s} {'probe_math us':>14s}")
+    for r in maths:
+        print(f"{r['function']:32s} {r['numpy_us']:9.1f} {r['probe_math_us']:14.1f}")
 
     runs = [throughput(sp, a.candidates, cache, repeats=a.repeats)
             for sp in (CounterSpace.name, "expressions", "nb201", "optimizer-programs") for cache in (True, False)]
@@ -125,10 +257,18 @@ def main(argv=None) -> int:
     for r in runs:
         print(f"{r['space']:20s} {str(r['cache']):>5s} {r['candidates']:10d} {r['charged']:8d} "
               f"{r['candidates_per_cpu_s']:10.0f} {r['candidates_per_s']:11.0f}")
+    ref = None
+    if a.reference_programs:
+        ref = reference_ratio(a.reference_programs, min(a.hash_samples, 200))
+        print(f"\nAdamW descendants, cold, min of 5 per program: this {ref['this_us']:.0f} us, reference "
+              f"({ref['reference']}) {ref['reference_us']:.0f} us, median ratio {ref['ratio_median']:.2f}x")
+    load = {"before": list(load_before), "after": list(os.getloadavg()), "cpus": os.cpu_count()}
+    print(f"load average (1, 5, 15 min) before {load['before']}, after {load['after']}, {load['cpus']} CPUs")
     out = a.output
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
-        json.dump({"hash_cost": hashes, "throughput": runs, "versions": automl.log.versions()}, f, indent=1)
+        json.dump({"hash_cost": hashes, "probe_math_cost": maths, "throughput": runs, "reference": ref, "load_average": load,
+                   "versions": automl.log.versions()}, f, indent=1)
     print(f"\nwrote {out}")
     return 0
 

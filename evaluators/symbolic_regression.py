@@ -45,7 +45,7 @@ class SymbolicRegression(Evaluator):
     """
 
     name = "symbolic-regression"
-    version = "1"
+    version = "2"
     objectives = {"mse": "min", "size": "min"}
     noisy = False
     spaces = ("expressions",)
@@ -93,6 +93,14 @@ class SymbolicRegression(Evaluator):
     def fidelity(self) -> dict[str, Any]:
         """Options with the target as canonical text (a benchmark name and its text share a cache)."""
         return {**self.options(), "target": to_text(self.target)}
+
+    def probe_domain(self) -> dict[str, Any]:
+        """The data this evaluator scores on (its points when there are at most 1,024, else a
+        seeded subsample) and its range: the expressions probe then sees what the mse sees."""
+        idx = np.arange(self.n) if self.n <= 1024 else np.random.default_rng(self.seed).choice(self.n, 1024, False)
+        lo, hi = self._options["low"], self._options["high"]
+        return {"points": {v: [float(x) for x in self._env[v][idx]] for v in self.variables},
+                "ranges": {v: [lo, hi] for v in self.variables}}
 
     def evaluate(self, genome: Any, space: Any = None) -> Mapping[str, float]:
         if not isinstance(genome, Expr):

@@ -230,3 +230,54 @@ def test_networkx_view_and_stats():
     g = SPACE.to_networkx(EXAMPLE)
     assert g.nodes[1]["op"] == C1 and g.number_of_edges() == 9
     assert SPACE.stats(EXAMPLE)["edges"] == 9.0
+
+
+# Max-pool chains saturate a 6x6 probe: these two cells shared a digest there although they
+# differ on a 16x16 probe (benchmarks/graph_hash.py finds 38 such classes in the full enumeration
+# at 6x6 and none at 8x8).
+_MP5 = '"ops": ["input", "maxpool3x3", "maxpool3x3", "maxpool3x3", "maxpool3x3", "maxpool3x3", "output"]'
+SATURATING_PAIR = (
+    '{"matrix": [[0, 1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 1, 0, 0], '
+    '[0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]], ' + _MP5 + '}',
+    '{"matrix": [[0, 1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 1, 0, 0], [0, 0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1, 0], '
+    '[0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]], ' + _MP5 + '}')
+
+
+def _q(cell, seed, size):
+    from automl.hashing import quantize
+    from search_spaces.cells import nb101 as m
+
+    return quantize(m.probe_outputs(cell, seed, size))
+
+
+def test_probe_large_enough_not_to_saturate():
+    a, b = (SPACE.from_text(t) for t in SATURATING_PAIR)
+    assert _q(a, 20231, 6) == _q(b, 20231, 6)  # the old 6x6 probe: a false merge
+    assert _q(a, 101, 16) != _q(b, 101, 16)  # ground truth: different functions
+    assert automl.functional_hash(a, space=SPACE) != automl.functional_hash(b, space=SPACE)
+
+
+def _mp5(*rows):
+    return '{"matrix": ' + str([list(r) for r in rows]) + ", " + _MP5 + "}"
+
+
+# more of the 6x6 false merges benchmarks/graph_hash.py found (each pair: one 6x6 digest)
+MORE_PAIRS = [
+    (_mp5((0, 1, 0, 0, 0, 0, 1), (0, 0, 1, 0, 0, 0, 1), (0, 0, 0, 1, 1, 0, 0), (0, 0, 0, 0, 1, 0, 0),
+          (0, 0, 0, 0, 0, 1, 0), (0, 0, 0, 0, 0, 0, 1), (0,) * 7),
+     _mp5((0, 1, 0, 0, 0, 0, 1), (0, 0, 1, 0, 0, 0, 1), (0, 0, 0, 1, 0, 0, 0), (0, 0, 0, 0, 1, 1, 0),
+          (0, 0, 0, 0, 0, 1, 0), (0, 0, 0, 0, 0, 0, 1), (0,) * 7)),
+    (_mp5((0, 1, 0, 0, 0, 0, 0), (0, 0, 1, 0, 1, 0, 1), (0, 0, 0, 1, 0, 0, 1), (0, 0, 0, 0, 1, 0, 0),
+          (0, 0, 0, 0, 0, 1, 0), (0, 0, 0, 0, 0, 0, 1), (0,) * 7),
+     _mp5((0, 1, 0, 0, 0, 0, 0), (0, 0, 1, 0, 0, 0, 1), (0, 0, 0, 1, 0, 1, 1), (0, 0, 0, 0, 1, 0, 0),
+          (0, 0, 0, 0, 0, 1, 0), (0, 0, 0, 0, 0, 0, 1), (0,) * 7)),
+]
+
+
+@pytest.mark.parametrize("pair", [SATURATING_PAIR, *MORE_PAIRS])
+def test_saturating_pairs_split_at_the_default_probe_and_in_truth(pair):
+    a, b = (SPACE.from_text(t) for t in pair)
+    assert _q(a, 20231, 6) == _q(b, 20231, 6)
+    assert (_q(a, 101, 16), _q(a, 202, 16)) != (_q(b, 101, 16), _q(b, 202, 16))
+    for seed in (20231, 7, 8):
+        assert automl.Hasher(SPACE, seed=seed).functional(a) != automl.Hasher(SPACE, seed=seed).functional(b)

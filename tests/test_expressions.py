@@ -273,7 +273,9 @@ def test_functional_hash_distinguishes(space):
     assert _fh("x*2") != _fh("x*2.001")
     assert _fh("x") != _fh("-x")
     assert _fh("1/(x - x)") != _fh("-1/(x - x)")  # +inf vs -inf tokens
-    assert _fh("log(x - 10)") == _fh("sqrt(x - 10)")  # all nan: one token
+    # NaN on the whole probe says nothing about the function: the structure stays in the key
+    assert _fh("log(x - 10)") != _fh("sqrt(x - 10)")
+    assert _fh("log(x - 10)") == _fh("log(x - 10)")
 
 
 def test_near_one_values_round_into_one():

@@ -159,15 +159,21 @@ def test_simplify_preserves_functional_hash_on_a_corpus(space):
     hasher = automl.Hasher(space)
     programs = corpus(space, 300, seed=11)
     shrunk = 0
+    all_nan = 0
     for p in programs:
         q = simplify(p)
-        assert hasher.functional(q) == hasher.functional(p), to_text(p)
+        with np.errstate(all="ignore"):
+            nan_everywhere = bool(np.isnan(space.probe(p, hasher.seed)[0]).all())
+        if nan_everywhere:  # hashed by structure (automl.hashing): a simplification may split it
+            all_nan += 1
+        else:
+            assert hasher.functional(q) == hasher.functional(p), to_text(p)
         assert simplify(q) == q  # idempotent
         assert len(q) <= len(p)
         assert parse(to_text(q)) == q
         space.validate(q)
         shrunk += len(q) < len(p)
-    assert shrunk > 100
+    assert shrunk > 100 and all_nan < 60
 
 
 def test_simplify_rules():

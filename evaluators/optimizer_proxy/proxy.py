@@ -101,6 +101,15 @@ class OptimizerProxy(Evaluator):
         #: why the last evaluation diverged (task: message), for people reading along.
         self.last_diverged: str | None = None
 
+    def probe_domain(self) -> dict[str, Any]:
+        """What a program sees here, for the hash probe: the step horizon, the cosine schedule's lr
+        range (from its smallest value, a factor 10 below for margin, up to ``lr``), and gradient
+        and weight magnitudes 10**[-14, 7] (the models' float32 range that matters)."""
+        n = max(1, int(round(self.steps * self.scale)))
+        lo = self.lr * 0.5 * (1.0 + math.cos(math.pi * (n - 1) / n)) if n > 1 else self.lr
+        return {"steps": n, "lr": [max(lo / 10.0, self.lr * 1e-9), self.lr], "grad_log10": [-14.0, 7.0],
+                "weight_log10": [-14.0, 7.0]}
+
     # --- running ---------------------------------------------------------------------------------
     def _train(self, task: str, program: Any, **kw: Any):
         from . import tasks as T

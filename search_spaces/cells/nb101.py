@@ -291,35 +291,36 @@ _VALUES: dict[tuple[int, str], np.ndarray] = {}
 _MAX_MEMO = 200_000
 
 
-def _value(seed: int, akey: str) -> np.ndarray:
-    v = _VALUES.get((seed, akey))
+def _value(seed: int, akey: str, size: int = kernels.H) -> np.ndarray:
+    v = _VALUES.get((seed, size, akey))
     if v is None:
         if len(_VALUES) > _MAX_MEMO:
             _VALUES.clear()
         op, parts, has_x = _ATOMS[akey]
-        x = np.zeros(kernels.SHAPE)
+        x = np.zeros(kernels.shape(size))
         for p in parts:
-            x = x + _value(seed, p)
+            x = x + _value(seed, p, size)
         if has_x:
-            x = x + kernels.conv_bn_relu(kernels.probe_input(seed), kernels.weights(seed, akey + "/proj", 1))
+            x = x + kernels.conv_bn_relu(kernels.probe_input(seed, size), kernels.weights(seed, akey + "/proj", 1))
         if op == MAXPOOL:
             v = kernels.max_pool3(x)
         else:
             v = kernels.conv_bn_relu(x, kernels.weights(seed, akey, 3 if op == CONV3 else 1))
         v.flags.writeable = False
-        _VALUES[(seed, akey)] = v
+        _VALUES[(seed, size, akey)] = v
     return v
 
 
-def probe_outputs(cell: NB101Cell, seed: int) -> list[np.ndarray]:
-    """[output branches in canonical order..., output projection (if any), live counts]."""
+def probe_outputs(cell: NB101Cell, seed: int, size: int = kernels.H) -> list[np.ndarray]:
+    """[output branches in canonical order..., output projection (if any), live counts];
+    ``size``: the probe's spatial size (default 8 x 8)."""
     m, ops = cell.pruned
     n = len(ops)
     key, keys = symbolic_output(m, ops)
     branches = sorted(keys[s] for s in range(1, n - 1) if m[s][n - 1])
-    outs = [_value(seed, k) for k in branches]
+    outs = [_value(seed, k, size) for k in branches]
     if m[0][n - 1]:
-        outs.append(kernels.conv_bn_relu(kernels.probe_input(seed), kernels.weights(seed, "out/proj", 1)))
+        outs.append(kernels.conv_bn_relu(kernels.probe_input(seed, size), kernels.weights(seed, "out/proj", 1)))
     interior = ops[1:-1]
     counts = [live_param_count(cell), interior.count(CONV3), interior.count(CONV1), interior.count(MAXPOOL),
               sum(m[0][1:])]
@@ -351,7 +352,7 @@ class NB101Space(SearchSpace):
     """NAS-Bench-101 cells (see the module docstring for the text form and hashing)."""
 
     name = "nb101"
-    version = "1"
+    version = "2"
     probe_spec = ("nb101-cell:vertex atoms keyed by (op,sorted input atoms,own input projection,canonical rank);"
                   f"{kernels.SPEC};conv-bn-relu, maxpool3x3 pad1, equal channels;"
                   f"out=[sorted branches, input projection, live counts@C={PARAM_CHANNELS}]")

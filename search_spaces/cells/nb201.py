@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
@@ -190,6 +191,14 @@ def _lc_key(lc: Mapping[tuple[str, int], int]) -> str:
     return "+".join(f"{c}*{a}^{d}" for (a, d), c in sorted(lc.items()))
 
 
+def _unit_scale(lc: Mapping[tuple[str, int], int]) -> dict:
+    """A conv input divided by the gcd of its (positive integer) coefficients: ReLU commutes with a
+    positive scale and batch norm removes it, so ReLU-conv-BN(k z) = ReLU-conv-BN(z) for k > 0
+    (up to BN's eps, which real training shares).  ``x + conv(x)`` and ``x + conv(2x)`` then merge."""
+    g = math.gcd(*lc.values()) if lc else 1
+    return dict(lc) if g <= 1 else {t: c // g for t, c in lc.items()}
+
+
 def _run(p: tuple[int, ...], ranks: Mapping[int, Any]) -> tuple[dict, dict[int, str], dict[int, str]]:
     """Evaluate the pruned cell symbolically.  Returns (output terms, input key of each conv edge,
     atom key of each conv edge)."""
@@ -207,6 +216,7 @@ def _run(p: tuple[int, ...], ranks: Mapping[int, Any]) -> tuple[dict, dict[int, 
         elif code == POOL:
             terms = [((a, d + 1), c) for (a, d), c in src.items()]
         else:
+            src = _unit_scale(src)
             in_key = _lc_key(src)
             akey = f"c{1 if code == CONV1 else 3}#{ranks[k]}({in_key})"
             if akey not in _ATOMS and ranks[k] != "?":
@@ -252,54 +262,57 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _atom_value(seed: int, akey: str) -> np.ndarray:
+def _atom_value(seed: int, akey: str, size: int) -> np.ndarray:
     if akey == "x":
-        return kernels.probe_input(seed)
-    v = _VALUES.get((seed, akey))
+        return kernels.probe_input(seed, size)
+    v = _VALUES.get((seed, size, akey))
     if v is None:
         code, in_key, in_lc = _ATOMS[akey]
         w = kernels.weights(seed, akey, 1 if code == CONV1 else 3)
-        v = _VALUES[(seed, akey)] = _frozen(kernels.relu_conv_bn(_lc_value(seed, in_key, in_lc), w))
+        v = _VALUES[(seed, size, akey)] = _frozen(kernels.relu_conv_bn(_lc_value(seed, in_key, in_lc, size), w))
     return v
 
 
-def _pooled(seed: int, akey: str, depth: int) -> np.ndarray:
+def _pooled(seed: int, akey: str, depth: int, size: int) -> np.ndarray:
     if depth == 0:
-        return _atom_value(seed, akey)
-    v = _VALUES.get((seed, f"P{depth}:{akey}"))
+        return _atom_value(seed, akey, size)
+    v = _VALUES.get((seed, size, f"P{depth}:{akey}"))
     if v is None:
-        v = _VALUES[(seed, f"P{depth}:{akey}")] = _frozen(kernels.avg_pool3(_pooled(seed, akey, depth - 1)))
+        v = _VALUES[(seed, size, f"P{depth}:{akey}")] = _frozen(
+            kernels.avg_pool3(_pooled(seed, akey, depth - 1, size)))
     return v
 
 
-def _lc_value(seed: int, key: str, lc: Mapping[tuple[str, int], int]) -> np.ndarray:
+def _lc_value(seed: int, key: str, lc: Mapping[tuple[str, int], int], size: int) -> np.ndarray:
     """Numeric value of a linear combination, summed in key order (equal keys, equal bits)."""
-    v = _VALUES.get((seed, "L:" + key))
+    v = _VALUES.get((seed, size, "L:" + key))
     if v is None:
         if len(_VALUES) > _MAX_MEMO:
             _VALUES.clear()
-        v = np.zeros(kernels.SHAPE)
+        v = np.zeros(kernels.shape(size))
         for (a, d), c in sorted(lc.items()):
-            v = v + c * _pooled(seed, a, d)
-        v = _VALUES[(seed, "L:" + key)] = _frozen(v)
+            v = v + c * _pooled(seed, a, d, size)
+        v = _VALUES[(seed, size, "L:" + key)] = _frozen(v)
     return v
 
 
-def probe_outputs(cell: NB201Cell, seed: int) -> list[np.ndarray]:
-    """[cell output on the probe tensor, [live params at C=16, live conv1x1, live conv3x3]]."""
+def probe_outputs(cell: NB201Cell, seed: int, size: int = kernels.H) -> list[np.ndarray]:
+    """[cell output on the probe tensor, [live params at C=16, live conv1x1, live conv3x3]];
+    ``size``: the probe's spatial size (default 8 x 8)."""
     p = pruned(cell.codes)
     key, out, _ = symbolic_output(p)
     n1, n3 = p.count(CONV1), p.count(CONV3)
     counts = np.array([n1 * conv_params(CONV1) + n3 * conv_params(CONV3), n1, n3], dtype=np.float64)
-    return [_lc_value(seed, key, out), counts]
+    return [_lc_value(seed, key, out, size), counts]
 
 
-def reference_forward(cell: NB201Cell, seed: int) -> np.ndarray:
+def reference_forward(cell: NB201Cell, seed: int, size: int = kernels.H) -> np.ndarray:
     """Plain node-by-node forward pass of the pruned cell with the probe's weights (no
-    normalisation, no memo): what ``probe_outputs`` must equal up to rounding (tests)."""
+    normalisation, no memo): what ``probe_outputs`` must equal up to rounding and up to the
+    positive scale of conv inputs that ReLU + BN remove (tests)."""
     p = pruned(cell.codes)
     _, _, atoms = symbolic_output(p)
-    vals = {0: np.array(kernels.probe_input(seed))}
+    vals = {0: np.array(kernels.probe_input(seed, size))}
     for k, (j, i) in enumerate(EDGES):
         code = p[k]
         if code == NONE:
@@ -312,7 +325,7 @@ def reference_forward(cell: NB201Cell, seed: int) -> np.ndarray:
         else:
             y = kernels.relu_conv_bn(x, kernels.weights(seed, atoms[k], 1 if code == CONV1 else 3))
         vals[j] = vals[j] + y if j in vals else y
-    return vals.get(3, np.zeros(kernels.SHAPE))
+    return vals.get(3, np.zeros(kernels.shape(size)))
 
 
 # --- the space ---------------------------------------------------------------------------------
@@ -321,8 +334,9 @@ class NB201Space(SearchSpace):
     """NAS-Bench-201 cells (see the module docstring for the text form and hashing)."""
 
     name = "nb201"
-    version = "1"
-    probe_spec = ("nb201-cell:normalised linear ops (skip,avgpool,none,sum) then "
+    version = "2"
+    probe_spec = ("nb201-cell/v2:normalised linear ops (skip,avgpool,none,sum), conv inputs divided by the gcd "
+                  "of their coefficients (ReLU+BN remove a positive scale), then "
                   f"{kernels.SPEC};relu-conv-bn weights keyed by (op,input key,canonical rank);"
                   f"avgpool3x3 exclude-pad;+[live params@C={PARAM_CHANNELS},n_conv1x1,n_conv3x3]")
     probe_dtype = "float64"

@@ -1,7 +1,9 @@
 """Expression trees: the one operator/function table, the immutable node, evaluation, canonical key.
 
 ``OPS`` is the single home of every operator and function: its arity, numpy implementation,
-text symbol, precedence and (for operators) the ``ast`` operator it is parsed from.  The parser,
+text symbol, precedence and (for operators) the ``ast`` operator it is parsed from.  Transcendental
+functions use automl.probe_math's deterministic implementations (bit-identical on every CPU, so
+probe digests and fitness do not depend on the SIMD level).  The parser,
 the printer, evaluation, the structural key and the search space all read it.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
+from automl import probe_math as pm
 from automl.errors import InvalidCandidate
 
 # Binding strength, loosest first (Python's own precedence for these operators).
@@ -42,14 +45,14 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("/", 2, np.divide, "infix", "/", MULTIPLICATIVE, ast.Div),
     Op("neg", 1, np.negative, "prefix", "-", PREFIX, ast.USub),
     # Right operand must be a constant (the exponent); see Expr.__post_init__.
-    Op("**", 2, np.power, "infix", "**", POWER, ast.Pow),
-    Op("sin", 1, np.sin, "function", "sin", ATOM),
-    Op("cos", 1, np.cos, "function", "cos", ATOM),
-    Op("exp", 1, np.exp, "function", "exp", ATOM),
-    Op("log", 1, np.log, "function", "log", ATOM),
+    Op("**", 2, pm.power, "infix", "**", POWER, ast.Pow),
+    Op("sin", 1, pm.sin, "function", "sin", ATOM),
+    Op("cos", 1, pm.cos, "function", "cos", ATOM),
+    Op("exp", 1, pm.exp, "function", "exp", ATOM),
+    Op("log", 1, pm.log, "function", "log", ATOM),
     Op("sqrt", 1, np.sqrt, "function", "sqrt", ATOM),
     Op("abs", 1, np.abs, "function", "abs", ATOM),
-    Op("tanh", 1, np.tanh, "function", "tanh", ATOM),
+    Op("tanh", 1, pm.tanh, "function", "tanh", ATOM),
 )}
 #: Functions callable by name in the text form.
 FUNCTIONS: dict[str, Op] = {name: op for name, op in OPS.items() if op.kind == "function"}

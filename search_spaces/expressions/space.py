@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from automl import probe_math
 from automl.errors import ConfigError, InvalidCandidate
 from automl.hashing import LAMBDA_PROBE_N, probe_inputs
 from automl.space import SearchSpace
@@ -19,6 +20,8 @@ _P_CONST = 0.3         # chance that a new leaf is a constant (when the space ha
 _MUTATIONS = ("subtree", "point", "hoist", "insert")
 _MUTATION_P = (0.35, 0.35, 0.15, 0.15)
 _MUTATE_TRIES = 50
+#: Most evaluator data points a probe uses (more would only cost time).
+MAX_DOMAIN_POINTS = 1024
 
 
 def _floats(name: str, values: Sequence[Any]) -> tuple[float, ...]:
@@ -48,9 +51,12 @@ class ExpressionSpace(SearchSpace):
     """
 
     name = "expressions"
-    version = "1"
-    probe_spec = (f"expressions: variable i = automl.hashing.probe_inputs(n_vars, seed)[i], "
-                  f"x~U(-3,3) x{LAMBDA_PROBE_N}; numpy float64 ufuncs; output broadcast to ({LAMBDA_PROBE_N},)")
+    version = "2"
+    probe_spec = (f"expressions/v2: no domain: variable i = automl.hashing.probe_inputs(n_vars, seed)[i], "
+                  f"x~U(-3,3) x{LAMBDA_PROBE_N}; domain {{'points': {{var: [...]}}, 'ranges': {{var: [lo, hi]}}}}: "
+                  f"the declared points (at most {MAX_DOMAIN_POINTS}), then per variable lo, hi and "
+                  f"{LAMBDA_PROBE_N} points ~U(lo, hi) from default_rng(seed); probe_math "
+                  f"v{probe_math.VERSION} float64")
 
     def __init__(self, variables: Sequence[str] | str = ("x",), max_depth: int = 7, max_size: int = 40,
                  constants: Sequence[float] = (1.0, 2.0, 0.5, -1.0),
@@ -80,7 +86,7 @@ class ExpressionSpace(SearchSpace):
         self.operators = ops
         self._binary_swap = tuple(o for o in ops if OPS[o].arity == 2 and o != "**")
         self._unary = tuple(o for o in ops if OPS[o].arity == 1)
-        self._probe_env: dict[int, dict[str, np.ndarray]] = {}
+        self._probe_env: dict[tuple, tuple] = {}
 
     def options(self) -> dict[str, Any]:
         return {"variables": list(self.variables), "max_depth": self.max_depth, "max_size": self.max_size,
@@ -110,12 +116,47 @@ class ExpressionSpace(SearchSpace):
     def structural_key(self, genome: Expr) -> str:
         return structural_key(genome)
 
-    def probe(self, genome: Expr, seed: int) -> np.ndarray:
-        """Outputs on the shared lambda probe (automl.hashing.probe_inputs), shape (64,)."""
-        env = self._probe_env.get(seed)
-        if env is None:
-            env = self._probe_env[seed] = dict(zip(self.variables, probe_inputs(len(self.variables), seed)))
-        return evaluate(genome, env, LAMBDA_PROBE_N)
+    def probe(self, genome: Expr, seed: int, domain: dict[str, Any] | None = None) -> np.ndarray:
+        """Outputs on the probe: without a domain the shared lambda probe (automl.hashing.probe_inputs,
+        shape (64,)); with an evaluator's domain its data points, the ends of its ranges and 64
+        uniform points inside them (see ``probe_spec``)."""
+        key = (seed, None if domain is None else id(domain))
+        env = self._probe_env.get(key)
+        if env is None or env[1] is not domain:
+            if domain is None:
+                arrays = dict(zip(self.variables, probe_inputs(len(self.variables), seed)))
+            else:
+                arrays = self._domain_env(domain, seed)
+            if len(self._probe_env) > 16:  # one entry per (seed, domain object) in use
+                self._probe_env.clear()
+            env = self._probe_env[key] = (arrays, domain)
+        arrays = env[0]
+        return evaluate(genome, arrays, len(next(iter(arrays.values()))))
+
+    def _domain_env(self, domain: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
+        unknown = set(domain) - {"points", "ranges"}
+        if unknown:
+            raise ConfigError(f"unknown expressions probe domain keys {sorted(unknown)}; known: points, ranges")
+        points = domain.get("points") or {}
+        ranges = dict(domain.get("ranges") or {})
+        for v in self.variables:
+            if v not in ranges and v in points:
+                ranges[v] = [float(np.min(points[v])), float(np.max(points[v]))]
+            if v not in ranges:
+                raise ConfigError(f"probe domain names no points or range for variable {v!r}")
+        n_pts = min((len(points[v]) for v in self.variables if v in points), default=0)
+        n_pts = min(n_pts, MAX_DOMAIN_POINTS)
+        rng = np.random.default_rng(seed)
+        env = {}
+        for v in self.variables:
+            lo, hi = (float(x) for x in ranges[v])
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise ConfigError(f"probe domain range for {v!r} must be finite [lo, hi], got {ranges[v]!r}")
+            pts = np.asarray(points[v][:n_pts], dtype=np.float64) if v in points else rng.uniform(lo, hi, n_pts)
+            a = np.concatenate([pts, [lo, hi], rng.uniform(lo, hi, LAMBDA_PROBE_N)])
+            a.flags.writeable = False
+            env[v] = a
+        return env
 
     def stats(self, genome: Expr) -> dict[str, float]:
         return {"size": genome.size, "depth": genome.depth}

@@ -275,3 +275,19 @@ def mutate(p: Program, rng: np.random.Generator, cfg: Config) -> Program:
             return child
     return p
 
+
+
+def descendant(p: Program, rng: np.random.Generator, cfg: Config, statements: int = 25,
+               min_live: int = 0, max_tries: int = 2000) -> Program:
+    """A realistic search-time candidate: ``p`` mutated repeatedly (every mutation kind, as in a
+    search) until it has exactly ``statements`` statements and type-checks, keeping only steps
+    that leave at least ``min_live`` live statements (selection keeps programs that still do
+    something).  For benchmarks and soundness suites (e.g. 25-statement descendants of AdamW)."""
+    q = p
+    for _ in range(max_tries):
+        r = mutate(q, rng, cfg)
+        if r.info.error is None and len(r.instrs) <= statements and sum(r.info.live) >= min_live:
+            q = r
+        if len(q.instrs) == statements:
+            return q
+    raise RuntimeError(f"no {statements}-statement descendant within {max_tries} mutations")

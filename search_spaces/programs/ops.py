@@ -10,6 +10,10 @@ elementwise); ``scalar`` is one number for the whole model (lr, t, constants, re
 Elementwise ops broadcast: the result is a tensor when any argument is.  Reductions run over the
 *whole model* (all parameters of the group), so they take tensors and return scalars.
 
+The numpy implementations of transcendental ops are automl.probe_math's deterministic ones
+(bit-identical on every CPU/SIMD level, within a few ulp of numpy's), so probe digests and
+constant folding do not depend on the machine.
+
 Arithmetic is plain IEEE-754 float: ``x / 0 = ±inf``, ``0 / 0 = nan``, ``log(-1) = nan``.  The
 protected variants (``div``, ``plog``) exist for search and say exactly what they protect.
 """
@@ -19,6 +23,8 @@ import dataclasses
 from typing import Any, Callable
 
 import numpy as np
+
+from automl import probe_math as pm
 
 #: |y| below this counts as zero in the protected division ``div``; also the floor of ``plog``.
 EPS = 1e-8
@@ -80,7 +86,7 @@ def _np_div(x, y):
 
 
 def _np_plog(x):
-    return np.log(np.maximum(np.abs(x), EPS))
+    return pm.log(np.maximum(np.abs(x), EPS))
 
 
 def _np_interp(x, y, a):
@@ -181,7 +187,7 @@ OP_LIST: tuple[OpSpec, ...] = (
     _spec("mul", _B, np.multiply, lambda x, y: x * y, "x * y", symbol="*", commutative=True),
     _spec("truediv", _B, np.true_divide, lambda x, y: x / y, "x / y, plain IEEE (x/0 = ±inf, 0/0 = nan)",
           symbol="/"),
-    _spec("pow", _B, np.power, lambda x, y: x ** y, "x ** y (IEEE pow; negative base, non-integer y: nan)",
+    _spec("pow", _B, pm.power, lambda x, y: x ** y, "x ** y (IEEE pow; negative base, non-integer y: nan)",
           symbol="**"),
     _spec("neg", _U, np.negative, lambda x: -x, "-x", symbol="neg"),
     # elementwise functions
@@ -189,21 +195,21 @@ OP_LIST: tuple[OpSpec, ...] = (
     _spec("sign", _U, _np_sign, lambda x: x.sign(), "-1, 0 or 1 (sign(±0) = 0; sign(nan) = 0, as torch.sign)"),
     _spec("sqrt", _U, np.sqrt, lambda x: x.sqrt(), "square root (nan for x < 0)"),
     _spec("square", _U, np.square, lambda x: x * x, "x * x"),
-    _spec("exp", _U, np.exp, lambda x: x.exp(), "e ** x"),
-    _spec("log", _U, np.log, lambda x: x.log(), "natural log (log(0) = -inf, nan for x < 0)"),
+    _spec("exp", _U, pm.exp, lambda x: x.exp(), "e ** x"),
+    _spec("log", _U, pm.log, lambda x: x.log(), "natural log (log(0) = -inf, nan for x < 0)"),
     _spec("plog", _U, _np_plog, lambda x: x.abs().clamp(min=EPS).log(),
           f"protected log: log(max(|x|, {EPS!r}))"),
-    _spec("sin", _U, np.sin, lambda x: x.sin(), "sine"),
-    _spec("cos", _U, np.cos, lambda x: x.cos(), "cosine"),
-    _spec("tan", _U, np.tan, lambda x: x.tan(), "tangent"),
-    _spec("arcsin", _U, np.arcsin, lambda x: x.asin(), "inverse sine (nan outside [-1, 1])"),
-    _spec("arccos", _U, np.arccos, lambda x: x.acos(), "inverse cosine (nan outside [-1, 1])"),
-    _spec("arctan", _U, np.arctan, lambda x: x.atan(), "inverse tangent"),
-    _spec("sinh", _U, np.sinh, lambda x: x.sinh(), "hyperbolic sine"),
-    _spec("cosh", _U, np.cosh, lambda x: x.cosh(), "hyperbolic cosine"),
-    _spec("tanh", _U, np.tanh, lambda x: x.tanh(), "hyperbolic tangent"),
-    _spec("arcsinh", _U, np.arcsinh, lambda x: x.asinh(), "inverse hyperbolic sine"),
-    _spec("arctanh", _U, np.arctanh, lambda x: x.atanh(), "inverse hyperbolic tangent (±inf at ±1, nan outside)"),
+    _spec("sin", _U, pm.sin, lambda x: x.sin(), "sine"),
+    _spec("cos", _U, pm.cos, lambda x: x.cos(), "cosine"),
+    _spec("tan", _U, pm.tan, lambda x: x.tan(), "tangent"),
+    _spec("arcsin", _U, pm.arcsin, lambda x: x.asin(), "inverse sine (nan outside [-1, 1])"),
+    _spec("arccos", _U, pm.arccos, lambda x: x.acos(), "inverse cosine (nan outside [-1, 1])"),
+    _spec("arctan", _U, pm.arctan, lambda x: x.atan(), "inverse tangent"),
+    _spec("sinh", _U, pm.sinh, lambda x: x.sinh(), "hyperbolic sine"),
+    _spec("cosh", _U, pm.cosh, lambda x: x.cosh(), "hyperbolic cosine"),
+    _spec("tanh", _U, pm.tanh, lambda x: x.tanh(), "hyperbolic tangent"),
+    _spec("arcsinh", _U, pm.arcsinh, lambda x: x.asinh(), "inverse hyperbolic sine"),
+    _spec("arctanh", _U, pm.arctanh, lambda x: x.atanh(), "inverse hyperbolic tangent (±inf at ±1, nan outside)"),
     _spec("min", _B, np.minimum, _t_min, "elementwise minimum (nan if either is nan)"),
     _spec("max", _B, np.maximum, _t_max, "elementwise maximum (nan if either is nan)"),
     _spec("div", _B, _np_div, lambda x, y: x / _t_protect(y),

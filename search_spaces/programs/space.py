@@ -26,7 +26,7 @@ class ProgramSpace(SearchSpace):
     """
 
     name = "optimizer-programs"
-    version = "1"
+    version = "2"
     probe_spec = interp.PROBE_SPEC
     #: The function table (name -> OpSpec), for interpreters outside this package.
     OPS = OPS
@@ -89,8 +89,10 @@ class ProgramSpace(SearchSpace):
     def structural_key(self, genome: Program) -> str:
         return structural_key(self._check(genome))
 
-    def probe(self, genome: Program, seed: int) -> list[np.ndarray]:
-        return interp.probe(self._check(genome), seed)
+    def probe(self, genome: Program, seed: int, domain: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+        """Updates on the probe built from the evaluator's ``domain`` (``interp.DEFAULT_DOMAIN``
+        when None); see ``interp.PROBE_SPEC``."""
+        return interp.probe(self._check(genome), seed, domain)
 
     # --- statistics / options --------------------------------------------------------------------
     def stats(self, genome: Program) -> Mapping[str, float]:
