@@ -276,10 +276,21 @@ def _funnel(a: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-"):  # a plugin's subcommand (e.g. `automl supernet`)
+        from . import registry
+
+        plugin = registry.command(argv[0])
+        if plugin is not None:
+            return int(plugin(argv[1:]) or 0)
     parser = _parser()
     a = parser.parse_args(argv)
     if a.command is None:
         parser.print_help()
+        from . import registry
+
+        for name, desc in registry.commands().items():
+            print(f"  plugin command: automl {name:12s} {desc}")
         return 2
     try:
         if a.command == "search":

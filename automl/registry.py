@@ -44,6 +44,28 @@ def register_runner(name: str, target: Any, description: str = "") -> None:
     _register("runner", name, target, description)
 
 
+# Plugin subcommands of the `automl` CLI: name -> "module:function" taking the remaining argv and
+# returning an exit status.  (Minimal hook; the consolidated core may replace it.)
+_commands: dict[str, Any] = {}
+
+
+def register_command(name: str, target: Any, description: str = "") -> None:
+    _commands[name] = (target, description)
+
+
+def command(name: str) -> Callable[..., Any] | None:
+    """The registered CLI subcommand ``name`` (its main function), or None."""
+    load_plugins()
+    entry = _commands.get(name)
+    return None if entry is None else _resolve(entry[0])
+
+
+def commands() -> dict[str, str]:
+    """Registered plugin subcommands and their one-line descriptions."""
+    load_plugins()
+    return {k: v[1] for k, v in sorted(_commands.items())}
+
+
 def load_plugins() -> None:
     """Import every plugin package once (entry points, else the project's own packages)."""
     global _plugins_loaded

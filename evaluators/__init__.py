@@ -1,5 +1,5 @@
 """Evaluators.  Each registers under its name; classes (and torch) are imported only when used."""
-from automl.registry import register_evaluator
+from automl.registry import register_command, register_evaluator
 
 register_evaluator("symbolic-regression", "evaluators.symbolic_regression:SymbolicRegression",
                    "fit a target function on seeded data (MSE)")
@@ -15,3 +15,6 @@ register_evaluator("nb101-tabular", "evaluators.tabular:NB101Tabular",
                    "NAS-Bench-101 lookup on the shipped 500-cell subset")
 register_evaluator("supernet", "evaluators.supernet.ranking:SupernetAccuracy",
                    "a subnet's top-1 accuracy with a trained weight-sharing supernet (checkpoint in the fidelity)")
+
+register_command("supernet", "evaluators.supernet.cli:main",
+                 "train a one-shot supernet (SPOS/FairNAS/PA&DA/class-uniform) and rank cells with it")
