@@ -1,7 +1,7 @@
 """Supernet ranking quality per path/data sampler: Kendall tau-b of supernet accuracy against
 NAS-Bench-201's 200-epoch CIFAR-10 test accuracy, side by side in one run.
 
-CPU protocol (the defaults; see PROTOCOL below for the exact text written into the results):
+CPU protocol (the defaults; ``protocol_text`` writes the exact text into the results):
 NB201 supernet C=8, N=1 (BN without affine parameters, batch statistics), CIFAR-10 train subset
 of the first 1,000 images of each class (10,000), 5 epochs, batch 256, SGD lr 0.05 momentum 0.9
 wd 2.5e-4, cosine per epoch, grad-clip 5, random crop + flip; one torch thread.  Ranking: a fixed
@@ -10,7 +10,8 @@ cell (classes sorted by it, split into 200 equal strata, one class drawn per str
 every cell of the sampled classes is ranked through the equivalence cache (one charged evaluation
 per class), each scored on the first 50 CIFAR-10 test images of each class (500), evaluation batch
 500.  Samplers: spos, fairnas, pada-path, pada-data, pada (both), class-uniform; seeds 0, 1, 2.
-tau = Kendall tau-b over all ranked cells (also reported over one cell per class).
+tau = Kendall tau-b over the ranked classes, each scored by its first cell in NB201 order and
+compared with that cell's accuracy; tau_cells = the same over every cell of those classes.
 Overhead = mean step time / SPOS mean step time in the same run (FairNAS runs 5 paths per step);
 the time spent inside the samplers per step is reported too.
 
@@ -38,15 +39,22 @@ SAMPLERS = {"spos": ("spos", "uniform"), "fairnas": ("fairnas", "uniform"), "pad
 DEFAULT_DATA = "/work/shared/data/cifar10/cifar10_uint8.npz"
 
 
-def protocol_text(a) -> str:
+def run_key(a) -> str:
+    """What one (sampler, seed) run depends on; finished runs with this key are reused."""
     return (f"NB201 supernet C={a.channels}, N={a.cells} (BN affine=False, batch statistics); data {a.data_name}; "
             f"train subset first {a.train_per_class}/class; {a.epochs} epochs, batch {a.batch_size}, SGD lr 0.05 "
             f"momentum 0.9 wd 2.5e-4, cosine per epoch, grad-clip 5, crop+flip; device {a.device}, "
             f"{a.threads} torch thread(s). Ranking: {a.classes} functional classes (NB201 functional digest) "
             f"stratified by CIFAR-10 accuracy of each class's first cell (seed 0), every cell of them ranked "
             f"through the equivalence cache, scored on the first {a.test_per_class}/class test images, eval batch "
-            f"{a.eval_batch}. tau = Kendall tau-b vs NB201 CIFAR-10 test accuracy @200 epochs over all ranked cells. "
-            f"Seeds {','.join(map(str, a.seeds))}.")
+            f"{a.eval_batch}.")
+
+
+def protocol_text(a) -> str:
+    return (run_key(a) + " tau = Kendall tau-b vs NB201 CIFAR-10 test accuracy @200 epochs over the ranked "
+            "classes (each class scored by its first cell in NB201 index order, compared with that cell's accuracy); "
+            "tau_cells = the same over every cell of those classes (a class's cells share its score). Overhead = "
+            f"mean train-step time / SPOS mean train-step time in the same run. Seeds {','.join(map(str, a.seeds))}.")
 
 
 def sample_classes(task, k: int, seed: int = 0) -> list[list[tuple[int, ...]]]:
@@ -57,8 +65,9 @@ def sample_classes(task, k: int, seed: int = 0) -> list[list[tuple[int, ...]]]:
     classes = task.classes()
     acc = [table.acc[table.row(str(task.genome_of(c[0]))), 0] for c in classes]
     order = sorted(range(len(classes)), key=lambda i: (acc[i], i))
+    if k <= 0 or k >= len(classes):
+        return list(classes)  # every class: all cells of the space are ranked
     rng = np.random.default_rng(seed)
-    k = min(k, len(classes))
     picked = [int(s[rng.integers(0, len(s))]) for s in np.array_split(np.array(order), k)]
     return [classes[i] for i in sorted(picked)]
 
@@ -83,7 +92,7 @@ def run_one(a, name: str, seed: int, images, cells) -> dict:
         firsts.setdefault(r["digest_of"][text], (text, score))
     tau_cells = kendall_tau(r["scores"])
     tau_classes = kendall_tau(dict(firsts.values()))
-    return {"sampler": name, "seed": seed, "tau": tau_cells, "tau_classes": tau_classes,
+    return {"sampler": name, "seed": seed, "tau": tau_classes, "tau_cells": tau_cells,
             "step_s": summary["timing"]["step_s"], "sampling_s": summary["timing"]["sampling_s"],
             "steps_timed": summary["timing"]["steps"], "train_s": t_train, "rank_s": t_rank,
             "charged": r["charged"], "cells": r["cells"], "classes": r["classes"],
@@ -102,7 +111,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-per-class", type=int, default=1000)
     p.add_argument("--test-per-class", type=int, default=50)
     p.add_argument("--eval-batch", type=int, default=500)
-    p.add_argument("--classes", type=int, default=200, help="functional classes ranked (stratified sample)")
+    p.add_argument("--classes", type=int, default=200,
+                   help="functional classes ranked (stratified sample); 0: all classes, i.e. every cell")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--samplers", default=",".join(SAMPLERS))
     p.add_argument("--device", default="cpu")
@@ -137,7 +147,9 @@ def main(argv=None) -> int:
         with open(log) as f:
             for line in f:
                 r = json.loads(line)
-                if r.get("protocol") == protocol_text(a):
+                if r.get("protocol", "").split(" tau = ")[0] == run_key(a):
+                    if "tau_cells" not in r:  # written before tau meant the class-level tau
+                        r["tau_cells"], r["tau"] = r["tau"], r.pop("tau_classes")
                     done[(r["sampler"], r["seed"])] = r
     print(protocol_text(a), flush=True)
     print(f"{len(classes)} classes, {len(cells)} cells to rank", flush=True)
@@ -150,7 +162,7 @@ def main(argv=None) -> int:
             with open(log, "a") as f:
                 f.write(json.dumps(r) + "\n")
             done[(name, seed)] = r
-            print(f"  {name:14s} seed {seed}: tau {r['tau']:+.3f} (classes {r['tau_classes']:+.3f})  "
+            print(f"  {name:14s} seed {seed}: tau {r['tau']:+.3f} (cells {r['tau_cells']:+.3f})  "
                   f"step {1000 * r['step_s']:.0f} ms  train {r['train_s']:.0f} s  rank {r['rank_s']:.0f} s  "
                   f"charged {r['charged']}/{r['cells']}", flush=True)
 
@@ -161,19 +173,23 @@ def main(argv=None) -> int:
            "overhead": {n: float(np.mean([r["step_s"] for r in rs])) / spos_step for n, rs in rows.items()},
            "charged_rank_evaluations": int(rows["spos"][0]["charged"]),
            "cells_ranked": int(rows["spos"][0]["cells"]),
-           "tau_classes": {n: [r["tau_classes"] for r in rs] for n, rs in rows.items()},
+           "tau_cells": {n: [r["tau_cells"] for r in rs] for n, rs in rows.items()},
            "sampling_fraction": {n: float(np.mean([r["sampling_s"] / r["step_s"] for r in rs])) for n, rs in rows.items()},
            "step_ms": {n: 1000 * float(np.mean([r["step_s"] for r in rs])) for n, rs in rows.items()},
            "train_s": {n: float(np.mean([r["train_s"] for r in rs])) for n, rs in rows.items()},
            "rank_s": {n: float(np.mean([r["rank_s"] for r in rs])) for n, rs in rows.items()},
            "final_train_acc": {n: [r["final_train_acc"] for r in rs] for n, rs in rows.items()},
            "classes_ranked": int(rows["spos"][0]["classes"])}
-    print(f"\n{'sampler':14s} {'tau-b mean':>10s} {'sd':>6s} {'per seed':>24s} {'tau(classes)':>12s} "
+    if "pada" in rows and len(a.seeds) > 1:
+        sd = max(float(np.std(res["tau"]["spos"], ddof=1)), float(np.std(res["tau"]["pada"], ddof=1)))
+        diff = float(np.mean(res["tau"]["pada"]) - np.mean(res["tau"]["spos"]))
+        res["pada_vs_spos"] = {"mean_difference": diff, "larger_seed_sd": sd, "pada_better_by_more_than_sd": diff > sd}
+    print(f"\n{'sampler':14s} {'tau-b mean':>10s} {'sd':>6s} {'per seed':>24s} {'tau(cells)':>12s} "
           f"{'step ms':>8s} {'x SPOS':>7s} {'sampling %':>10s}")
     for n in names:
         t = res["tau"][n]
         print(f"{n:14s} {np.mean(t):10.3f} {np.std(t, ddof=1) if len(t) > 1 else 0:6.3f} "
-              f"{' '.join(f'{v:+.3f}' for v in t):>24s} {np.mean(res['tau_classes'][n]):12.3f} "
+              f"{' '.join(f'{v:+.3f}' for v in t):>24s} {np.mean(res['tau_cells'][n]):12.3f} "
               f"{res['step_ms'][n]:8.0f} {res['overhead'][n]:7.3f} {100 * res['sampling_fraction'][n]:10.2f}")
     print(f"ranked {res['cells_ranked']} cells with {res['charged_rank_evaluations']} charged evaluations "
           f"({res['classes_ranked']} functional classes)")

@@ -13,6 +13,7 @@ conv on edge 1<-0 or on edge 2<-0); the class is scored once, by the first membe
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -27,7 +28,8 @@ from . import data as _data
 class SupernetAccuracy(Evaluator):
     """Top-1 accuracy (%) of a subnet with a trained supernet's weights on held-out images.
 
-    Options: ``checkpoint`` (a supernet.pt or its folder), ``data`` (as in training; default: the
+    Options: ``checkpoint`` (a supernet.pt or its folder; ``"init"``: the untrained supernet that
+    :class:`~evaluators.supernet.trainer.TrainConfig` ``init_config`` would start from), ``data`` (as in training; default: the
     data the supernet was trained on), ``test_per_class`` (the first k test images of each class;
     None: the whole test set), ``batch_size`` (evaluation batch; BatchNorm uses its statistics),
     ``device``."""
@@ -36,16 +38,22 @@ class SupernetAccuracy(Evaluator):
     version = "1"
     objectives = {"supernet_accuracy": "max"}
     spaces = ("nb201",)
-    test_options: Mapping[str, Any] = {}
+    test_options: Mapping[str, Any] = {"checkpoint": "init", "test_per_class": 2, "batch_size": 20,
+                                       "init_config": {"channels": 4, "cells": 1, "data": "synthetic:64:20:8:0"}}
 
     def __init__(self, checkpoint: str | None = None, data: str | None = None, test_per_class: int | None = 100,
-                 batch_size: int = 500, device: str = "cpu", threads: int | None = None):
+                 batch_size: int = 500, device: str = "cpu", threads: int | None = None,
+                 init_config: Mapping[str, Any] | None = None):
         if checkpoint is None:
-            raise ConfigError("the supernet evaluator needs checkpoint=PATH (a trained supernet.pt)")
+            raise ConfigError("the supernet evaluator needs checkpoint=PATH (a trained supernet.pt) or 'init'")
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if init_config is not None and checkpoint != "init":
+            raise ConfigError("init_config only applies to checkpoint='init'")
         super().__init__(checkpoint=str(checkpoint), data=data, test_per_class=test_per_class,
-                         batch_size=int(batch_size), device=device, threads=threads)
+                         batch_size=int(batch_size), device=device, threads=threads,
+                         **({"init_config": dict(init_config)} if init_config is not None else {}))
+        self.init_config = dict(init_config or {})
         self.checkpoint, self.data, self.test_per_class = str(checkpoint), data, test_per_class
         self.batch_size, self.device, self.threads = int(batch_size), device, threads
         self._loaded: dict[str, Any] | None = None
@@ -56,14 +64,22 @@ class SupernetAccuracy(Evaluator):
         import torch
 
         from .spaces import build_space
-        from .trainer import load_checkpoint, resolve_device, weights_digest
+        from .trainer import TrainConfig, init_model, load_checkpoint, resolve_device, weights_digest
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        ck = load_checkpoint(self.checkpoint)
-        task = build_space(ck["space"])
-        model = task.build()
-        model.load_state_dict(ck["model"])
+        if self.checkpoint == "init":
+            cfg = TrainConfig(**self.init_config)
+            n_classes = _data.resolve(self.data or cfg.data).num_classes
+            ck = {"space": cfg.space_config(n_classes), "config": dataclasses.asdict(cfg)}
+            task = build_space(ck["space"])
+            model = init_model(task, cfg.seed)
+            ck["model"] = model.state_dict()
+        else:
+            ck = load_checkpoint(self.checkpoint)
+            task = build_space(ck["space"])
+            model = task.build()
+            model.load_state_dict(ck["model"])
         dev = resolve_device(self.device)
         model.to(dev).eval()
         images = _data.resolve(self.data or ck["config"]["data"])

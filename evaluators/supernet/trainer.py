@@ -174,6 +174,15 @@ def _step_seed(*parts: int) -> int:
     return xxhash.xxh3_64_intdigest("|".join(map(str, parts)).encode()) & ((1 << 63) - 1)
 
 
+def init_model(task, seed: int):
+    """The supernet at its seeded initialisation (the global torch RNG is left as it was)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return task.build()
+
+
 def make_samplers(cfg: TrainConfig, task, n_train: int):
     cls = PATH_SAMPLERS[cfg.path_sampler]
     path = (ClassUniformPath(task.n_edges, task.n_ops, task.classes()) if cls is ClassUniformPath
@@ -246,10 +255,7 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
     path_sampler, data_sampler = make_samplers(cfg, task, n)
     step_rule = STEP_RULES[cfg.step_rule]
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model = task.build()
-    model.to(dev)
+    model = init_model(task, cfg.seed).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     params = [p for p in model.parameters() if p.requires_grad]
 
