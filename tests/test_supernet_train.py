@@ -47,6 +47,8 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, path, data):
     rest = _train(tmp_path / "part", path_sampler=path, data_sampler=data)
     assert rest["weights_digest"] == full["weights_digest"]
     assert rest["history"] == full["history"]
+    again = _train(tmp_path / "part", path_sampler=path, data_sampler=data)  # finished: nothing to do
+    assert again == json.loads((tmp_path / "part" / "supernet.json").read_text()) and again["timing"]["steps"] > 0
 
 
 def test_resume_with_another_config_is_refused(tmp_path):
@@ -69,7 +71,7 @@ CHILD = textwrap.dedent("""
     from evaluators.supernet import trainer
     rule = trainer.STEP_RULES["accumulate"]
     def slow(*a):  # slow steps, so the parent can kill this process in the middle of the run
-        time.sleep(0.15)
+        time.sleep(0.25)
         return rule(*a)
     trainer.STEP_RULES["accumulate"] = slow
     cfg = trainer.TrainConfig(channels=4, cells=1, epochs=3, batch_size=16, data="synthetic:64:20:8:0", seed=3,

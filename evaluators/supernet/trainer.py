@@ -272,6 +272,8 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
         data_sampler.load_state_dict(_from_saved(ck["data_sampler"]))
         state = _from_saved(ck["state"])
         state["history"] = list(ck["state"]["history"])
+        if state["done"] and (out / SUMMARY).exists():  # finished before: keep its summary (and timing)
+            return json.loads((out / SUMMARY).read_text())
 
     def save() -> None:
         atomic_save({"format": FORMAT, "config": dataclasses.asdict(cfg), "space": task.config(),
