@@ -121,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results", "supernet_ranking.json"))
     p.add_argument("--plot", default=None, help="PNG path (default: OUTPUT with .png)")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--assemble-only", action="store_true",
+                   help="train nothing: write the results of the runs finished so far (marked incomplete if any is missing)")
     a = p.parse_args(argv)
     a.seeds = [int(s) for s in a.seeds.split(",")]
     names = a.samplers.split(",")
@@ -155,7 +157,7 @@ def main(argv=None) -> int:
     print(f"{len(classes)} classes, {len(cells)} cells to rank", flush=True)
     for seed in a.seeds:
         for name in names:
-            if (name, seed) in done:
+            if (name, seed) in done or a.assemble_only:
                 continue
             r = run_one(a, name, seed, images, cells)
             r["protocol"] = protocol_text(a)
@@ -166,9 +168,15 @@ def main(argv=None) -> int:
                   f"step {1000 * r['step_s']:.0f} ms  train {r['train_s']:.0f} s  rank {r['rank_s']:.0f} s  "
                   f"charged {r['charged']}/{r['cells']}", flush=True)
 
-    rows = {n: [done[(n, s)] for s in a.seeds] for n in names}
+    rows = {n: [done[(n, s)] for s in a.seeds if (n, s) in done] for n in names}
+    missing = [f"{n}-s{s}" for n in names for s in a.seeds if (n, s) not in done]
+    rows = {n: rs for n, rs in rows.items() if rs}
+    if "spos" not in rows:
+        print("no finished SPOS run yet: nothing to assemble", file=sys.stderr)
+        return 1
+    names = [n for n in names if n in rows]
     spos_step = float(np.mean([r["step_s"] for r in rows["spos"]]))
-    res = {"protocol": protocol_text(a),
+    res = {"protocol": protocol_text(a) + (f" INCOMPLETE: runs missing: {', '.join(missing)}." if missing else ""),
            "tau": {n: [r["tau"] for r in rs] for n, rs in rows.items()},
            "overhead": {n: float(np.mean([r["step_s"] for r in rs])) / spos_step for n, rs in rows.items()},
            "charged_rank_evaluations": int(rows["spos"][0]["charged"]),
@@ -179,8 +187,9 @@ def main(argv=None) -> int:
            "train_s": {n: float(np.mean([r["train_s"] for r in rs])) for n, rs in rows.items()},
            "rank_s": {n: float(np.mean([r["rank_s"] for r in rs])) for n, rs in rows.items()},
            "final_train_acc": {n: [r["final_train_acc"] for r in rs] for n, rs in rows.items()},
-           "classes_ranked": int(rows["spos"][0]["classes"])}
-    if "pada" in rows and len(a.seeds) > 1:
+           "classes_ranked": int(rows["spos"][0]["classes"]),
+           "seeds_done": {n: [r["seed"] for r in rs] for n, rs in rows.items()}, "missing_runs": missing}
+    if "pada" in rows and min(len(rows["pada"]), len(rows["spos"])) > 1:
         sd = max(float(np.std(res["tau"]["spos"], ddof=1)), float(np.std(res["tau"]["pada"], ddof=1)))
         diff = float(np.mean(res["tau"]["pada"]) - np.mean(res["tau"]["spos"]))
         res["pada_vs_spos"] = {"mean_difference": diff, "larger_seed_sd": sd, "pada_better_by_more_than_sd": diff > sd}
