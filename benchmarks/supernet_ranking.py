@@ -12,8 +12,9 @@ per class), each scored on the first 50 CIFAR-10 test images of each class (500)
 500.  Samplers: spos, fairnas, pada-path, pada-data, pada (both), class-uniform; seeds 0, 1, 2.
 tau = Kendall tau-b over the ranked classes, each scored by its first cell in NB201 order and
 compared with that cell's accuracy; tau_cells = the same over every cell of those classes.
-Overhead = mean step time / SPOS mean step time in the same run (FairNAS runs 5 paths per step);
-the time spent inside the samplers per step is reported too.
+Overhead = median train-step time / SPOS median with all samplers' steps interleaved round-robin in
+one process (FairNAS runs 5 paths per step); the ratio of the training runs' mean step times and
+the time spent inside the samplers per step are reported too.
 
 Runs are resumable: each (sampler, seed) trains into WORKDIR/<sampler>-s<seed> and its ranking is
 appended to WORKDIR/runs.jsonl, so re-running the same command skips finished work.
@@ -54,7 +55,46 @@ def protocol_text(a) -> str:
     return (run_key(a) + " tau = Kendall tau-b vs NB201 CIFAR-10 test accuracy @200 epochs over the ranked "
             "classes (each class scored by its first cell in NB201 index order, compared with that cell's accuracy); "
             "tau_cells = the same over every cell of those classes (a class's cells share its score). Overhead = "
-            f"mean train-step time / SPOS mean train-step time in the same run. Seeds {','.join(map(str, a.seeds))}.")
+            f"median train-step time / SPOS median, all samplers timed round-robin in one process ({a.overhead_steps} "
+            "steps each after 2 warm-up, fresh supernets, same data); overhead_training_runs = ratio of the mean "
+            f"step times of the training runs. Seeds {','.join(map(str, a.seeds))}.")
+
+
+def measure_overhead(a, names, images) -> dict:
+    """Median train-step seconds per sampler, the samplers' steps interleaved round-robin so that
+    load changes on a shared machine hit all of them alike."""
+    import torch
+
+    from evaluators.supernet.spaces import build_space
+    from evaluators.supernet.trainer import (STEP_RULES, Batcher, TrainConfig, init_model, make_samplers,
+                                             resolve_device, train_step)
+
+    torch.set_num_threads(a.threads)
+    dev = resolve_device(a.device)
+    sub = images.train_subset(a.train_per_class)
+    batcher = Batcher(sub.x_train, sub.y_train, sub.mean, sub.std, dev, True)
+    run = {}
+    for n in names:
+        path, data = SAMPLERS[n]
+        cfg = TrainConfig(channels=a.channels, cells=a.cells, path_sampler=path, data_sampler=data, epochs=a.epochs,
+                          batch_size=a.batch_size, seed=0, data=a.data, train_per_class=a.train_per_class)
+        task = build_space(cfg.space_config(sub.num_classes))
+        model = init_model(task, 0).to(dev).train()
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        ps, ds = make_samplers(cfg, task, len(sub.y_train))
+        run[n] = (cfg, task, model, opt, list(model.parameters()), ps, ds, ds.epoch_order(0, np.random.default_rng(0)))
+    times = {n: [] for n in names}
+    for s in range(a.overhead_steps + 2):
+        for n in names[s % len(names):] + names[:s % len(names)]:
+            cfg, task, model, opt, params, ps, ds, order = run[n]
+            idx = np.asarray(order, dtype=np.int64)[(s * cfg.batch_size + np.arange(cfg.batch_size)) % len(order)]
+            t0 = time.perf_counter()
+            train_step(cfg, task, model, opt, params, ps, ds, STEP_RULES[cfg.step_rule], batcher, idx, 0, s,
+                       sub.num_classes)
+            if s >= 2:
+                times[n].append(time.perf_counter() - t0)
+    med = {n: float(np.median(t)) for n, t in times.items()}
+    return {"median_step_s": med, "ratio": {n: med[n] / med["spos"] for n in names}}
 
 
 def sample_classes(task, k: int, seed: int = 0) -> list[list[tuple[int, ...]]]:
@@ -120,6 +160,7 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "supernet_ranking"))
     p.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results", "supernet_ranking.json"))
     p.add_argument("--plot", default=None, help="PNG path (default: OUTPUT with .png)")
+    p.add_argument("--overhead-steps", type=int, default=15, help="timed steps per sampler for the overhead")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--assemble-only", action="store_true",
                    help="train nothing: write the results of the runs finished so far (marked incomplete if any is missing)")
@@ -168,6 +209,17 @@ def main(argv=None) -> int:
                   f"step {1000 * r['step_s']:.0f} ms  train {r['train_s']:.0f} s  rank {r['rank_s']:.0f} s  "
                   f"charged {r['charged']}/{r['cells']}", flush=True)
 
+    ov_path = os.path.join(a.workdir, "overhead.json")
+    overhead = None
+    if os.path.exists(ov_path):
+        with open(ov_path) as f:
+            saved = json.load(f)
+        if saved.get("key") == run_key(a) and set(saved["ratio"]) >= set(names):
+            overhead = saved
+    if overhead is None:
+        overhead = {"key": run_key(a), **measure_overhead(a, names, images)}
+        with open(ov_path, "w") as f:
+            json.dump(overhead, f, indent=1)
     rows = {n: [done[(n, s)] for s in a.seeds if (n, s) in done] for n in names}
     missing = [f"{n}-s{s}" for n in names for s in a.seeds if (n, s) not in done]
     rows = {n: rs for n, rs in rows.items() if rs}
@@ -178,12 +230,14 @@ def main(argv=None) -> int:
     spos_step = float(np.mean([r["step_s"] for r in rows["spos"]]))
     res = {"protocol": protocol_text(a) + (f" INCOMPLETE: runs missing: {', '.join(missing)}." if missing else ""),
            "tau": {n: [r["tau"] for r in rs] for n, rs in rows.items()},
-           "overhead": {n: float(np.mean([r["step_s"] for r in rs])) / spos_step for n, rs in rows.items()},
+           "overhead": {n: overhead["ratio"][n] for n in names},
+           "overhead_training_runs": {n: float(np.mean([r["step_s"] for r in rs])) / spos_step
+                                      for n, rs in rows.items()},
            "charged_rank_evaluations": int(rows["spos"][0]["charged"]),
            "cells_ranked": int(rows["spos"][0]["cells"]),
            "tau_cells": {n: [r["tau_cells"] for r in rs] for n, rs in rows.items()},
            "sampling_fraction": {n: float(np.mean([r["sampling_s"] / r["step_s"] for r in rs])) for n, rs in rows.items()},
-           "step_ms": {n: 1000 * float(np.mean([r["step_s"] for r in rs])) for n, rs in rows.items()},
+           "step_ms": {n: 1000 * overhead["median_step_s"][n] for n in names},
            "train_s": {n: float(np.mean([r["train_s"] for r in rs])) for n, rs in rows.items()},
            "rank_s": {n: float(np.mean([r["rank_s"] for r in rs])) for n, rs in rows.items()},
            "final_train_acc": {n: [r["final_train_acc"] for r in rs] for n, rs in rows.items()},

@@ -230,6 +230,35 @@ def _lr_at(cfg: TrainConfig, epoch: int) -> float:
 
 # --- the trainer --------------------------------------------------------------------------------------
 
+def train_step(cfg: TrainConfig, task, model, opt, params, path_sampler, data_sampler, step_rule, batcher,
+               idx: np.ndarray, epoch: int, step: int, num_classes: int) -> tuple[float, int, float]:
+    """One update on examples ``idx``: sample path(s), run the step rule, clip, let the samplers
+    observe, step.  Returns (mean loss, correct predictions of the last path, seconds spent in
+    the samplers and in what only they need: gradient norms, per-example scores)."""
+    import torch
+
+    x, y = batcher(idx, _step_seed(cfg.seed, 2, epoch, step))
+    ts = time.perf_counter()
+    paths = path_sampler.sample(np.random.default_rng([cfg.seed, 1, epoch, step]))
+    t_sample = time.perf_counter() - ts
+    opt.zero_grad(set_to_none=True)
+    loss, logits = step_rule(task, model, paths, x, y)
+    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    ts = time.perf_counter()
+    if path_sampler.needs_grad_norms:
+        path_sampler.observe(paths, task.op_grad_norms(model))
+    if data_sampler.needs_example_scores:
+        onehot = torch.nn.functional.one_hot(y, num_classes).float()
+        sc = torch.stack([torch.linalg.vector_norm(lg.float().softmax(1) - onehot, dim=1) for lg in logits]).mean(0)
+        data_sampler.observe(idx, sc.cpu().numpy())
+    t_sample += time.perf_counter() - ts
+    opt.step()
+    correct = int((logits[-1].argmax(1) == y).sum())
+    if str(batcher.device).startswith("cuda"):
+        torch.cuda.synchronize()
+    return loss, correct, t_sample
+
+
 def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: str | None = "auto",
           checkpoint_every: int = 0, progress: bool = False, max_steps: int | None = None,
           images: "_data.ImageData | None" = None, threads: int | None = None, **overrides: Any) -> dict[str, Any]:
@@ -312,29 +341,11 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
                 s = state["step"]
                 t0 = time.perf_counter()
                 idx = np.asarray(order[s * cfg.batch_size:(s + 1) * cfg.batch_size], dtype=np.int64)
-                x, y = batcher(idx, _step_seed(cfg.seed, 2, e, s))
-                ts = time.perf_counter()
-                paths = path_sampler.sample(np.random.default_rng([cfg.seed, 1, e, s]))
-                t_sample = time.perf_counter() - ts
-                opt.zero_grad(set_to_none=True)
-                loss, logits = step_rule(task, model, paths, x, y)
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                ts = time.perf_counter()
-                if path_sampler.needs_grad_norms:
-                    path_sampler.observe(paths, task.op_grad_norms(model))
-                if data_sampler.needs_example_scores:
-                    onehot = torch.nn.functional.one_hot(y, images.num_classes).float()
-                    sc = torch.stack([torch.linalg.vector_norm(lg.float().softmax(1) - onehot, dim=1)
-                                      for lg in logits]).mean(0)
-                    data_sampler.observe(idx, sc.cpu().numpy())
-                t_sample += time.perf_counter() - ts
-                opt.step()
-                correct = int((logits[-1].argmax(1) == y).sum())
+                loss, correct, t_sample = train_step(cfg, task, model, opt, params, path_sampler, data_sampler,
+                                                     step_rule, batcher, idx, e, s, images.num_classes)
                 acc = state["acc"]
                 state["acc"] = [acc[0] + loss * len(idx), acc[1] + correct, acc[2] + len(idx)]
                 state["step"] = s + 1
-                if dev.startswith("cuda"):
-                    torch.cuda.synchronize()
                 timing["steps"] += 1
                 timing["step_s"] += time.perf_counter() - t0
                 timing["sampling_s"] += t_sample
