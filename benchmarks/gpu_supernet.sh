@@ -15,6 +15,8 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD:${PYTHONPATH:-}"
 nvidia-smi -L || true
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+python3 -m pytest -q -p no:cacheprovider -rs tests/test_supernet_train.py tests/test_supernet_rank.py -k cuda 2>&1 \
+    | tee "$out/pytest_supernet_cuda.txt" | tail -5
 python3 benchmarks/supernet_ranking.py --device cuda --threads 4 --data "$DATA" \
     --channels 16 --cells 5 --epochs "${EPOCHS:-30}" --train-per-class 5000 --batch-size 256 \
     --classes 0 --test-per-class 100 --eval-batch 1000 \

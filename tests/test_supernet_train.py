@@ -132,3 +132,17 @@ def test_data_loading_errors_and_subsets(tmp_path):
     fake.write_bytes(b"not the real tarball")
     with pytest.raises(sdata.DataError, match="MD5"):
         sdata.load_cifar10(fake)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_train_resume_and_rank(tmp_path):
+    from evaluators.supernet import rank
+
+    full = train(tmp_path / "full", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda")
+    train(tmp_path / "part", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda", max_steps=5)
+    rest = train(tmp_path / "part", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda")
+    assert full["device"] == "cuda" and rest["weights_digest"] == full["weights_digest"]
+    r = rank(tmp_path / "full", ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"],
+             test_per_class=2, batch_size=20, device="cuda")
+    assert r["fidelity"]["device"] == "cuda" and r["charged"] == 1
