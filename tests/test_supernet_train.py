@@ -142,7 +142,10 @@ def test_cuda_train_resume_and_rank(tmp_path):
     full = train(tmp_path / "full", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda")
     train(tmp_path / "part", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda", max_steps=5)
     rest = train(tmp_path / "part", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda")
-    assert full["device"] == "cuda" and rest["weights_digest"] == full["weights_digest"]
+    assert full["device"] == "cuda"
+    a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "part")["model"]
+    # cuDNN is made deterministic; a few CUDA kernels (adaptive average pooling's backward) use atomics
+    assert max(float((a[k] - b[k]).abs().max()) for k in a if a[k].is_floating_point()) < 1e-4
     r = rank(tmp_path / "full", ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"],
              test_per_class=2, batch_size=20, device="cuda")
     assert r["fidelity"]["device"] == "cuda" and r["charged"] == 1

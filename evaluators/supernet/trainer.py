@@ -277,6 +277,8 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(int(threads))
+    if dev.startswith("cuda"):  # reproducible convolutions (a resumed run should match an uninterrupted one)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
     images = (images if images is not None else _data.resolve(cfg.data)).train_subset(cfg.train_per_class)
     n = len(images.y_train)
