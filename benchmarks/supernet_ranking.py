@@ -275,11 +275,16 @@ def _plot(res, names, png) -> None:
     for i, n in enumerate(names):
         t = np.array(res["tau"][n])
         ax.scatter(np.full(len(t), i), t, color="0.6", s=14, zorder=2)
-        ax.errorbar(i, t.mean(), yerr=t.std(ddof=1) if len(t) > 1 else 0, fmt="o", color="C0", capsize=4, zorder=3)
+        ax.errorbar(i, t.mean(), yerr=t.std(ddof=1) if len(t) > 1 else 0, fmt="o", color="C0", capsize=4, zorder=3,
+                    label="over classes (headline)" if i == 0 else None)
+        c = np.array(res["tau_cells"][n])
+        ax.errorbar(i + 0.18, c.mean(), yerr=c.std(ddof=1) if len(c) > 1 else 0, fmt="s", mfc="none", color="C1",
+                    capsize=3, zorder=3, label="over all cells of those classes" if i == 0 else None)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("Kendall tau-b vs NB201 CIFAR-10")
     ax.set_title("supernet ranking per sampler (mean ± sd over seeds; dots: seeds)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)
