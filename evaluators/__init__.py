@@ -17,3 +17,9 @@ register_evaluator("nb101-tabular", "evaluators.tabular:NB101Tabular",
 register_command("funnel", "evaluators.optimizer_proxy.funnel:FunnelCommand",
                  "re-evaluate a run's best programs on a larger task; keep those that beat AdamW there")
 set_default("evaluator", "symbolic-regression")
+
+register_evaluator("supernet", "evaluators.supernet.ranking:SupernetAccuracy",
+                   "a subnet's top-1 accuracy with a trained weight-sharing supernet (checkpoint in the fidelity)")
+
+register_command("supernet", "evaluators.supernet.cli:SupernetCommand",
+                 "train a one-shot supernet (SPOS/FairNAS/PA&DA/class-uniform) and rank cells with it")

@@ -24,3 +24,18 @@ def test_core_throughput_runs_small(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "cand/s" in r.stdout and "functional us" in r.stdout
     assert (tmp_path / "out.json").exists()
+
+
+def test_supernet_ranking_runs_small(tmp_path):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "supernet_ranking.py"),
+                        "--data", "synthetic:100:40:8:0", "--channels", "4", "--epochs", "1", "--batch-size", "50",
+                        "--train-per-class", "10", "--test-per-class", "4", "--eval-batch", "40", "--classes", "6",
+                        "--seeds", "0,1", "--samplers", "spos,pada", "--workdir", str(tmp_path / "w"),
+                        "--output", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    res = json.loads((tmp_path / "out.json").read_text())
+    assert set(res["tau"]) == {"spos", "pada"} and all(len(v) == 2 for v in res["tau"].values())
+    assert res["overhead"]["spos"] == 1.0 and res["charged_rank_evaluations"] == 6
+    assert res["cells_ranked"] >= 6 and (tmp_path / "out.png").exists()

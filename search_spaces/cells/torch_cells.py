@@ -28,12 +28,14 @@ def _nb101_genome(g: Any) -> _nb101.NB101Cell:
 # --- NB201 ---------------------------------------------------------------------------------------
 
 class ReLUConvBN(nn.Sequential):
-    """NB201's ReLU -> Conv (no bias) -> BatchNorm (affine)."""
+    """NB201's ReLU -> Conv (no bias) -> BatchNorm (affine by default).  One-shot supernets use
+    ``affine=False, track=False`` (BN without parameters, always normalising by batch statistics)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, affine: bool = True,
+                 track: bool = True):
         super().__init__(nn.ReLU(inplace=False),
                          nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(c_out))
+                         nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track))
 
 
 class Zero(nn.Module):
@@ -41,16 +43,16 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def nb201_op(name: str, channels: int) -> nn.Module:
-    """One NB201 edge op at ``channels`` channels, stride 1."""
+def nb201_op(name: str, channels: int, affine: bool = True, track: bool = True) -> nn.Module:
+    """One NB201 edge op at ``channels`` channels, stride 1 (BN options as in :class:`ReLUConvBN`)."""
     if name == "none":
         return Zero()
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1)
+        return ReLUConvBN(channels, channels, 1, affine=affine, track=track)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3)
+        return ReLUConvBN(channels, channels, 3, affine=affine, track=track)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     raise InvalidCandidate(f"unknown NB201 op {name!r}")
@@ -59,12 +61,13 @@ def nb201_op(name: str, channels: int) -> nn.Module:
 class NB201CellModule(nn.Module):
     """A fixed NB201 cell.  ``prune=True`` builds only live edges (same function, fewer modules)."""
 
-    def __init__(self, genome: Any, channels: int, prune: bool = False):
+    def __init__(self, genome: Any, channels: int, prune: bool = False, affine: bool = True, track: bool = True):
         super().__init__()
         self.genome = _nb201_genome(genome)
         codes = _nb201.pruned(self.genome.codes) if prune else self.genome.codes
         self.active = [k for k, c in enumerate(codes) if not (prune and c == _nb201.NONE)]
-        self.edges = nn.ModuleDict({str(k): nb201_op(_nb201.OPS[codes[k]], channels) for k in self.active})
+        self.edges = nn.ModuleDict({str(k): nb201_op(_nb201.OPS[codes[k]], channels, affine, track)
+                                    for k in self.active})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes: list[torch.Tensor | None] = [x, None, None, None]
@@ -82,9 +85,10 @@ class NB201SuperCell(nn.Module):
     single path of ``genome``; ``forward(x, weights=w)`` with ``w`` of shape (6, 5) runs the
     weighted mixture (DARTS-style)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, affine: bool = True, track: bool = True):
         super().__init__()
-        self.ops = nn.ModuleList(nn.ModuleList(nb201_op(op, channels) for op in _nb201.OPS) for _ in range(6))
+        self.ops = nn.ModuleList(nn.ModuleList(nb201_op(op, channels, affine, track) for op in _nb201.OPS)
+                                 for _ in range(6))
 
     def forward(self, x: torch.Tensor, genome: Any = None, weights: torch.Tensor | None = None) -> torch.Tensor:
         if (genome is None) == (weights is None):
@@ -107,10 +111,10 @@ class NB201SuperCell(nn.Module):
 class ResNetBlock(nn.Module):
     """NB201's reduction block: two ReLUConvBN 3x3 (the first with stride 2) plus a pooled 1x1 shortcut."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, affine: bool = True, track: bool = True):
         super().__init__()
-        self.a = ReLUConvBN(c_in, c_out, 3, stride=2)
-        self.b = ReLUConvBN(c_out, c_out, 3)
+        self.a = ReLUConvBN(c_in, c_out, 3, stride=2, affine=affine, track=track)
+        self.b = ReLUConvBN(c_out, c_out, 3, affine=affine, track=track)
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,22 +124,27 @@ class ResNetBlock(nn.Module):
 class NB201Network(nn.Module):
     """NB201's macro skeleton, small: stem, 3 stages of ``cells`` cells (C, 2C, 4C) joined by
     ResNet reduction blocks, BN-ReLU, global pooling, linear.  ``genome=None`` builds a supernet
-    whose ``forward(x, genome)`` samples a path."""
+    whose ``forward(x, genome)`` samples a path.  ``bn_affine=False, bn_track=False`` gives every
+    BatchNorm of the network no parameters and batch statistics (the one-shot protocol)."""
 
-    def __init__(self, genome: Any = None, channels: int = 16, cells: int = 1, num_classes: int = 10):
+    def __init__(self, genome: Any = None, channels: int = 16, cells: int = 1, num_classes: int = 10,
+                 bn_affine: bool = True, bn_track: bool = True):
         super().__init__()
         self.genome = None if genome is None else _nb201_genome(genome)
-        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        af, tr = bn_affine, bn_track
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels, affine=af, track_running_stats=tr))
         layers: list[nn.Module] = []
         c = channels
         for stage in range(3):
             if stage:
-                layers.append(ResNetBlock(c, 2 * c))
+                layers.append(ResNetBlock(c, 2 * c, af, tr))
                 c *= 2
             for _ in range(cells):
-                layers.append(NB201SuperCell(c) if self.genome is None else NB201CellModule(self.genome, c))
+                layers.append(NB201SuperCell(c, af, tr) if self.genome is None
+                              else NB201CellModule(self.genome, c, affine=af, track=tr))
         self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        self.head = nn.Sequential(nn.BatchNorm2d(c, affine=af, track_running_stats=tr), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(c, num_classes))
 
     def forward(self, x: torch.Tensor, genome: Any = None) -> torch.Tensor:
