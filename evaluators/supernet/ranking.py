@@ -55,7 +55,8 @@ class SupernetAccuracy(Evaluator):
                          **({"init_config": dict(init_config)} if init_config is not None else {}))
         self.init_config = dict(init_config or {})
         self.checkpoint, self.data, self.test_per_class = str(checkpoint), data, test_per_class
-        self.batch_size, self.device, self.threads = int(batch_size), device, threads
+        # images per forward pass (not Evaluator.batch_size, which counts genomes per evaluate_batch call)
+        self.image_batch, self.device, self.threads = int(batch_size), device, threads
         self._loaded: dict[str, Any] | None = None
 
     def _load(self) -> dict[str, Any]:
@@ -96,7 +97,7 @@ class SupernetAccuracy(Evaluator):
     def fidelity(self) -> dict[str, Any]:
         ld = self._load()
         return {"weights": ld["weights"], "supernet": ld["space"], "heldout": ld["heldout"],
-                "heldout_images": int(len(ld["y"])), "eval_batch": self.batch_size, "bn": "batch-statistics",
+                "heldout_images": int(len(ld["y"])), "eval_batch": self.image_batch, "bn": "batch-statistics",
                 "metric": "top1%", "device": ld["device_class"]}
 
     def evaluate(self, genome: Any, space: Any = None) -> dict[str, float]:
@@ -107,9 +108,9 @@ class SupernetAccuracy(Evaluator):
         path = task.path_of(genome)
         correct = 0
         with torch.no_grad():
-            for i in range(0, len(y), self.batch_size):
-                logits = task.forward(model, x[i:i + self.batch_size], path)
-                correct += int((logits.argmax(1) == y[i:i + self.batch_size]).sum())
+            for i in range(0, len(y), self.image_batch):
+                logits = task.forward(model, x[i:i + self.image_batch], path)
+                correct += int((logits.argmax(1) == y[i:i + self.image_batch]).sum())
         return {"supernet_accuracy": 100.0 * correct / len(y)}
 
     def evaluate_batch(self, genomes: Sequence[Any], space: Any = None) -> list[dict[str, float]]:
@@ -125,9 +126,9 @@ def rank(checkpoint: str | os.PathLike, cells: Iterable[Any] | None = None, *, c
     {text: functional digest}, "fidelity": ...}``.
     ``cache``: an sqlite file to share across calls (default: in memory)."""
     from automl.cache import Cache
-    from automl.evaluation import Seam, run_evaluation
+    from automl.dispatch import Dispatcher
+    from automl.evaluation import Seam, run_batch
     from automl.registry import get_space
-    from automl.types import Candidate
 
     ev = SupernetAccuracy(checkpoint=str(checkpoint), **evaluator_options)
     ld = ev._load()
@@ -135,10 +136,8 @@ def rank(checkpoint: str | os.PathLike, cells: Iterable[Any] | None = None, *, c
     if cells is None:
         cells = [ld["task"].genome_of(p) for p in ld["task"].all_paths()]
     genomes = [space.from_text(c) if isinstance(c, str) else c for c in cells]
-    seam = Seam(space, ev, Cache(cache))
     scores: dict[str, float] = {}
     digest_of: dict[str, str] = {}
-    charged = 0
     bar = None
     if progress:
         import sys
@@ -146,25 +145,32 @@ def rank(checkpoint: str | os.PathLike, cells: Iterable[Any] | None = None, *, c
         from tqdm import tqdm
 
         bar = tqdm(total=len(genomes), unit="cell", file=sys.stderr, dynamic_ncols=True, desc="rank")
+
+    def done(cand: Any, res: Any) -> None:  # the dispatcher tells every cell once: hit, twin or evaluated
+        digest_of[cand.text] = res.hash
+        if not res.ok:
+            raise ConfigError(f"ranking {cand.text} failed: {res.error}")
+        scores[cand.text] = float(res.objectives["supernet_accuracy"])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(charged=d.charged)
+
+    # The engine's one loop (automl.dispatch): cells of one functional class coalesce, cached
+    # classes are answered without a forward pass; the rest run in batches of subnets.
+    d = Dispatcher(Seam(space, ev, Cache(cache)), tell=done, space_stats=False)
     try:
-        for i, g in enumerate(genomes):
-            text = space.to_text(g)
-            t = seam.prepare(Candidate(i, g, text))
-            res = t.result
-            if res is None:
-                res = seam.complete(t, run_evaluation(ev, space, text, genome=g))
-            charged += res.charged
-            digest_of[text] = res.hash
-            if not res.ok:
-                raise ConfigError(f"ranking {text} failed: {res.error}")
-            scores[text] = float(res.objectives["supernet_accuracy"])
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(charged=charged)
+        tickets = d.offer_many(d.candidate(g) for g in genomes)
+        step = 64
+        for i in range(0, len(tickets), step):
+            chunk = tickets[i:i + step]
+            raws = run_batch(ev, space, [t.candidate.text for t in chunk], genomes=[t.candidate.genome for t in chunk])
+            for t, raw in zip(chunk, raws):
+                d.complete(t.candidate.id, raw)
     finally:
         if bar is not None:
             bar.close()
-        seam.cache.close()
+        d.seam.cache.close()
+    charged = d.charged
     return {"scores": scores, "digest_of": digest_of, "charged": charged, "cells": len(genomes),
             "classes": len(set(digest_of.values())), "fidelity": ev.fidelity()}
 
