@@ -13,3 +13,5 @@ register_evaluator("nb201-tabular", "evaluators.tabular:NB201Tabular",
                    "NAS-Bench-201 lookup: CIFAR-10/100/ImageNet16-120 test accuracy")
 register_evaluator("nb101-tabular", "evaluators.tabular:NB101Tabular",
                    "NAS-Bench-101 lookup on the shipped 500-cell subset")
+register_evaluator("ofa-hw", "evaluators.hardware.evaluators:OFAHardware",
+                   "OFA MobileNetV3: oracle top-1 (DyNAS-T fit), counted MACs, LUT or measured latency, constraints")
