@@ -9,6 +9,10 @@ from typing import Any, Mapping
 OK, FAILED, INVALID = "ok", "failed", "invalid"
 # Cache outcomes (see automl.cache for the exact meaning of each)
 MISS, HIT, PARTIAL = "miss", "hit", "partial"
+#: Result field for constraints (e.g. latency <= budget): 0 when feasible, > 0 by how much not.
+#: Not an objective: multi-objective strategies rank infeasible results after feasible ones, and
+#: reports leave them off Pareto fronts.
+CONSTRAINT_FIELD = "constraint_violation"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,13 +25,12 @@ import numpy as np
 
 from automl.errors import ConfigError
 from automl.evaluator import Evaluator
+from automl.types import CONSTRAINT_FIELD
 
 from .counter import Counter
 from .predictors import KernelRidge, LatencyLUT, config_features
 from .tables import HELP_BATCHES, HELP_DEVICES, load_dynast, load_help
 
-#: objectives' result field for constraints (0 = feasible); see docs/hardware-aware.md
-CONSTRAINT_FIELD = "constraint_violation"
 
 
 @functools.lru_cache(maxsize=2)

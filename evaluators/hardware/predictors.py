@@ -3,7 +3,7 @@
 * :func:`config_features` — what every predictor sees: per *active* block slot the one-hot (ks, e)
   pair and the one-hot ks and e (inactive slots' genes never reach a predictor), one-hot stage
   depths, and optionally the same block terms scaled by ``(r/224)²`` plus ``r/224``, ``(r/224)²``.
-* :class:`Ridge` — closed-form ridge regression (one linear solve; fitting on 500 points takes a
+* :class:`~automl.regression.Ridge` — closed-form ridge regression (one linear solve; fitting on 500 points takes a
   few milliseconds, which is what lets LINAS refit every loop).  Accuracy and MACs predictor.
 * :class:`LatencyLUT` — the per-layer lookup table: latency = c0 + c1·ρ² + Σ over active blocks of
   ``T[slot, ks, e, 0] + T[slot, ks, e, 1]·ρ²`` (ρ = r/224), all entries fitted jointly by
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from automl.regression import Ridge  # noqa: F401  (re-exported: the accuracy/MACs predictor)
 from search_spaces.ofa.space import E_CHOICES, KS_CHOICES, MAX_DEPTH, N_BLOCKS
 
 _KS_INDEX = np.zeros(8, dtype=np.int64)
@@ -47,27 +48,6 @@ def config_features(ks, e, d, r=224, resolution: bool = False) -> np.ndarray:
         rho = np.broadcast_to(np.asarray(r, dtype=np.float64), (n,))[:, None] / 224.0
         parts += [blk * rho ** 2, rho, rho ** 2]
     return np.concatenate(parts, axis=1)
-
-
-class Ridge:
-    """Ridge regression with an unpenalised intercept, solved in closed form."""
-
-    def __init__(self, alpha: float = 1.0):
-        self.alpha = float(alpha)
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Ridge":
-        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        self.mx, self.my = X.mean(0), y.mean()
-        Xc = X - self.mx
-        n, p = Xc.shape
-        if p <= n:
-            self.w = np.linalg.solve(Xc.T @ Xc + self.alpha * np.eye(p), Xc.T @ (y - self.my))
-        else:  # dual form: cheaper when there are fewer points than features
-            self.w = Xc.T @ np.linalg.solve(Xc @ Xc.T + self.alpha * np.eye(n), y - self.my)
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, dtype=np.float64) - self.mx) @ self.w + self.my
 
 
 class LatencyLUT:

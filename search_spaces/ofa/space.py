@@ -139,8 +139,8 @@ class OFASpace(SearchSpace):
 
     def features(self, X: np.ndarray) -> np.ndarray:
         """Predictor features of index matrix ``X`` (n, 46): per block slot, one-hot ks (3), e (3)
-        and (ks, e) pair (9), zero when the slot is inactive; one-hot d per stage; one-hot r
-        (when several).  Inactive genes never reach a predictor."""
+        and (ks, e) pair (9), zero when the slot is inactive; one-hot d per stage; per stage the
+        active block count, sum of e / 4 and sum of e * k² / 100; one-hot r (when several).  Inactive genes never reach a predictor."""
         X = np.asarray(X, dtype=np.int64)
         n = X.shape[0]
         depth = np.asarray(D_CHOICES)[X[:, 40:45]]
@@ -148,7 +148,12 @@ class OFASpace(SearchSpace):
         ks, e = X[:, :20], X[:, 20:40]
         eye3, eye9 = np.eye(3), np.eye(9)
         blk = np.concatenate([eye3[ks], eye3[e], eye9[3 * ks + e]], axis=2) * active[:, :, None]
-        parts = [blk.reshape(n, -1), eye3[X[:, 40:45]].reshape(n, -1)]
+        # per-stage aggregates that cost is nearly linear in (a block's MACs ~ e * (a + b k²)): with
+        # them, ridge learns MACs/latency from a few dozen points instead of needing n > 315
+        kv, ev = np.asarray(KS_CHOICES)[ks] * active, np.asarray(E_CHOICES)[e] * active
+        agg = np.stack([active.reshape(n, 5, 4).sum(2), (ev / 4.0).reshape(n, 5, 4).sum(2),
+                        (ev * kv ** 2 / 100.0).reshape(n, 5, 4).sum(2)], axis=2).reshape(n, -1)
+        parts = [blk.reshape(n, -1), eye3[X[:, 40:45]].reshape(n, -1), agg]
         if len(self.resolutions) > 1:
             parts.append(np.eye(len(self.resolutions))[X[:, 45]])
         return np.concatenate(parts, axis=1)
