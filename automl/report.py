@@ -71,8 +71,10 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[s
         out["infeasible"] = len(ok) - len(feasible)
         keys = list(dirs)
         pts = [[r["objectives"][k] for k in keys] for r in feasible if all(k in r["objectives"] for k in keys)]
-        if pts:  # reference point: the worst feasible value of each objective (the run's nadir)
-            ref = [max(c) if dirs[k] == "min" else min(c) for k, c in zip(keys, zip(*pts))]
+        if pts:  # reference point: the run's feasible nadir, pushed out by 10 % of each objective's range
+            # (of the value itself when the range is 0)
+            pad = [0.1 * ((max(c) - min(c)) or abs(c[0]) or 1.0) for c in zip(*pts)]
+            ref = [max(c) + p if dirs[k] == "min" else min(c) - p for k, c, p in zip(keys, zip(*pts), pad)]
             out["hypervolume"] = {"value": hypervolume(pts, ref, [dirs[k] for k in keys]), "reference": dict(zip(keys, ref))}
     return out
 
@@ -113,7 +115,7 @@ def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
                      + (f" ({s['infeasible']} infeasible results left out)" if s.get("infeasible") else ""))
         if "hypervolume" in s:
             ref = ", ".join(f"{k} {v:.6g}" for k, v in s["hypervolume"]["reference"].items())
-            lines.append(f"hypervolume {s['hypervolume']['value']:.6g} (reference: the run's nadir, {ref})")
+            lines.append(f"hypervolume {s['hypervolume']['value']:.6g} (reference: the run's nadir + 10 % of each range: {ref})")
         for r in front[:top]:
             objs = ", ".join(f"{k} {v:.6g}" for k, v in r["objectives"].items())
             lines.append(f"  #{r['id']:<6d} {objs}   {r['candidate'].splitlines()[0][:60]}")
