@@ -207,7 +207,7 @@ class LINAS(_CategoricalStrategy):
 
     name = "linas"
 
-    def __init__(self, initial: int = 20, batch: int = 10, inner_population: int = 200,
+    def __init__(self, initial: int = 10, batch: int = 5, inner_population: int = 200,
                  inner_generations: int = 100, alpha: float | str = 3.0, crossover_prob: float = 0.9,
                  mutation_prob: float | None = None, warm_start: bool = True,
                  reference_point: Mapping[str, float] | None = None):
