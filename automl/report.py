@@ -70,6 +70,7 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[s
                                for r in out_front]
         out["infeasible"] = len(ok) - len(feasible)
         keys = list(dirs)
+        out["front_objectives"] = keys
         pts = [[r["objectives"][k] for k in keys] for r in feasible if all(k in r["objectives"] for k in keys)]
         if pts:  # reference point: the run's feasible nadir, pushed out by 10 % of each objective's range
             # (of the value itself when the range is 0)
@@ -111,7 +112,8 @@ def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
         lines.append(f"dead statements: {100 * s['dead_statement_fraction']:.1f}% of statements (mean per candidate)")
     if s.get("pareto_front"):
         front = s["pareto_front"]
-        lines.append(f"Pareto front over {', '.join(front[0]['objectives'])}: {len(front)} points"
+        lines.append(f"Pareto front over {', '.join(s.get('front_objectives') or front[0]['objectives'])}: "
+                     f"{len(front)} points"
                      + (f" ({s['infeasible']} infeasible results left out)" if s.get("infeasible") else ""))
         if "hypervolume" in s:
             ref = ", ".join(f"{k} {v:.6g}" for k, v in s["hypervolume"]["reference"].items())
