@@ -145,10 +145,13 @@ def measured_cpu_latency(n: int = 50, resolution: int = 160) -> dict:
         rows.append(measure(extract(sup, g), resolution, setting))
     load_after = machine_load()
     cv = np.array([r["latency_cv"] for r in rows])
+    mad = np.array([r["latency_mad_rel"] for r in rows])
     lat = np.array([r["latency_ms"] for r in rows])
     return {"n": n, "resolution": resolution, "batch": 1, "threads": 1, "dtype": "float32", "repeats": 11,
             "inner": 3, "warmup": 5, "cv_median": float(np.median(cv)), "cv_p90": float(np.percentile(cv, 90)),
             "cv_max": float(cv.max()), "share_cv_le_5pct": float((cv <= 0.05).mean()),
+            "mad_rel_median": float(np.median(mad)), "min_over_median_ms": float(np.median(
+                [r["latency_min_ms"] / r["latency_ms"] for r in rows])),
             "latency_ms_median": float(np.median(lat)), "latency_ms_range": [float(lat.min()), float(lat.max())],
             "loadavg_before": load_before, "loadavg_after": load_after, "seconds": time.perf_counter() - t0}
 
@@ -193,12 +196,12 @@ def main(argv=None) -> int:
                                              "repeat_functionally_identical": d["repeat_functionally_identical"]}
 
     linas_loops = []
-    curves = {}
+    curves, points = {}, {}
     with tempfile.TemporaryDirectory() as work:
         for m in methods:
             result["hv"][m] = {str(n): [] for n in ns}
             result["duplicates"][m] = []
-            curves[m] = []
+            curves[m], points[m] = [], []
             walls = []
             for seed in range(args.seeds):
                 r = run_ours(m, seed, args.budget, work)
@@ -206,6 +209,7 @@ def main(argv=None) -> int:
                     result["hv"][m][n].append(v)
                 result["duplicates"][m].append({"candidates": r["candidates"], "cache_hits": r["hits"]})
                 curves[m].append([hypervolume(r["points"][:n], REF, DIRS) for n in range(10, args.budget + 1, 10)])
+                points[m].append(r["points"])
                 walls.append(r["wall_s"])
                 if m == "linas":
                     linas_loops += r["loop_seconds"]
@@ -226,12 +230,10 @@ def main(argv=None) -> int:
     final = hypervolume(dyn[target_run]["points"], REF, DIRS)
     result["reach_dynast_final"] = {"dynast_run": target_run, "dynast_evaluations": dyn[target_run]["n"],
                                     "dynast_final_hv": final, "ours": {}}
-    for m in methods:
-        reach = []
-        for c in curves[m]:
-            hit = [10 * (i + 1) for i, v in enumerate(c) if v >= final]
-            reach.append(hit[0] if hit else None)
-        result["reach_dynast_final"]["ours"][m] = reach
+    for m in methods:  # exact: the first N whose HV reaches the target
+        result["reach_dynast_final"]["ours"][m] = [
+            next((n for n in range(1, len(p) + 1) if hypervolume(p[:n], REF, DIRS) >= final), None)
+            for p in points[m]]
     result["oracle_heldout"] = oracle_error()
     if not args.skip_latency:
         lp = latency_predictors(args.mlp_epochs)

@@ -37,7 +37,8 @@ class LatencySetting:
 
 def measure(module: Any, resolution: int, setting: LatencySetting) -> dict[str, float]:
     """Latency of ``module`` on a ``(batch, 3, r, r)`` input: ``latency_ms`` (median over repeats),
-    ``latency_cv`` (repeat-to-repeat standard deviation / mean), ``latency_min_ms``."""
+    ``latency_cv`` (repeat-to-repeat standard deviation / mean), ``latency_mad_rel`` (median absolute
+    deviation / median: the spread without the outliers a shared machine adds), ``latency_min_ms``."""
     import torch
 
     dtype = getattr(torch, setting.dtype)
@@ -73,9 +74,10 @@ def measure(module: Any, resolution: int, setting: LatencySetting) -> dict[str, 
     finally:
         if not cuda:
             torch.set_num_threads(prev_threads)
-    mean = statistics.fmean(times)
+    mean, med = statistics.fmean(times), statistics.median(times)
     cv = statistics.pstdev(times) / mean if mean > 0 else 0.0
-    return {"latency_ms": statistics.median(times), "latency_cv": cv, "latency_min_ms": min(times)}
+    mad = statistics.median(abs(t - med) for t in times) / med if med > 0 else 0.0
+    return {"latency_ms": med, "latency_cv": cv, "latency_mad_rel": mad, "latency_min_ms": min(times)}
 
 
 def machine_load() -> dict[str, float]:
