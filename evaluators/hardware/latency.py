@@ -72,8 +72,9 @@ def measure(module: Any, resolution: int, setting: LatencySetting) -> dict[str, 
                         module(x)
                     times.append((time.perf_counter() - t0) * 1e3 / setting.inner)
     finally:
-        if not cuda:
+        if not cuda:  # restore the process's defaults: FTZ/DAZ would also change numpy and float parsing
             torch.set_num_threads(prev_threads)
+            torch.set_flush_denormal(False)
     mean, med = statistics.fmean(times), statistics.median(times)
     cv = statistics.pstdev(times) / mean if mean > 0 else 0.0
     mad = statistics.median(abs(t - med) for t in times) / med if med > 0 else 0.0
