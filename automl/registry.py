@@ -45,6 +45,9 @@ BUILTINS: dict[str, dict[str, tuple[str, str]]] = {
         "cmaes": (f"{_OPTUNA}:CMAES", "Optuna CMA-ES"),
         "qmc": (f"{_OPTUNA}:QMC", "Optuna quasi-Monte Carlo"),
         "gp": (f"{_OPTUNA}:GP", "Optuna Gaussian-process sampler"),
+        "nsga2-native": ("automl.strategies.moo:NSGA2",
+                         "native vectorised NSGA-II on categorical parameters (multi-objective)"),
+        "linas": ("automl.strategies.moo:LINAS", "LINAS: ridge predictors refit every loop + inner NSGA-II on predictions"),
     },
     "runner": {
         "serial": ("automl.runners.local:SerialRunner", "in-process, one evaluation at a time"),

@@ -7,9 +7,10 @@ import warnings
 from typing import Any
 
 from .api import load_run
+from .hypervolume import hypervolume
 from .objectives import best_so_far, fitness, pareto_front, value
 from .policy import seconds_saved
-from .types import HIT, MISS, OK, PARTIAL, Direction, Objective, objectives_of
+from .types import CONSTRAINT_FIELD, HIT, MISS, OK, PARTIAL, Direction, Objective, objectives_of
 
 
 def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Objective, ...]:
@@ -61,8 +62,9 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
                      "candidate": r["candidate"], "hash": r.get("hash")})
         if len(best) >= top:
             break
-    if len(dirs) > 1:
-        out_front = pareto_front(ok, dirs)
+    if len(dirs) > 1:  # constrained runs: only feasible results (constraint_violation 0) make the front
+        feasible = [r for r in ok if not (r["objectives"].get(CONSTRAINT_FIELD, 0.0) > 0)]
+        out_front = pareto_front(feasible, dirs)
     dead = [r["stats"]["dead_fraction"] for r in recs if "dead_fraction" in (r.get("stats") or {})]
     out = {"run_dir": run_dir, "space": meta["config"]["space"]["name"],
            "evaluator": meta["config"]["evaluator"]["name"], "strategy": meta["config"]["strategy"]["name"],
@@ -77,6 +79,15 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
     if len(dirs) > 1:
         out["pareto_front"] = [{"id": r["id"], "objectives": r["objectives"], "candidate": r["candidate"]}
                                for r in out_front]
+        out["infeasible"] = len(ok) - len(feasible)
+        keys = list(dirs)
+        out["front_objectives"] = keys
+        pts = [[r["objectives"][k] for k in keys] for r in feasible if all(k in r["objectives"] for k in keys)]
+        if pts:  # reference point: the run's feasible nadir, pushed out by 10 % of each objective's range
+            # (of the value itself when the range is 0)
+            pad = [0.1 * ((max(c) - min(c)) or abs(c[0]) or 1.0) for c in zip(*pts)]
+            ref = [max(c) + p if dirs[k] == "min" else min(c) - p for k, c, p in zip(keys, zip(*pts), pad)]
+            out["hypervolume"] = {"value": hypervolume(pts, ref, [dirs[k] for k in keys]), "reference": dict(zip(keys, ref))}
     return out
 
 
@@ -115,7 +126,12 @@ def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool =
         lines.append(f"dead statements: {100 * s['dead_statement_fraction']:.1f}% of statements (mean per candidate)")
     if s.get("pareto_front"):
         front = s["pareto_front"]
-        lines.append(f"Pareto front over {', '.join(front[0]['objectives'])}: {len(front)} points")
+        lines.append(f"Pareto front over {', '.join(s.get('front_objectives') or front[0]['objectives'])}: "
+                     f"{len(front)} points"
+                     + (f" ({s['infeasible']} infeasible results left out)" if s.get("infeasible") else ""))
+        if "hypervolume" in s:
+            ref = ", ".join(f"{k} {v:.6g}" for k, v in s["hypervolume"]["reference"].items())
+            lines.append(f"hypervolume {s['hypervolume']['value']:.6g} (reference: the run's nadir + 10 % of each range: {ref})")
         for r in front[:top]:
             objs = ", ".join(f"{k} {v:.6g}" for k, v in r["objectives"].items())
             lines.append(f"  #{r['id']:<6d} {objs}   {r['candidate'].splitlines()[0][:60]}")
@@ -163,7 +179,8 @@ def plot(run_dir: str, output: str | None = None, allow_import: bool = False) ->
     axes[1].set_ylabel("cumulative cache-hit rate (%)")
     if multi:
         a, b = list(dirs)[:2]
-        ok = [r for r in recs if r["status"] == OK and a in r["objectives"] and b in r["objectives"]]
+        ok = [r for r in recs if r["status"] == OK and a in r["objectives"] and b in r["objectives"]
+              and not r["objectives"].get(CONSTRAINT_FIELD, 0.0) > 0]
         pts = [(r["objectives"][a], r["objectives"][b]) for r in ok]
         front = [(r["objectives"][a], r["objectives"][b]) for r in pareto_front(ok, {a: dirs[a], b: dirs[b]})]
         if pts:

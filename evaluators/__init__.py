@@ -23,3 +23,6 @@ register_evaluator("supernet", "evaluators.supernet.ranking:SupernetAccuracy",
 
 register_command("supernet", "evaluators.supernet.cli:SupernetCommand",
                  "train a one-shot supernet (SPOS/FairNAS/PA&DA/class-uniform) and rank cells with it")
+
+register_evaluator("ofa-hw", "evaluators.hardware.evaluators:OFAHardware",
+                   "OFA MobileNetV3: oracle top-1 (DyNAS-T fit), counted MACs, LUT or measured latency, constraints")

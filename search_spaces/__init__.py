@@ -7,4 +7,6 @@ register_space("optimizer-programs", "search_spaces.programs:ProgramSpace",
                "Lion-style optimizer update programs (straight-line code over w, g, m, v, lr)")
 register_space("nb201", "search_spaces.cells:NB201Space", "NAS-Bench-201 cells (4 nodes, 6 edges, 5 ops)")
 register_space("nb101", "search_spaces.cells:NB101Space", "NAS-Bench-101 cells (<= 7 vertices, <= 9 edges)")
+register_space("ofa-mbv3", "search_spaces.ofa:OFASpace",
+               "OFA MobileNetV3 sub-networks (ks, e, d, r; DyNAS-T's text form)")
 set_default("space", "expressions")
