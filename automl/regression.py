@@ -43,7 +43,7 @@ class RidgeCV(Ridge):
             lam, U = np.linalg.eigh(Xc @ Xc.T)
             lam = np.maximum(lam, 0.0)
             Uy = U.T @ yc
-            best = None
+            best: tuple[float, float] | None = None
             for a in self.alphas:
                 s = lam / (lam + a)
                 resid = yc - U @ (s * Uy)
@@ -51,5 +51,8 @@ class RidgeCV(Ridge):
                 loo = np.mean((resid / np.maximum(1.0 - h, 1e-9)) ** 2)
                 if best is None or loo < best[0]:
                     best = (loo, a)
+            if best is None:
+                raise ValueError("RidgeCV needs at least one alpha")
             self.alpha = best[1]
-        return super().fit(X, y)
+        super().fit(X, y)
+        return self

@@ -131,7 +131,8 @@ def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool =
                      + (f" ({s['infeasible']} infeasible results left out)" if s.get("infeasible") else ""))
         if "hypervolume" in s:
             ref = ", ".join(f"{k} {v:.6g}" for k, v in s["hypervolume"]["reference"].items())
-            lines.append(f"hypervolume {s['hypervolume']['value']:.6g} (reference: the run's nadir + 10 % of each range: {ref})")
+            lines.append(f"hypervolume {s['hypervolume']['value']:.6g} "
+                         f"(reference: the run's nadir + 10 % of each range: {ref})")
         for r in front[:top]:
             objs = ", ".join(f"{k} {v:.6g}" for k, v in r["objectives"].items())
             lines.append(f"  #{r['id']:<6d} {objs}   {r['candidate'].splitlines()[0][:60]}")

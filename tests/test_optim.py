@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from automl.errors import ConfigError, InvalidCandidate, ParseError  # noqa: E402
 from search_spaces.programs.optim import ProgramOptimizer  # noqa: E402
-from search_spaces.programs import CLASSIC_PROGRAMS, OP_LIST, ProgramSpace, parse, run, to_text  # noqa: E402
+from search_spaces.programs import CLASSIC_PROGRAMS, OP_LIST, ProgramSpace, parse, run  # noqa: E402
 from search_spaces.programs.interp import probe_data  # noqa: E402
 
 STEPS = 300

@@ -141,7 +141,7 @@ def test_cuda_train_resume_and_rank(tmp_path):
 
     full = train(tmp_path / "full", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda")
     train(tmp_path / "part", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda", max_steps=5)
-    rest = train(tmp_path / "part", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda")
+    train(tmp_path / "part", TrainConfig(**TINY, path_sampler="pada", data_sampler="pada"), device="cuda")
     assert full["device"] == "cuda"
     a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "part")["model"]
     # cuDNN is made deterministic; a few CUDA kernels (adaptive average pooling's backward) use atomics

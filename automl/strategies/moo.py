@@ -21,7 +21,8 @@ every feasible result, by violation (Deb's constrained domination).
   vectorised predictor call per generation, not one per individual), and proposes ``batch`` new
   candidates from the predicted front, chosen greedily by predicted hypervolume gain over the
   real front (``reference_point``: the hypervolume's reference in objective units, e.g.
-  ``{"top1": 70, "macs": 6e8}``; default: the run's nadir plus 10 % of each range).  ``loop_seconds`` in the state records fit + inner-loop time per loop.
+  ``{"top1": 70, "macs": 6e8}``; default: the run's nadir plus 10 % of each range).  ``loop_seconds`` in the state records
+  fit + inner-loop time per loop.
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ class _CategoricalStrategy(Strategy):
             for k in np.unique(r):
                 sel = idx[r == k]
                 crowd[sel] = crowding_distance(F[sel])
-        if (~feas).any():
+        if CV is not None and (~feas).any():
             bad = np.flatnonzero(~feas)
             base = rank[feas].max() + 1 if feas.any() else 0
             rank[bad] = base + 1 + np.argsort(np.argsort(CV[bad]))

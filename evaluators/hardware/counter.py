@@ -49,7 +49,7 @@ class Counter:
         self.width = float(width)
         self.w = arch.widths(self.width)
 
-    @functools.lru_cache(maxsize=64)
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (a few Counter objects live for the whole process)
     def tables(self, r: int) -> tuple[float, float, np.ndarray, np.ndarray]:
         """(fixed macs, fixed params, block macs[20,3,3], block params[20,3,3]) at resolution r."""
         w = self.w

@@ -29,7 +29,8 @@ class SupernetAccuracy(Evaluator):
     """Top-1 accuracy (%) of a subnet with a trained supernet's weights on held-out images.
 
     Options: ``checkpoint`` (a supernet.pt or its folder; ``"init"``: the untrained supernet that
-    :class:`~evaluators.supernet.trainer.TrainConfig` ``init_config`` would start from), ``data`` (as in training; default: the
+    :class:`~evaluators.supernet.trainer.TrainConfig` ``init_config`` would start from), ``data`` (as in
+    training; default: the
     data the supernet was trained on), ``test_per_class`` (the first k test images of each class;
     None: the whole test set), ``batch_size`` (evaluation batch; BatchNorm uses its statistics),
     ``device``."""

@@ -144,7 +144,8 @@ class NB201Network(nn.Module):
                 layers.append(NB201SuperCell(c, af, tr) if self.genome is None
                               else NB201CellModule(self.genome, c, affine=af, track=tr))
         self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(c, affine=af, track_running_stats=tr), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        self.head = nn.Sequential(nn.BatchNorm2d(c, affine=af, track_running_stats=tr), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(c, num_classes))
 
     def forward(self, x: torch.Tensor, genome: Any = None) -> torch.Tensor:

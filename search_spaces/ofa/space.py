@@ -140,7 +140,8 @@ class OFASpace(SearchSpace):
     def features(self, X: np.ndarray) -> np.ndarray:
         """Predictor features of index matrix ``X`` (n, 46): per block slot, one-hot ks (3), e (3)
         and (ks, e) pair (9), zero when the slot is inactive; one-hot d per stage; per stage the
-        active block count, sum of e / 4 and sum of e * k² / 100; one-hot r (when several).  Inactive genes never reach a predictor."""
+        active block count, sum of e / 4 and sum of e * k² / 100; one-hot r (when several).  Inactive genes
+        never reach a predictor."""
         X = np.asarray(X, dtype=np.int64)
         n = X.shape[0]
         depth = np.asarray(D_CHOICES)[X[:, 40:45]]
