@@ -18,3 +18,7 @@ register_evaluator("supernet", "evaluators.supernet.ranking:SupernetAccuracy",
 
 register_command("supernet", "evaluators.supernet.cli:main",
                  "train a one-shot supernet (SPOS/FairNAS/PA&DA/class-uniform) and rank cells with it")
+register_evaluator("ensemble-supernet", "evaluators.ensemble.evaluate:EnsembleSupernetAccuracy",
+                   "an ensemble's top-1 (mean logits) with a K-path supernet, its MACs and FLOPs-budget violation")
+register_command("ensemble", "evaluators.ensemble.cli:main",
+                 "NEAS: train a K-path ensemble supernet with diversity-guided shrinking, search ensembles under a FLOPs budget")

@@ -7,3 +7,5 @@ register_space("optimizer-programs", "search_spaces.programs:ProgramSpace",
                "Lion-style optimizer update programs (straight-line code over w, g, m, v, lr)")
 register_space("nb201", "search_spaces.cells:NB201Space", "NAS-Bench-201 cells (4 nodes, 6 edges, 5 ops)")
 register_space("nb101", "search_spaces.cells:NB101Space", "NAS-Bench-101 cells (<= 7 vertices, <= 9 edges)")
+register_space("nb201-ensemble", "search_spaces.ensemble:EnsembleSpace",
+               "NEAS ensembles: K NB201 networks (one genotype per stage) sharing their first layers")
