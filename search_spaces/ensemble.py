@@ -157,8 +157,9 @@ class EnsembleSpace(SearchSpace):
     """Ensembles of ``k`` members over a layer-wise base (see the module docstring).
 
     Options: ``base`` (name in ``BASES``) and ``base_options``; ``k`` members; ``splits`` (allowed
-    split points, default all of 0..L); ``allowed``: per layer, per decision, the op indices still
-    in the space (the output of search-space shrinking; default all)."""
+    split points, default all of 0..L); ``allowed``: per layer, per decision, the op indices still in the space
+    (the output of search-space shrinking; default all); ``distinct``: with k > 1, an ensemble whose
+    members are all equal (i.e. one network) is not in the space (sampling and mutation retry)."""
 
     name = "nb201-ensemble"
     version = "1"
@@ -167,7 +168,8 @@ class EnsembleSpace(SearchSpace):
                   "equal branches once]")
 
     def __init__(self, base: str = "nb201-stages", base_options: Mapping[str, Any] | None = None, k: int = 2,
-                 splits: Sequence[int] | None = None, allowed: Sequence[Sequence[Sequence[int]]] | None = None):
+                 splits: Sequence[int] | None = None, allowed: Sequence[Sequence[Sequence[int]]] | None = None,
+                 distinct: bool = False):
         if base not in BASES:
             raise ConfigError(f"unknown layer-wise base {base!r}; choose one of {', '.join(BASES)}")
         self.base_name, self.base_options = base, dict(base_options or {})
@@ -176,6 +178,7 @@ class EnsembleSpace(SearchSpace):
         if int(k) < 1:
             raise ConfigError(f"an ensemble needs k >= 1 members, got {k}")
         self.k = int(k)
+        self.distinct = bool(distinct) and self.k > 1
         self.splits = sorted({int(s) for s in (range(L + 1) if splits is None else splits)})
         if not self.splits or not all(0 <= s <= L for s in self.splits):
             raise ConfigError(f"split points must be in 0..{L}, got {list(splits or [])}")
@@ -191,13 +194,33 @@ class EnsembleSpace(SearchSpace):
 
     def options(self) -> dict[str, Any]:
         return {"base": self.base_name, "base_options": self.base_options, "k": self.k, "splits": self.splits,
-                "allowed": self.allowed}
+                "allowed": self.allowed, "distinct": self.distinct}
 
     # --- genomes
     def _layer(self, layer: int, rng: np.random.Generator):
         return self.base.sample_layer(layer, rng, self.allowed[layer])
 
+    def _single(self, genome: Ensemble) -> bool:
+        return all(self._same(b, genome.branches[0]) for b in genome.branches)
+
     def sample(self, rng: np.random.Generator) -> Ensemble:
+        for _ in range(100):
+            g = self._sample(rng)
+            if not (self.distinct and self._single(g)):
+                return g
+        return g
+
+    def mutate(self, genome: Ensemble, rng: np.random.Generator) -> Ensemble:
+        """Move the split point to a neighbouring allowed one (layers move between trunk and
+        branches: a layer leaving the trunk is copied into every member, a layer joining it is
+        taken from a random member), or change one decision of one shared or member layer."""
+        for _ in range(100):
+            g = self._mutate(genome, rng)
+            if not (self.distinct and self._single(g)):
+                return g
+        return g
+
+    def _sample(self, rng: np.random.Generator) -> Ensemble:
         s = int(self.splits[int(rng.integers(0, len(self.splits)))])
         L = self.base.n_layers
         shared = tuple(self._layer(l, rng) for l in range(s))
@@ -214,10 +237,7 @@ class EnsembleSpace(SearchSpace):
         codes[d] = int(others[int(rng.integers(0, len(others)))])
         return self.base.from_codes(codes)
 
-    def mutate(self, genome: Ensemble, rng: np.random.Generator) -> Ensemble:
-        """Move the split point to a neighbouring allowed one (layers move between trunk and
-        branches: a layer leaving the trunk is copied into every member, a layer joining it is
-        taken from a random member), or change one decision of one shared or member layer."""
+    def _mutate(self, genome: Ensemble, rng: np.random.Generator) -> Ensemble:
         L = self.base.n_layers
         if len(self.splits) > 1 and rng.random() < 0.2:
             i = self.splits.index(genome.split) if genome.split in self.splits else 0
@@ -245,6 +265,8 @@ class EnsembleSpace(SearchSpace):
             raise InvalidCandidate(f"bad ensemble: split {genome.split}, {len(genome.shared)} shared layers")
         if any(len(b) != L - genome.split for b in genome.branches):
             raise InvalidCandidate(f"every member needs {L - genome.split} layers after split {genome.split}")
+        if self.distinct and self._single(genome):
+            raise InvalidCandidate("all members are equal: this is one network, not an ensemble (distinct=True)")
 
     # --- text: "split=S ; shared: L0 L1 ; member: L2 ; member: L2'"
     def to_text(self, genome: Ensemble) -> str:

@@ -63,14 +63,19 @@ def search(checkpoint: str | os.PathLike, out: str | os.PathLike, *, k: int | No
            macs_budget: float | None = None, strategy: str = "evolution", budget: int = 200, seed: int = 0,
            shrunk: bool = True, heldout: str = "val", val_per_class: int | None = 100, batch_size: int = 500,
            device: str = "cpu", threads: int | None = None, strategy_options: dict[str, Any] | None = None,
-           cache: str | None = None) -> dict[str, Any]:
+           cache: str | None = None, splits: Sequence[int] | None = None, distinct: bool = False) -> dict[str, Any]:
     """Stage 2: search ``k``-member ensembles (``k=1``: single networks) over the supernet's
     (shrunk) space with any strategy of the engine, scored by :class:`EnsembleSupernetAccuracy`
-    under ``macs_budget``.  Returns the engine's summary plus ``best_feasible`` (the best candidate
+    under ``macs_budget``.  ``splits``: only these split points (default: the supernet's);
+    ``distinct``: leave out ensembles whose members are all equal.  Returns the engine's summary plus ``best_feasible`` (the best candidate
     whose ``macs_violation`` is 0, or None)."""
     from automl.api import search as engine_search
 
     space_options = shrunk_space_options(checkpoint, k=k, shrunk=shrunk)
+    if splits is not None:
+        space_options["splits"] = [int(s) for s in splits]
+    if distinct:
+        space_options["distinct"] = True
     ev = {"checkpoint": os.path.abspath(checkpoint), "heldout": heldout, "val_per_class": val_per_class,
           "batch_size": batch_size, "macs_budget": macs_budget, "device": device, "threads": threads}
     summary = engine_search(space="nb201-ensemble", evaluator="ensemble-supernet", strategy=strategy, budget=budget,
