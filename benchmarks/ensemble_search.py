@@ -38,21 +38,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DATA = Path("/work/shared/data/cifar10/cifar10_uint8.npz")
-FULL = dict(channels=8, cells=1, train_per_class=500, val_per_class=100, supernet_epochs=8, shrink_every=2,
-            score_samples=16, probe_images=500, search_budget=60, retrain_epochs=12, batch_size=256, tau_sample=6,
-            seeds=[0, 1, 2], test_per_class=None, threads=2)
+FULL = dict(channels=8, cells=1, train_per_class=500, val_per_class=100, supernet_epochs=10, shrink_every=3,
+            score_samples=16, probe_images=500, search_budget=80, population=20, tournament=5, retrain_epochs=15,
+            batch_size=256, tau_sample=8, seeds=[0, 1, 2], test_per_class=None, threads=1)
 TINY = dict(channels=4, cells=1, train_per_class=20, val_per_class=5, supernet_epochs=2, shrink_every=1,
-            score_samples=4, probe_images=50, search_budget=8, retrain_epochs=1, batch_size=64, tau_sample=3,
+            score_samples=4, probe_images=50, search_budget=8, population=4, tournament=2, retrain_epochs=1,
+            batch_size=64, tau_sample=3,
             seeds=[0, 1], test_per_class=5, threads=1)
 
 
 def protocol_text(p: dict, data: str) -> str:
-    return (f"CIFAR-10 ({data}); stage-wise NB201 (one genotype per stage), C={p['channels']}, N={p['cells']}; "
+    return (f"data {data} (CIFAR-10 layout); stage-wise NB201 (one genotype per stage), C={p['channels']}, N={p['cells']}; "
             f"train split: first {p['train_per_class']} training images/class; validation: next {p['val_per_class']}/class; "
             f"supernets: K=2 ensemble sampler, split points 0..3, {p['supernet_epochs']} epochs, batch {p['batch_size']}, "
             f"SGD 0.05/0.9/2.5e-4 cosine, clip 5, crop+flip; shrink variant drops 1 op/decision every "
             f"{p['shrink_every']} epochs by potential + 1.0*diversity ({p['score_samples']} sampled ensembles on "
-            f"{p['probe_images']} training images); search: evolution, {p['search_budget']} charged evaluations, "
+            f"{p['probe_images']} training images); search: aging evolution (population {p['population']}, tournament "
+            f"{p['tournament']}), {p['search_budget']} charged evaluations on the validation split, "
             f"K=2 split points {{0,1,2}}, members not all equal, MACs budget = largest single network; single network: K=1, same "
             f"evaluation budget, MACs budget = the found ensemble's MACs; retrain from scratch: {p['retrain_epochs']} "
             f"epochs, batch {p['batch_size']}, SGD nesterov 0.05/0.9/5e-4 cosine, crop+flip, ordinary BN; "
@@ -114,7 +116,8 @@ def main(argv=None) -> int:
                   probe_images=p["probe_images"], device="cpu", threads=p["threads"], images=images)
     rt = dict(epochs=p["retrain_epochs"], batch_size=p["batch_size"], train_per_class=p["train_per_class"],
               test_per_class=p["test_per_class"], device="cpu")
-    sk = dict(budget=p["search_budget"], val_per_class=p["val_per_class"], device="cpu", threads=p["threads"])
+    sk = dict(budget=p["search_budget"], val_per_class=p["val_per_class"], device="cpu", threads=p["threads"],
+              strategy_options={"population_size": p["population"], "tournament_size": p["tournament"]})
     supernets = {}
     for seed in p["seeds"]:
         row = {"seed": seed}
