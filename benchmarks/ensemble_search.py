@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DATA = Path("/work/shared/data/cifar10/cifar10_uint8.npz")
-FULL = dict(channels=8, cells=1, train_per_class=500, val_per_class=100, supernet_epochs=10, shrink_every=3,
-            score_samples=16, probe_images=500, search_budget=80, population=20, tournament=5, retrain_epochs=15,
-            batch_size=256, tau_sample=8, seeds=[0, 1, 2], test_per_class=None, threads=1)
+FULL = dict(channels=8, cells=1, train_per_class=400, val_per_class=100, supernet_epochs=8, shrink_every=2,
+            score_samples=16, probe_images=500, search_budget=60, population=20, tournament=5, retrain_epochs=10,
+            batch_size=256, tau_sample=6, seeds=[0, 1, 2], test_per_class=None, threads=1)
 TINY = dict(channels=4, cells=1, train_per_class=20, val_per_class=5, supernet_epochs=2, shrink_every=1,
             score_samples=4, probe_images=50, search_budget=8, population=4, tournament=2, retrain_epochs=1,
             batch_size=64, tau_sample=3,

@@ -11,8 +11,8 @@ from automl.errors import AutoMLError
 EPILOG = """examples:
   automl ensemble train --out runs/neas --data /path/cifar10_uint8.npz --channels 8 --cells 1 \\
       --epochs 10 --train-per-class 500 --k 2 --shrink-every 3 --shrink-drop 1 --lam 1.0
-  automl ensemble search runs/neas --macs-budget 2.5e6 --budget 100 --val-per-class 50 --out runs/neas-search
-  automl ensemble search runs/neas --k 1 --macs-budget 2.5e6 --budget 100 --out runs/neas-single
+  automl ensemble search runs/neas --macs-budget 6e6 --budget 100 --val-per-class 50 --out runs/neas-search
+  automl ensemble search runs/neas --k 1 --macs-budget 6e6 --budget 100 --out runs/neas-single
   automl ensemble retrain runs/neas "split=1 ; shared: ... ; member: ... ; member: ..." --epochs 10
 """
 
