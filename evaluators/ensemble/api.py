@@ -45,15 +45,18 @@ def shrunk_space_options(checkpoint: str | os.PathLike, k: int | None = None, sh
     if cfg.get("path_sampler") != "ensemble":
         raise ConfigError(f"{checkpoint} is not a NEAS ensemble supernet (path sampler {cfg.get('path_sampler')!r})")
     opts = dict(cfg.get("path_options") or {})
+    from evaluators.supernet.spaces import build_space
+
     sp = ck["space"]
+    task = build_space(sp)
     alive = np.asarray(ck["path_sampler"]["alive"]).astype(bool)
-    per = alive.shape[0] // 3
-    allowed = [[np.flatnonzero(alive[l * per + d]).tolist() for d in range(per)] for l in range(alive.shape[0] // per)]
+    per = task.per_layer
+    allowed = [[np.flatnonzero(alive[l * per + d]).tolist() for d in range(per)] for l in range(task.n_layers)]
     out = {"base": "nb201-stages",
            "base_options": {"channels": sp["channels"], "cells": sp["cells"], "num_classes": sp["num_classes"]},
            "k": int(k if k is not None else opts.get("k", 2)), "splits": opts.get("splits")}
     if out["k"] == 1:
-        out["splits"] = [alive.shape[0] // per]  # a single network: nothing to split
+        out["splits"] = [task.n_layers]  # a single network: nothing to split
     if shrunk:
         out["allowed"] = allowed
     return out
