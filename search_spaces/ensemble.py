@@ -113,7 +113,6 @@ class NB201Stages:
 
 @functools.lru_cache(maxsize=65536)
 def _layer_digest(space_name: str, text: str) -> str:
-    from automl.hashing import Hasher
     from automl.registry import get_space
 
     return _hasher(space_name).functional(get_space(space_name).from_text(text))

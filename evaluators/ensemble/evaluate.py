@@ -2,7 +2,6 @@
 stand-alone from scratch (:func:`retrain`)."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Mapping
 
@@ -90,23 +89,11 @@ class EnsembleSupernetAccuracy(Evaluator):
             return self._loaded
         import torch
 
-        from evaluators.supernet.spaces import build_space
-        from evaluators.supernet.trainer import TrainConfig, init_model, load_checkpoint, resolve_device, weights_digest
+        from evaluators.supernet.trainer import load_supernet, resolve_device, weights_digest
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        if self.checkpoint == "init":
-            cfg = TrainConfig(**{**ensemble_config_defaults(), **self.init_config})
-            n_classes = _data.resolve(self.data or cfg.data).num_classes
-            ck = {"space": cfg.space_config(n_classes), "config": dataclasses.asdict(cfg)}
-            task = build_space(ck["space"])
-            model = init_model(task, cfg.seed)
-            ck["model"] = model.state_dict()
-        else:
-            ck = load_checkpoint(self.checkpoint)
-            task = build_space(ck["space"])
-            model = task.build()
-            model.load_state_dict(ck["model"])
+        ck, task, model = load_supernet(self.checkpoint, {**ensemble_config_defaults(), **self.init_config}, self.data)
         if not hasattr(task, "trunk"):
             raise ConfigError(f"{self.checkpoint} is a {ck['space']['name']} supernet, not a layer-wise "
                               "(ensemble) one; train it with `automl ensemble train`")

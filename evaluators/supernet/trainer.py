@@ -177,6 +177,27 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ck
 
 
+def load_supernet(checkpoint: str | os.PathLike, init_config: dict[str, Any] | None = None, data: str | None = None):
+    """(checkpoint dict, space adapter, model with its weights) of a trained supernet, or with
+    ``checkpoint="init"`` the untrained supernet ``TrainConfig(**init_config)`` starts from (its
+    number of classes read from ``data`` or the config's data)."""
+    from .spaces import build_space
+
+    if str(checkpoint) == "init":
+        cfg = TrainConfig(**(init_config or {}))
+        n_classes = _data.resolve(data or cfg.data).num_classes
+        ck = {"space": cfg.space_config(n_classes), "config": dataclasses.asdict(cfg)}
+        task = build_space(ck["space"])
+        model = init_model(task, cfg.seed)
+        ck["model"] = model.state_dict()
+        return ck, task, model
+    ck = load_checkpoint(checkpoint)
+    task = build_space(ck["space"])
+    model = task.build()
+    model.load_state_dict(ck["model"])
+    return ck, task, model
+
+
 def _step_seed(*parts: int) -> int:
     return xxhash.xxh3_64_intdigest("|".join(map(str, parts)).encode()) & ((1 << 63) - 1)
 
