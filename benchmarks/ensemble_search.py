@@ -69,7 +69,15 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="seconds-long smoke run on generated data")
     ap.add_argument("--work", default="runs/bench-ensemble", help="folder for checkpoints and search runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ensemble_search.json"))
+    ap.add_argument("--part", choices=("all", "seeds", "tau"), default="all",
+                    help="seeds: only the per-seed comparison; tau: only the ranking ablation, written to "
+                    "OUT_tau.json (run it beside `--part seeds` with the same --work: it retrains its sample, then "
+                    "waits for the seed-0 supernets); all: both, one after the other")
+    ap.add_argument("--merge", action="store_true", help="fold OUT_tau.json into OUT (after --part seeds/tau)")
     a = ap.parse_args(argv)
+    tau_out = a.out[:-5] + "_tau.json" if a.out.endswith(".json") else a.out + "_tau.json"
+    if a.merge:
+        return _merge(a.out, tau_out)
 
     import torch
     from scipy.stats import kendalltau
@@ -98,7 +106,8 @@ def main(argv=None) -> int:
     from search_spaces.ensemble import Ensemble
 
     macs_budget = float(full_single.macs(Ensemble(3, (conv3,) * 3, ((),))))
-    res = {"protocol": protocol_text(p, data), "partial": True, "seeds_done": [], "macs_budget": macs_budget,
+    res = {"protocol": protocol_text(p, data), "partial": True, "seeds": p["seeds"], "seeds_done": [],
+           "macs_budget": macs_budget,
            "ensemble_acc": [], "single_acc": [], "flops": {"ensemble": [], "single": [], "unit": "MACs"},
            "shrink_ablation": {"with_shrinking": {"ensemble_acc": []}, "without_shrinking": {"ensemble_acc": []}},
            "per_seed": [], "timing_s": {}}
@@ -118,14 +127,13 @@ def main(argv=None) -> int:
               test_per_class=p["test_per_class"], device="cpu")
     sk = dict(budget=p["search_budget"], val_per_class=p["val_per_class"], device="cpu", threads=p["threads"],
               strategy_options={"population_size": p["population"], "tournament_size": p["tournament"]})
-    supernets = {}
-    for seed in p["seeds"]:
+    supernets = {(seed, v): work / f"s{seed}-{v}" for seed in p["seeds"] for v in ("shrink", "noshrink")}
+    for seed in (p["seeds"] if a.part != "tau" else []):
         row = {"seed": seed}
         t0 = time.perf_counter()
         for variant, every in (("shrink", p["shrink_every"]), ("noshrink", 0)):
             ck = work / f"s{seed}-{variant}"
             summ = train_supernet(ck, shrink_every=every, seed=seed, **common)
-            supernets[(seed, variant)] = ck
             row[f"supernet_{variant}"] = {"alive_ops": summ["history"][-1]["alive_ops"],
                                           "train_acc_last": summ["history"][-1]["train_acc"]}
             s = search(ck, work / f"s{seed}-{variant}-search-k2", k=2, macs_budget=macs_budget, seed=seed,
@@ -160,19 +168,38 @@ def main(argv=None) -> int:
         _stats(res)
         write()
 
+    if a.part == "seeds":
+        _table(res)
+        return 0
+    if a.part == "tau":  # a results file of its own, folded in by --merge
+        res = {"protocol": res["protocol"], "partial": True, "shrink_ablation": {"with_shrinking": {},
+                                                                               "without_shrinking": {}},
+               "timing_s": {}}
+        a.out = tau_out
     # ablation: supernet ensemble-ranking tau on random K=2 ensembles trained from scratch
     seed0 = p["seeds"][0]
     full_k2 = get_space("nb201-ensemble", base_options=base_opts, k=2, splits=[0, 1, 2])
     rng = np.random.default_rng(12345)
     sample = [full_k2.sample(rng) for _ in range(p["tau_sample"])]
-    evs = {v: EnsembleSupernetAccuracy(checkpoint=str(supernets[(seed0, v)]), val_per_class=p["val_per_class"],
-                                       threads=p["threads"]) for v in ("shrink", "noshrink")}
     tau_rows = []
     res["shrink_ablation"]["tau_sample"] = tau_rows
     for g in sample:
         r = retrain(g, full_k2, images, seed=seed0, **rt)
-        tau_rows.append({"genome": full_k2.to_text(g), "test_acc": r["test_acc"],
-                         **{f"supernet_{v}": ev.evaluate(g, full_k2)["ensemble_accuracy"] for v, ev in evs.items()}})
+        tau_rows.append({"genome": full_k2.to_text(g), "test_acc": r["test_acc"], "macs": r["macs"]})
+        write()
+    for v in ("shrink", "noshrink"):  # with --part tau the supernets come from the --part seeds process
+        done = Path(supernets[(seed0, v)]) / "supernet.json"
+        for _ in range(1440):
+            if done.exists():
+                break
+            time.sleep(5)
+        else:
+            raise SystemExit(f"{done} did not appear (run --part seeds with the same --work)")
+    evs = {v: EnsembleSupernetAccuracy(checkpoint=str(supernets[(seed0, v)]), val_per_class=p["val_per_class"],
+                                       threads=p["threads"]) for v in ("shrink", "noshrink")}
+    for i, (g, row) in enumerate(zip(sample, tau_rows)):
+        row.update({f"supernet_{v}": ev.evaluate(g, full_k2)["ensemble_accuracy"] for v, ev in evs.items()})
+        tau_rows = res["shrink_ablation"]["tau_sample"][:i + 1]
         if len(tau_rows) >= 3:
             truth = [t["test_acc"] for t in tau_rows]
             for v, key in (("shrink", "with_shrinking"), ("noshrink", "without_shrinking")):
@@ -180,8 +207,27 @@ def main(argv=None) -> int:
                 res["shrink_ablation"][key]["tau"] = None if math.isnan(tau) else float(tau)
                 res["shrink_ablation"][key]["tau_n"] = len(tau_rows)
         write()
-    res["partial"] = False
+    res["partial"] = False if a.part == "tau" else len(res["seeds_done"]) < len(p["seeds"])
     write()
+    if a.part == "all":
+        _table(res)
+    return 0
+
+
+def _merge(out: str, tau_out: str) -> int:
+    res = json.loads(Path(out).read_text())
+    tau = json.loads(Path(tau_out).read_text())
+    if tau["protocol"] != res["protocol"]:
+        raise SystemExit(f"{tau_out} was made with another protocol than {out}")
+    for key in ("with_shrinking", "without_shrinking"):
+        res["shrink_ablation"][key].update({k: v for k, v in tau["shrink_ablation"][key].items() if k.startswith("tau")})
+    res["shrink_ablation"]["tau_sample"] = tau["shrink_ablation"]["tau_sample"]
+    res["shrink_ablation"]["tau_partial"] = bool(tau["partial"])
+    res["timing_s"]["tau_process"] = tau["timing_s"].get("total")
+    res["partial"] = bool(tau["partial"]) or len(res["seeds_done"]) < len(res["seeds"])
+    tmp = Path(out + ".tmp")
+    tmp.write_text(json.dumps(res, indent=1))
+    os.replace(tmp, out)
     _table(res)
     return 0
 
