@@ -327,7 +327,8 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
     data_id = _data.digest(images.x_train, images.y_train)
     if ck_path.exists():
         ck = load_checkpoint(ck_path)
-        if ck["config"] != dataclasses.asdict(cfg) or ck["data_digest"] != data_id:
+        saved = {"path_options": None, **ck["config"]}  # checkpoints made before path_options existed resume too
+        if saved != dataclasses.asdict(cfg) or ck["data_digest"] != data_id:
             raise ConfigError(f"{ck_path} was made with another configuration or data; use another folder "
                               f"(saved config: {json.dumps(ck['config'], sort_keys=True)})")
         model.load_state_dict(ck["model"])
