@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     tau_out = a.out[:-5] + "_tau.json" if a.out.endswith(".json") else a.out + "_tau.json"
     if a.merge:
-        return _merge(a.out, tau_out)
+        return _merge(a.out, tau_out, (TINY if a.tiny else FULL)["seeds"])
 
     import torch
     from scipy.stats import kendalltau
@@ -214,8 +214,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def _merge(out: str, tau_out: str) -> int:
+def _merge(out: str, tau_out: str, seeds: list[int]) -> int:
     res = json.loads(Path(out).read_text())
+    res.setdefault("seeds", seeds)
     tau = json.loads(Path(tau_out).read_text())
     if tau["protocol"] != res["protocol"]:
         raise SystemExit(f"{tau_out} was made with another protocol than {out}")
