@@ -26,3 +26,9 @@ register_command("supernet", "evaluators.supernet.cli:SupernetCommand",
 
 register_evaluator("ofa-hw", "evaluators.hardware.evaluators:OFAHardware",
                    "OFA MobileNetV3: oracle top-1 (DyNAS-T fit), counted MACs, LUT or measured latency, constraints")
+
+register_evaluator("ensemble-supernet", "evaluators.ensemble.evaluate:EnsembleSupernetAccuracy",
+                   "an ensemble's top-1 (mean logits) with a K-path supernet, its MACs and FLOPs-budget violation")
+register_command("ensemble", "evaluators.ensemble.cli:EnsembleCommand",
+                 "NEAS: train a K-path ensemble supernet with diversity-guided shrinking, "
+                 "search ensembles under a FLOPs budget")

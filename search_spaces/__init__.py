@@ -9,4 +9,6 @@ register_space("nb201", "search_spaces.cells:NB201Space", "NAS-Bench-201 cells (
 register_space("nb101", "search_spaces.cells:NB101Space", "NAS-Bench-101 cells (<= 7 vertices, <= 9 edges)")
 register_space("ofa-mbv3", "search_spaces.ofa:OFASpace",
                "OFA MobileNetV3 sub-networks (ks, e, d, r; DyNAS-T's text form)")
+register_space("nb201-ensemble", "search_spaces.ensemble:EnsembleSpace",
+               "NEAS ensembles: K NB201 networks (one genotype per stage) sharing their first layers")
 set_default("space", "expressions")

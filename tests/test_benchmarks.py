@@ -39,3 +39,19 @@ def test_supernet_ranking_runs_small(tmp_path):
     assert set(res["tau"]) == {"spos", "pada"} and all(len(v) == 2 for v in res["tau"].values())
     assert res["overhead"]["spos"] == 1.0 and res["charged_rank_evaluations"] == 6
     assert res["cells_ranked"] >= 6 and (tmp_path / "out.png").exists()
+
+
+def test_ensemble_search_runs_tiny(tmp_path):
+    out = tmp_path / "ens.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ensemble_search.py"), "--tiny",
+                        "--work", str(tmp_path / "w"), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    res = json.loads(out.read_text())
+    assert res["partial"] is False and len(res["ensemble_acc"]) == len(res["single_acc"]) == len(res["seeds"])
+    assert all(s <= e for s, e in zip(res["flops"]["single"], res["flops"]["ensemble"]))  # <= equal MACs
+    for row in res["per_seed"]:  # the retrained networks cost what the search counted
+        for k in ("ensemble_shrink", "ensemble_noshrink", "single"):
+            assert row[k]["macs"] == row[k]["retrained_macs"]
+    assert res["shrink_ablation"]["with_shrinking"]["tau_n"] == 3 and "protocol" in res

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from automl.errors import AutoMLError
 
@@ -21,15 +21,8 @@ DESCRIPTION = ("One-shot NAS: train a weight-sharing supernet with a path sample
                "rank or search subnets with it through the equivalence cache.")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="automl supernet", formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return p
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``train``/``rank``/``search`` actions, on ``p`` (the ``automl supernet`` subparser)."""
-    p.description, p.epilog = DESCRIPTION, EPILOG
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     t = sub.add_parser("train", help="train (or resume) a supernet; kill it any time and run the same command again")
     t.add_argument("--out", required=True, help="folder of the checkpoint (supernet.pt) and summary (supernet.json)")
@@ -156,30 +149,60 @@ def _search(a) -> int:
     return 0
 
 
-def run(a: argparse.Namespace) -> int:
-    """Run the parsed ``automl supernet ACTION`` (exit status: 0, 2 on errors, 130 on Ctrl-C)."""
-    if a.action is None:
-        _parser().print_help()
-        return 2
-    try:
-        return {"train": _train, "rank": _rank, "search": _search}[a.action](a)
-    except AutoMLError as exc:
-        print(f"automl supernet {a.action}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
-        return 130
+class ActionCommand:
+    """An ``automl NAME ACTION ...`` plugin subcommand (registered with
+    ``automl.registry.register_command``): ``build(parser)`` adds the actions as subparsers with
+    ``dest="action"``; ``actions`` maps each to a function of the parsed arguments.  Errors of
+    the project exit 2 with a message, Ctrl-C exits 130 with the resume hint."""
+
+    name = ""
+    description = ""
+    epilog = ""
+    actions: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+    @classmethod
+    def build(cls, p: argparse.ArgumentParser) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
+        p.description, p.epilog = cls.description, cls.epilog
+        cls.build(p)
+
+    @classmethod
+    def parser(cls) -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(prog=f"automl {cls.name}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        cls.add_arguments(p)
+        return p
+
+    @classmethod
+    def run(cls, a: argparse.Namespace) -> int:
+        if a.action is None:
+            cls.parser().print_help()
+            return 2
+        try:
+            return int(cls.actions[a.action](a))
+        except AutoMLError as exc:
+            print(f"automl {cls.name} {a.action}: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+            return 130
+
+    @classmethod
+    def main(cls, argv: Sequence[str] | None = None) -> int:
+        return cls.run(cls.parser().parse_args(argv))
 
 
-class SupernetCommand:
-    """``automl supernet``: a CLI subcommand this plugin adds through ``automl.registry.register_command``."""
+class SupernetCommand(ActionCommand):
+    """``automl supernet train|rank|search``."""
 
-    add_arguments = staticmethod(add_arguments)
-    run = staticmethod(run)
+    name, description, epilog = "supernet", DESCRIPTION, EPILOG
+    build = staticmethod(add_arguments)
+    actions = {"train": _train, "rank": _rank, "search": _search}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(_parser().parse_args(argv))
+main = SupernetCommand.main
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ conv on edge 1<-0 or on edge 2<-0); the class is scored once, by the first membe
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -65,23 +64,11 @@ class SupernetAccuracy(Evaluator):
             return self._loaded
         import torch
 
-        from .spaces import build_space
-        from .trainer import TrainConfig, init_model, load_checkpoint, resolve_device, weights_digest
+        from .trainer import load_supernet, resolve_device, weights_digest
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        if self.checkpoint == "init":
-            cfg = TrainConfig(**self.init_config)
-            n_classes = _data.resolve(self.data or cfg.data).num_classes
-            ck = {"space": cfg.space_config(n_classes), "config": dataclasses.asdict(cfg)}
-            task = build_space(ck["space"])
-            model = init_model(task, cfg.seed)
-            ck["model"] = model.state_dict()
-        else:
-            ck = load_checkpoint(self.checkpoint)
-            task = build_space(ck["space"])
-            model = task.build()
-            model.load_state_dict(ck["model"])
+        ck, task, model = load_supernet(self.checkpoint, self.init_config, self.data)
         dev = resolve_device(self.device)
         model.to(dev).eval()
         images = _data.resolve(self.data or ck["config"]["data"])

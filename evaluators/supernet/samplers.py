@@ -258,8 +258,18 @@ class ImportanceData(DataSampler):
 
 
 PATH_SAMPLERS = {"spos": UniformPath, "uniform": UniformPath, "fairnas": FairPath, "pada": ImportancePath,
-                 "class-uniform": ClassUniformPath}
+                 "class-uniform": ClassUniformPath, "ensemble": "evaluators.ensemble.shrink:EnsemblePath"}
 DATA_SAMPLERS = {"uniform": UniformData, "pada": ImportanceData}
+
+
+def resolve_sampler(entry):
+    """A sampler class from a registry entry (the class, or a lazy ``"module:Class"`` path)."""
+    if isinstance(entry, str):
+        import importlib
+
+        mod, _, attr = entry.partition(":")
+        return getattr(importlib.import_module(mod), attr)
+    return entry
 
 
 def check_sampler_names(path: str, data: str) -> None:

@@ -106,7 +106,13 @@ def _all_genomes(space_name: str):
     return all_cells()
 
 
-SUPERNET_SPACES = {"nb201": NB201Supernet}
+def _nb201_stages(**config: Any):
+    from evaluators.ensemble.network import NB201StagesSupernet
+
+    return NB201StagesSupernet(**config)
+
+
+SUPERNET_SPACES = {"nb201": NB201Supernet, "nb201-stages": _nb201_stages}  # NEAS: one genotype per stage
 
 
 def build_space(config: dict[str, Any]):

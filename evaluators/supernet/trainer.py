@@ -29,7 +29,7 @@ import xxhash
 from automl.errors import ConfigError
 
 from . import data as _data
-from .samplers import DATA_SAMPLERS, PATH_SAMPLERS, ClassUniformPath, check_sampler_names
+from .samplers import DATA_SAMPLERS, PATH_SAMPLERS, ClassUniformPath, check_sampler_names, resolve_sampler
 from .spaces import build_space
 
 CHECKPOINT = "supernet.pt"
@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     data: str = "cifar10"  # a path, "cifar10" (cache dir) or "synthetic[:n_train:n_test:size:seed]"
     train_per_class: int | None = None  # a fixed stratified subset: the first k images of each class
+    path_options: dict[str, Any] | None = None  # keyword options of the path sampler (e.g. NEAS: k, shrinking)
 
     def __post_init__(self):
         check_sampler_names(self.path_sampler, self.data_sampler)
@@ -91,7 +92,13 @@ def accumulate_paths(task, model, paths, x, y):
     return total / len(paths), outs
 
 
-STEP_RULES: dict[str, Callable] = {"accumulate": accumulate_paths}
+def _ensemble_step(task, model, paths, x, y):
+    from evaluators.ensemble.network import ensemble_step
+
+    return ensemble_step(task, model, paths, x, y)
+
+
+STEP_RULES: dict[str, Callable] = {"accumulate": accumulate_paths, "ensemble": _ensemble_step}
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -170,6 +177,27 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ck
 
 
+def load_supernet(checkpoint: str | os.PathLike, init_config: dict[str, Any] | None = None, data: str | None = None):
+    """(checkpoint dict, space adapter, model with its weights) of a trained supernet, or with
+    ``checkpoint="init"`` the untrained supernet ``TrainConfig(**init_config)`` starts from (its
+    number of classes read from ``data`` or the config's data)."""
+    from .spaces import build_space
+
+    if str(checkpoint) == "init":
+        cfg = TrainConfig(**(init_config or {}))
+        n_classes = _data.resolve(data or cfg.data).num_classes
+        ck = {"space": cfg.space_config(n_classes), "config": dataclasses.asdict(cfg)}
+        task = build_space(ck["space"])
+        model = init_model(task, cfg.seed)
+        ck["model"] = model.state_dict()
+        return ck, task, model
+    ck = load_checkpoint(checkpoint)
+    task = build_space(ck["space"])
+    model = task.build()
+    model.load_state_dict(ck["model"])
+    return ck, task, model
+
+
 def _step_seed(*parts: int) -> int:
     return xxhash.xxh3_64_intdigest("|".join(map(str, parts)).encode()) & ((1 << 63) - 1)
 
@@ -184,9 +212,14 @@ def init_model(task, seed: int):
 
 
 def make_samplers(cfg: TrainConfig, task, n_train: int):
-    cls = PATH_SAMPLERS[cfg.path_sampler]
-    path = (ClassUniformPath(task.n_edges, task.n_ops, task.classes()) if cls is ClassUniformPath
-            else cls(task.n_edges, task.n_ops))
+    cls = resolve_sampler(PATH_SAMPLERS[cfg.path_sampler])
+    if hasattr(cls, "for_task"):  # a sampler that needs the space's layout (NEAS ensembles)
+        path = cls.for_task(task, **(cfg.path_options or {}))
+    elif cfg.path_options:
+        raise ConfigError(f"path sampler {cfg.path_sampler!r} takes no options, got {sorted(cfg.path_options)}")
+    else:
+        path = (ClassUniformPath(task.n_edges, task.n_ops, task.classes()) if cls is ClassUniformPath
+                else cls(task.n_edges, task.n_ops))
     return path, DATA_SAMPLERS[cfg.data_sampler](n_train)
 
 
@@ -294,7 +327,8 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
     data_id = _data.digest(images.x_train, images.y_train)
     if ck_path.exists():
         ck = load_checkpoint(ck_path)
-        if ck["config"] != dataclasses.asdict(cfg) or ck["data_digest"] != data_id:
+        saved = {"path_options": None, **ck["config"]}  # checkpoints made before path_options existed resume too
+        if saved != dataclasses.asdict(cfg) or ck["data_digest"] != data_id:
             raise ConfigError(f"{ck_path} was made with another configuration or data; use another folder "
                               f"(saved config: {json.dumps(ck['config'], sort_keys=True)})")
         model.load_state_dict(ck["model"])
@@ -358,11 +392,15 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
                 if checkpoint_every and (e * steps_per_epoch + s + 1) % checkpoint_every == 0:
                     save()
             loss_sum, correct, count = state["acc"]
+            probe = getattr(path_sampler, "epoch_end_probe", None)
+            if probe is not None:  # a sampler that scores ops with the current weights (NEAS shrinking)
+                probe(e, cfg.epochs, task=task, model=model, batcher=batcher, seed=cfg.seed)
             path_sampler.end_epoch(e, cfg.epochs)
             data_sampler.end_epoch(e, cfg.epochs)
             state["history"].append({"epoch": e, "lr": _lr_at(cfg, e), "train_loss": loss_sum / max(count, 1),
                                      "train_acc": 100.0 * correct / max(count, 1),
-                                     "op_probs": path_sampler.probs().mean(0).round(6).tolist()})
+                                     "op_probs": path_sampler.probs().mean(0).round(6).tolist(),
+                                     **(path_sampler.epoch_log(e) if hasattr(path_sampler, "epoch_log") else {})})
             state["epoch"], state["step"], state["order"] = e + 1, 0, None
             state["done"] = state["epoch"] >= cfg.epochs
             save()

@@ -1,0 +1,267 @@
+"""NEAS on CIFAR-10, CPU protocol: does a searched K=2 ensemble beat the best single network found
+with the same search budget at <= equal MACs?  And does diversity-guided shrinking help?
+
+Per seed (3 seeds):
+  1. two K=2 ensemble supernets (stage-wise NB201, C=8, N=1), identical but for shrinking:
+     ``shrink``: every SHRINK_EVERY epochs drop 1 op per decision (score potential + 1.0 * diversity),
+     ``noshrink``: no shrinking;
+  2. on each, evolution (engine's ``evolution`` strategy) over K=2 ensembles with split points
+     {0, 1, 2} under MACS_BUDGET (= the MACs of the largest single network: every edge conv3x3),
+     SEARCH_BUDGET charged evaluations on the validation split; on the ``shrink`` supernet also
+     evolution over single networks (K=1) with the same evaluation budget and, as MACs budget, the
+     MACs of the ensemble found (<= equal MACs);
+  3. the ensembles and the single network retrained from scratch (same protocol for all) and
+     tested on the full CIFAR-10 test set (10,000 images).
+Ablation ranking: TAU_SAMPLE random K=2 ensembles (full space) retrained from scratch (seed 0
+protocol); Kendall tau-b between their test accuracy and each seed-0 supernet's validation score.
+
+Data: the first TRAIN_PER_CLASS training images of each class train everything; the next
+VAL_PER_CLASS of each class are the search's validation split; the test set is touched only by the
+final retrained networks.  Writes benchmarks/results/ensemble_search.json after every stage
+(``partial`` true until everything ran).
+
+    nice -n 10 python benchmarks/ensemble_search.py [--data PATH] [--tiny]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DATA = Path("/work/shared/data/cifar10/cifar10_uint8.npz")
+FULL = dict(channels=8, cells=1, train_per_class=400, val_per_class=100, supernet_epochs=8, shrink_every=2,
+            score_samples=16, probe_images=500, search_budget=60, population=20, tournament=5, retrain_epochs=10,
+            batch_size=256, tau_sample=6, seeds=[0, 1, 2], test_per_class=None, threads=1)
+TINY = dict(channels=4, cells=1, train_per_class=20, val_per_class=5, supernet_epochs=2, shrink_every=1,
+            score_samples=4, probe_images=50, search_budget=8, population=4, tournament=2, retrain_epochs=1,
+            batch_size=64, tau_sample=3,
+            seeds=[0, 1], test_per_class=5, threads=1)
+
+
+def protocol_text(p: dict, data: str) -> str:
+    return (f"data {data} (CIFAR-10 layout); stage-wise NB201 (one genotype per stage), C={p['channels']}, N={p['cells']}; "
+            f"train split: first {p['train_per_class']} training images/class; validation: next {p['val_per_class']}/class; "
+            f"supernets: K=2 ensemble sampler, split points 0..3, {p['supernet_epochs']} epochs, batch {p['batch_size']}, "
+            f"SGD 0.05/0.9/2.5e-4 cosine, clip 5, crop+flip; shrink variant drops 1 op/decision every "
+            f"{p['shrink_every']} epochs by potential + 1.0*diversity ({p['score_samples']} sampled ensembles on "
+            f"{p['probe_images']} training images); search: aging evolution (population {p['population']}, tournament "
+            f"{p['tournament']}), {p['search_budget']} charged evaluations on the validation split, "
+            f"K=2 split points {{0,1,2}}, members not all equal, MACs budget = largest single network; single network: K=1, same "
+            f"evaluation budget, MACs budget = the found ensemble's MACs; retrain from scratch: {p['retrain_epochs']} "
+            f"epochs, batch {p['batch_size']}, SGD nesterov 0.05/0.9/5e-4 cosine, crop+flip, ordinary BN; "
+            f"test: {'full CIFAR-10 test set' if p['test_per_class'] is None else str(p['test_per_class']) + '/class'}; "
+            f"tau: {p['tau_sample']} random K=2 ensembles retrained (seed 0), Kendall tau-b vs seed-0 supernets' "
+            f"validation accuracy; torch threads {p['threads']}; seeds {p['seeds']}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--tiny", action="store_true", help="seconds-long smoke run on generated data")
+    ap.add_argument("--work", default="runs/bench-ensemble", help="folder for checkpoints and search runs")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ensemble_search.json"))
+    ap.add_argument("--part", choices=("all", "seeds", "tau"), default="all",
+                    help="seeds: only the per-seed comparison; tau: only the ranking ablation, written to "
+                    "OUT_tau.json (run it beside `--part seeds` with the same --work: it retrains its sample, then "
+                    "waits for the seed-0 supernets); all: both, one after the other")
+    ap.add_argument("--merge", action="store_true", help="fold OUT_tau.json into OUT (after --part seeds/tau)")
+    a = ap.parse_args(argv)
+    tau_out = a.out[:-5] + "_tau.json" if a.out.endswith(".json") else a.out + "_tau.json"
+    if a.merge:
+        return _merge(a.out, tau_out, (TINY if a.tiny else FULL)["seeds"])
+
+    import torch
+    from scipy.stats import kendalltau
+
+    from automl.registry import get_space
+    from evaluators.ensemble import retrain, search, train_supernet
+    from evaluators.ensemble.evaluate import EnsembleSupernetAccuracy
+    from evaluators.supernet import data as _data
+
+    p = dict(TINY if a.tiny else FULL)
+    if a.tiny:
+        data = "synthetic:400:100:8:0"
+    else:
+        if not Path(a.data).exists():
+            raise SystemExit(f"CIFAR-10 npz not found at {a.data} (pass --data PATH)")
+        data = a.data
+    torch.set_num_threads(p["threads"])
+    images = _data.resolve(data)
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    base_opts = {"channels": p["channels"], "cells": p["cells"], "num_classes": images.num_classes}
+    full_single = get_space("nb201-ensemble", base_options=base_opts, k=1, splits=[3])
+    from search_spaces.cells.nb201 import NB201Cell
+
+    conv3 = NB201Cell(("nor_conv_3x3",) * 6)
+    from search_spaces.ensemble import Ensemble
+
+    macs_budget = float(full_single.macs(Ensemble(3, (conv3,) * 3, ((),))))
+    res = {"protocol": protocol_text(p, data), "partial": True, "seeds": p["seeds"], "seeds_done": [],
+           "macs_budget": macs_budget,
+           "ensemble_acc": [], "single_acc": [], "flops": {"ensemble": [], "single": [], "unit": "MACs"},
+           "shrink_ablation": {"with_shrinking": {"ensemble_acc": []}, "without_shrinking": {"ensemble_acc": []}},
+           "per_seed": [], "timing_s": {}}
+    t_all = time.perf_counter()
+
+    def write():
+        res["timing_s"]["total"] = round(time.perf_counter() - t_all, 1)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(a.out + ".tmp")
+        tmp.write_text(json.dumps(res, indent=1))
+        os.replace(tmp, a.out)
+
+    common = dict(channels=p["channels"], cells=p["cells"], epochs=p["supernet_epochs"], batch_size=p["batch_size"],
+                  data=data, train_per_class=p["train_per_class"], k=2, score_samples=p["score_samples"],
+                  probe_images=p["probe_images"], device="cpu", threads=p["threads"], images=images)
+    rt = dict(epochs=p["retrain_epochs"], batch_size=p["batch_size"], train_per_class=p["train_per_class"],
+              test_per_class=p["test_per_class"], device="cpu")
+    sk = dict(budget=p["search_budget"], val_per_class=p["val_per_class"], device="cpu", threads=p["threads"],
+              strategy_options={"population_size": p["population"], "tournament_size": p["tournament"]})
+    supernets = {(seed, v): work / f"s{seed}-{v}" for seed in p["seeds"] for v in ("shrink", "noshrink")}
+    for seed in (p["seeds"] if a.part != "tau" else []):
+        row = {"seed": seed}
+        t0 = time.perf_counter()
+        for variant, every in (("shrink", p["shrink_every"]), ("noshrink", 0)):
+            ck = work / f"s{seed}-{variant}"
+            summ = train_supernet(ck, shrink_every=every, seed=seed, **common)
+            row[f"supernet_{variant}"] = {"alive_ops": summ["history"][-1]["alive_ops"],
+                                          "train_acc_last": summ["history"][-1]["train_acc"]}
+            s = search(ck, work / f"s{seed}-{variant}-search-k2", k=2, macs_budget=macs_budget, seed=seed,
+                       splits=[0, 1, 2], distinct=True, **sk)
+            ens_space = get_space("nb201-ensemble", **s["space_options"])
+            b = s["best_feasible"]
+            g = ens_space.from_text(b["candidate"])
+            r = retrain(g, ens_space, images, seed=seed, **rt)
+            row[f"ensemble_{variant}"] = {"genome": b["candidate"], "supernet_val_acc": b["objectives"]["ensemble_accuracy"],
+                                          "macs": b["objectives"]["macs"], "retrained_macs": r["macs"],
+                                          "test_acc": r["test_acc"], "distinct_members": len({tuple(map(str, x)) for x in g.branches})}
+            print(f"seed {seed} {variant}: ensemble {r['test_acc']:.2f}% test, {r['macs'] / 1e6:.3f} MMACs, "
+                  f"supernet val {b['objectives']['ensemble_accuracy']:.2f}%", flush=True)
+        ens = row["ensemble_shrink"]
+        s1 = search(supernets[(seed, "shrink")], work / f"s{seed}-shrink-search-k1", k=1, macs_budget=ens["macs"],
+                    seed=seed, **sk)
+        b1 = s1["best_feasible"]
+        single_space = get_space("nb201-ensemble", **s1["space_options"])
+        r1 = retrain(single_space.from_text(b1["candidate"]), single_space, images, seed=seed, **rt)
+        row["single"] = {"genome": b1["candidate"], "supernet_val_acc": b1["objectives"]["ensemble_accuracy"],
+                         "macs": b1["objectives"]["macs"], "retrained_macs": r1["macs"], "test_acc": r1["test_acc"]}
+        print(f"seed {seed} single: {r1['test_acc']:.2f}% test, {r1['macs'] / 1e6:.3f} MMACs", flush=True)
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        res["per_seed"].append(row)
+        res["seeds_done"].append(seed)
+        res["ensemble_acc"].append(ens["test_acc"])
+        res["single_acc"].append(row["single"]["test_acc"])
+        res["flops"]["ensemble"].append(ens["macs"])
+        res["flops"]["single"].append(row["single"]["macs"])
+        res["shrink_ablation"]["with_shrinking"]["ensemble_acc"].append(ens["test_acc"])
+        res["shrink_ablation"]["without_shrinking"]["ensemble_acc"].append(row["ensemble_noshrink"]["test_acc"])
+        _stats(res)
+        write()
+
+    if a.part == "seeds":
+        _table(res)
+        return 0
+    if a.part == "tau":  # a results file of its own, folded in by --merge
+        res = {"protocol": res["protocol"], "partial": True, "shrink_ablation": {"with_shrinking": {},
+                                                                               "without_shrinking": {}},
+               "timing_s": {}}
+        a.out = tau_out
+    # ablation: supernet ensemble-ranking tau on random K=2 ensembles trained from scratch
+    seed0 = p["seeds"][0]
+    full_k2 = get_space("nb201-ensemble", base_options=base_opts, k=2, splits=[0, 1, 2])
+    rng = np.random.default_rng(12345)
+    sample = [full_k2.sample(rng) for _ in range(p["tau_sample"])]
+    tau_rows = []
+    res["shrink_ablation"]["tau_sample"] = tau_rows
+    for g in sample:
+        r = retrain(g, full_k2, images, seed=seed0, **rt)
+        tau_rows.append({"genome": full_k2.to_text(g), "test_acc": r["test_acc"], "macs": r["macs"]})
+        write()
+    for v in ("shrink", "noshrink"):  # with --part tau the supernets come from the --part seeds process
+        done = Path(supernets[(seed0, v)]) / "supernet.json"
+        for _ in range(1440):
+            if done.exists():
+                break
+            time.sleep(5)
+        else:
+            raise SystemExit(f"{done} did not appear (run --part seeds with the same --work)")
+    evs = {v: EnsembleSupernetAccuracy(checkpoint=str(supernets[(seed0, v)]), val_per_class=p["val_per_class"],
+                                       threads=p["threads"]) for v in ("shrink", "noshrink")}
+    for i, (g, row) in enumerate(zip(sample, tau_rows)):
+        row.update({f"supernet_{v}": ev.evaluate(g, full_k2)["ensemble_accuracy"] for v, ev in evs.items()})
+        tau_rows = res["shrink_ablation"]["tau_sample"][:i + 1]
+        if len(tau_rows) >= 3:
+            truth = [t["test_acc"] for t in tau_rows]
+            for v, key in (("shrink", "with_shrinking"), ("noshrink", "without_shrinking")):
+                tau = kendalltau([t[f"supernet_{v}"] for t in tau_rows], truth, variant="b").statistic
+                res["shrink_ablation"][key]["tau"] = None if math.isnan(tau) else float(tau)
+                res["shrink_ablation"][key]["tau_n"] = len(tau_rows)
+        write()
+    res["partial"] = False if a.part == "tau" else len(res["seeds_done"]) < len(p["seeds"])
+    write()
+    if a.part == "all":
+        _table(res)
+    return 0
+
+
+def _merge(out: str, tau_out: str, seeds: list[int]) -> int:
+    res = json.loads(Path(out).read_text())
+    res.setdefault("seeds", seeds)
+    tau = json.loads(Path(tau_out).read_text())
+    if tau["protocol"] != res["protocol"]:
+        raise SystemExit(f"{tau_out} was made with another protocol than {out}")
+    for key in ("with_shrinking", "without_shrinking"):
+        res["shrink_ablation"][key].update({k: v for k, v in tau["shrink_ablation"][key].items() if k.startswith("tau")})
+    res["shrink_ablation"]["tau_sample"] = tau["shrink_ablation"]["tau_sample"]
+    res["shrink_ablation"]["tau_partial"] = bool(tau["partial"])
+    res["timing_s"]["tau_process"] = tau["timing_s"].get("total")
+    res["partial"] = bool(tau["partial"]) or len(res["seeds_done"]) < len(res["seeds"])
+    tmp = Path(out + ".tmp")
+    tmp.write_text(json.dumps(res, indent=1))
+    os.replace(tmp, out)
+    _table(res)
+    return 0
+
+
+def _ms(xs):
+    xs = np.asarray(xs, dtype=float)
+    return [float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else 0.0]
+
+
+def _stats(res):
+    e, s = res["ensemble_acc"], res["single_acc"]
+    res["summary"] = {"ensemble_mean_sd": _ms(e), "single_mean_sd": _ms(s),
+                      "difference_mean_sd": _ms(np.subtract(e, s)),
+                      "macs_ratio_single_over_ensemble": [b / a for a, b in zip(res["flops"]["ensemble"], res["flops"]["single"])],
+                      "with_shrinking_mean_sd": _ms(res["shrink_ablation"]["with_shrinking"]["ensemble_acc"]),
+                      "without_shrinking_mean_sd": _ms(res["shrink_ablation"]["without_shrinking"]["ensemble_acc"])}
+
+
+def _table(res):
+    s = res["summary"]
+    print(f"\n{'':28s} {'test top-1 mean':>16s} {'sd':>6s}   per seed")
+    for name, key, vals in (("searched K=2 ensemble", "ensemble_mean_sd", res["ensemble_acc"]),
+                            ("best single (<= MACs)", "single_mean_sd", res["single_acc"]),
+                            ("ensemble without shrinking", "without_shrinking_mean_sd",
+                             res["shrink_ablation"]["without_shrinking"]["ensemble_acc"])):
+        print(f"{name:28s} {s[key][0]:16.2f} {s[key][1]:6.2f}   {[round(v, 2) for v in vals]}")
+    d = s["difference_mean_sd"]
+    print(f"ensemble - single: {d[0]:+.2f} +- {d[1]:.2f} points; MACs single/ensemble "
+          f"{[round(r, 3) for r in s['macs_ratio_single_over_ensemble']]}")
+    for key in ("with_shrinking", "without_shrinking"):
+        a = res["shrink_ablation"][key]
+        print(f"supernet ensemble-ranking tau ({key}): {a.get('tau')} on {a.get('tau_n')} retrained ensembles")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Scoring ensembles: with a trained K-path supernet (an evaluator, through the cache), and
+stand-alone from scratch (:func:`retrain`)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from automl.errors import ConfigError
+from automl.evaluator import Evaluator
+from evaluators.supernet import data as _data
+
+
+def heldout_images(images: "_data.ImageData", train_per_class: int | None, val_per_class: int | None,
+                   heldout: str = "val") -> tuple[np.ndarray, np.ndarray]:
+    """Images to score ensembles on.  ``heldout="val"``: for each class, the ``val_per_class``
+    training images that follow the first ``train_per_class`` (so never seen in training; needs a
+    training subset); ``"test"``: the first ``val_per_class`` test images of each class."""
+    if heldout == "test":
+        return images.test_subset(val_per_class)
+    if heldout != "val":
+        raise ConfigError(f"heldout must be 'val' or 'test', got {heldout!r}")
+    if train_per_class is None:
+        raise ConfigError("the supernet was trained on the whole training set: there is no validation split "
+                          "(pass heldout='test' or train with train_per_class)")
+    if val_per_class is None or int(val_per_class) < 1:
+        raise ConfigError(f"val_per_class must be >= 1, got {val_per_class}")
+    first = _data.stratified_first(images.y_train, int(train_per_class) + int(val_per_class), images.num_classes)
+    used = set(_data.stratified_first(images.y_train, int(train_per_class), images.num_classes).tolist())
+    idx = np.array([i for i in first if i not in used], dtype=np.int64)
+    return images.x_train[idx], images.y_train[idx]
+
+
+def _normalise(x: np.ndarray, images, device: str):
+    import torch
+
+    mean = torch.tensor(images.mean).view(1, 3, 1, 1)
+    std = torch.tensor(images.std).view(1, 3, 1, 1)
+    return ((torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 255.0 - mean) / std).to(device)
+
+
+class EnsembleSupernetAccuracy(Evaluator):
+    """Top-1 accuracy (%) of an ensemble's mean logits with a trained K-path supernet's weights,
+    its multiply-accumulates, and the FLOPs constraint.
+
+    Objectives (the first is what strategies optimise):
+
+    * ``score``: ``ensemble_accuracy`` when ``macs <= macs_budget``, else
+      ``-100 * (macs / macs_budget - 1)`` (negative: below every feasible ensemble, less
+      violation ranks higher).  This is where the constraint lives until the engine has a
+      constraint field in its results; then ``macs_violation`` is that field.
+    * ``ensemble_accuracy``, ``macs`` (shared trunk once), ``macs_violation`` =
+      ``max(0, macs - macs_budget)`` (0 without a budget).
+
+    Options: ``checkpoint`` (supernet.pt or folder; ``"init"`` with ``init_config``: the untrained
+    supernet), ``data`` (default: the supernet's), ``heldout`` ``"val"`` (training images after the
+    supernet's ``train_per_class``, default) or ``"test"``, ``val_per_class``, ``batch_size``,
+    ``macs_budget`` (None: unconstrained), ``device``, ``threads``."""
+
+    name = "ensemble-supernet"
+    version = "1"
+    objectives = {"score": "max", "ensemble_accuracy": "max", "macs": "min", "macs_violation": "min"}
+    spaces = ("nb201-ensemble",)
+    test_options: Mapping[str, Any] = {
+        "checkpoint": "init", "val_per_class": 2, "batch_size": 20,
+        "init_config": {"channels": 8, "cells": 1, "data": "synthetic:200:20:8:0", "train_per_class": 10}}
+
+    def __init__(self, checkpoint: str | None = None, data: str | None = None, heldout: str = "val",
+                 val_per_class: int | None = 100, batch_size: int = 500, macs_budget: float | None = None,
+                 device: str = "cpu", threads: int | None = None, init_config: Mapping[str, Any] | None = None):
+        if checkpoint is None:
+            raise ConfigError("the ensemble-supernet evaluator needs checkpoint=PATH (a trained supernet.pt) or 'init'")
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if macs_budget is not None and not (math.isfinite(float(macs_budget)) and float(macs_budget) > 0):
+            raise ConfigError(f"macs_budget must be a number > 0, got {macs_budget}")
+        super().__init__(checkpoint=str(checkpoint), data=data, heldout=heldout, val_per_class=val_per_class,
+                         batch_size=int(batch_size), macs_budget=macs_budget, device=device, threads=threads,
+                         **({"init_config": dict(init_config)} if init_config is not None else {}))
+        self.checkpoint, self.data, self.heldout, self.val_per_class = str(checkpoint), data, heldout, val_per_class
+        self.batch_size, self.device, self.threads = int(batch_size), device, threads
+        self.macs_budget = None if macs_budget is None else float(macs_budget)
+        self.init_config = dict(init_config or {})
+        self._loaded: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._loaded is not None:
+            return self._loaded
+        import torch
+
+        from evaluators.supernet.trainer import load_supernet, resolve_device, weights_digest
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        ck, task, model = load_supernet(self.checkpoint, {**ensemble_config_defaults(), **self.init_config}, self.data)
+        if not hasattr(task, "trunk"):
+            raise ConfigError(f"{self.checkpoint} is a {ck['space']['name']} supernet, not a layer-wise "
+                              "(ensemble) one; train it with `automl ensemble train`")
+        dev = resolve_device(self.device)
+        model.to(dev).eval()
+        images = _data.resolve(self.data or ck["config"]["data"])
+        x, y = heldout_images(images, ck["config"].get("train_per_class"), self.val_per_class, self.heldout)
+        self._loaded = {"task": task, "model": model, "x": _normalise(x, images, dev),
+                        "y": torch.from_numpy(y.astype(np.int64)).to(dev), "weights": weights_digest(ck["model"]),
+                        "heldout": _data.digest(x, y), "space": ck["space"],
+                        "device_class": "cuda" if dev.startswith("cuda") else "cpu"}
+        return self._loaded
+
+    def fidelity(self) -> dict[str, Any]:
+        ld = self._load()
+        return {"weights": ld["weights"], "supernet": ld["space"], "heldout": ld["heldout"],
+                "heldout_images": int(len(ld["y"])), "eval_batch": self.batch_size, "bn": "batch-statistics",
+                "metric": "top1% of mean logits", "macs_budget": self.macs_budget, "device": ld["device_class"]}
+
+    def evaluate(self, genome: Any, space: Any = None) -> dict[str, float]:
+        ld = self._load()
+        task, model, x, y = ld["task"], ld["model"], ld["x"], ld["y"]
+        if space is None:
+            from automl.registry import get_space
+
+            space = get_space("nb201-ensemble", base_options={"channels": task.channels, "cells": task.cells})
+        if (space.base.channels, space.base.cells) != (task.channels, task.cells):
+            raise ConfigError(f"the space counts MACs at C={space.base.channels}, N={space.base.cells} but the "
+                              f"supernet is C={task.channels}, N={task.cells}")
+        paths = task.ensemble_paths(genome)
+        correct = 0
+        for i in range(0, len(y), self.batch_size):
+            logits = task.predict_members(model, x[i:i + self.batch_size], paths).mean(0)
+            correct += int((logits.argmax(1) == y[i:i + self.batch_size]).sum())
+        acc = 100.0 * correct / len(y)
+        macs = float(space.macs(genome))
+        violation = 0.0 if self.macs_budget is None else max(0.0, macs - self.macs_budget)
+        score = acc if violation == 0.0 else -100.0 * violation / self.macs_budget
+        return {"score": score, "ensemble_accuracy": acc, "macs": macs, "macs_violation": violation}
+
+
+def ensemble_config_defaults() -> dict[str, Any]:
+    """TrainConfig fields that make a NEAS K-path supernet (stage-wise NB201, ensemble sampler and step)."""
+    return {"space": "nb201-stages", "path_sampler": "ensemble", "step_rule": "ensemble"}
+
+
+def retrain(genome: Any, space: Any, images: "_data.ImageData", *, epochs: int = 10, batch_size: int = 256,
+            lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 5e-4, grad_clip: float = 5.0,
+            seed: int = 0, train_per_class: int | None = None, test_per_class: int | None = None,
+            device: str = "cpu", augment: bool = True) -> dict[str, float]:
+    """Train the ensemble ``genome`` (a stand-alone network: shared trunk once, one branch per
+    distinct member, ordinary BatchNorm) from scratch and return its test top-1 (%) and MACs.
+    SGD with momentum, cosine learning rate per epoch, crop + flip, loss ``K * CE(mean logits)``
+    with the trunk's gradient divided by K (as in supernet training); seeded by ``seed``."""
+    import torch
+    import torch.nn.functional as F
+
+    from evaluators.supernet.trainer import Batcher, init_model, resolve_device
+
+    from .network import build_ensemble_net, count_macs
+
+    dev = resolve_device(device)
+    tr = images.train_subset(train_per_class)
+
+    class _Task:
+        def build(self):
+            return build_ensemble_net(genome, space.base)
+
+    model = init_model(_Task(), seed)
+    macs = count_macs(model)
+    model.to(dev)
+    k = len(model.branches)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+    batcher = Batcher(tr.x_train, tr.y_train, tr.mean, tr.std, dev, augment)
+    n = len(tr.y_train)
+    for e in range(epochs):
+        for g in opt.param_groups:
+            g["lr"] = 0.5 * lr * (1.0 + math.cos(math.pi * e / epochs))
+        order = np.random.default_rng([seed, 10, e]).permutation(n)
+        model.train()
+        for s in range(0, n, batch_size):
+            x, y = batcher(order[s:s + batch_size], int(np.random.default_rng([seed, 11, e, s]).integers(1 << 62)))
+            opt.zero_grad(set_to_none=True)
+            (F.cross_entropy(model(x), y) * k).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+    xt, yt = images.test_subset(test_per_class)
+    model.eval()
+    xt_ = _normalise(xt, images, dev)
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(yt), 1000):
+            correct += int((model(xt_[i:i + 1000]).argmax(1).cpu().numpy() == yt[i:i + 1000]).sum())
+    return {"test_acc": 100.0 * correct / len(yt), "macs": float(macs), "test_images": int(len(yt))}
