@@ -11,7 +11,10 @@ libm, which itself picks FMA variants at load time.
 
 Cost: each function is 20-60 numpy passes (``exp`` ~13 us, ``sin`` ~27 us on a 9 x 128 array,
 against ~1 us for numpy's SIMD call); the probe interpreters call :data:`KERNELS` (the same
-functions without a per-call ``np.errstate``).
+functions without a per-call ``np.errstate``).  With numba installed, every kernel also runs
+compiled (:mod:`automl._probe_math_jit`: the same IEEE operations in the same order, bit-identical,
+tested; ``exp`` ~2 us, ``sin`` ~7 us), from the first call with ``AUTOML_PROBE_NUMBA=1``, never
+with ``=0``, and by default after :data:`AUTO_AFTER_CALLS` calls (numba's start-up is ~1 s).
 
 Accuracy: a few ulp over the normal range (checked against numpy in tests), which is what the
 hash needs (equivalent candidates must agree to the quantizer's 24 bits).  Range reduction for
@@ -468,27 +471,52 @@ def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(b) & (a != 1.0), np.nan, r)
 
 
-_JIT_CORES = None  # name -> compiled core (automl._probe_math_jit), {} without numba; set on first use
+_JIT_CORES = None  # name -> compiled core (automl._probe_math_jit), {} without numba; None: not decided yet
+#: In the default mode the compiled kernels are loaded after this many probe-math calls in the
+#: process: loading numba and its cached machine code costs ~1 s once (measured in
+#: benchmarks/probe_startup.py), the compiled kernels save ~0.3 ms per program hash, so a one-shot
+#: process (the CLI, a test) stays on numpy and a search switches after a few hundred hashes.
+#: Switching is safe at any time: both give the same bits.
+AUTO_AFTER_CALLS = 4096
+_calls = 0
 
 
-def _jit_cores() -> dict:
-    """The compiled cores, imported on first use (numba takes ~0.5 s to import, so ``import
-    automl`` does not); ``{}`` when numba is not installed or ``AUTOML_PROBE_NUMBA=0``."""
+def _mode() -> str:
+    """``AUTOML_PROBE_NUMBA``: ``0`` never compiled, ``1`` compiled from the first call, anything
+    else (unset) compiled after :data:`AUTO_AFTER_CALLS` calls."""
+    return os.environ.get("AUTOML_PROBE_NUMBA", "auto")
+
+
+def enable_compiled() -> bool:
+    """Load the compiled kernels now (unless ``AUTOML_PROBE_NUMBA=0``); whether they run.
+    numba missing (or unable to load) leaves the numpy kernels, which give the same bits."""
     global _JIT_CORES
     if _JIT_CORES is None:
         cores = {}
-        if os.environ.get("AUTOML_PROBE_NUMBA", "1") != "0":
+        if _mode() != "0":
             try:
                 from automl._probe_math_jit import CORES as cores
             except ImportError:  # numba missing (or too old for this numpy): the numpy cores
                 cores = {}
         _JIT_CORES = cores
-    return _JIT_CORES
+    return bool(_JIT_CORES)
+
+
+def _jit_cores() -> dict:
+    """The compiled cores once decided, ``{}`` before (see :data:`AUTO_AFTER_CALLS`)."""
+    global _calls
+    _calls += 1
+    if _calls > AUTO_AFTER_CALLS or _mode() in ("0", "1"):
+        enable_compiled()
+        return _JIT_CORES
+    return {}
 
 
 def compiled() -> bool:
-    """Whether the probe math runs compiled (numba) rather than as numpy passes (same bits)."""
-    return bool(_jit_cores())
+    """Whether the probe math runs compiled (numba) now rather than as numpy passes (same bits)."""
+    if _JIT_CORES is None and _mode() in ("0", "1"):
+        enable_compiled()
+    return bool(_JIT_CORES)
 
 
 def _dispatch(name: str, core):

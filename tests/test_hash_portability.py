@@ -68,8 +68,8 @@ def _run(extra_env):
 
 @pytest.mark.slow
 def test_digests_identical_across_simd_levels_and_threads():
-    envs = [{"NPY_DISABLE_CPU_FEATURES": lv} for lv in _levels()]
-    envs.append({"NPY_DISABLE_CPU_FEATURES": "", "OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4",
+    envs = [{"NPY_DISABLE_CPU_FEATURES": lv, "AUTOML_PROBE_NUMBA": "1"} for lv in _levels()]
+    envs.append({"NPY_DISABLE_CPU_FEATURES": "", "AUTOML_PROBE_NUMBA": "1", "OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4",
                  "MKL_NUM_THREADS": "4", "PYTHONHASHSEED": "7"})
     # the numpy fallback of the probe math (as on a machine without numba), at the top and baseline levels
     envs += [{"AUTOML_PROBE_NUMBA": "0"}, {"AUTOML_PROBE_NUMBA": "0", "NPY_DISABLE_CPU_FEATURES": _levels()[-1]}]

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("numba")
 from automl import probe_math as pm  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not pm.compiled(), reason="compiled probe math disabled (AUTOML_PROBE_NUMBA=0)")
+pytestmark = pytest.mark.skipif(not pm.enable_compiled(), reason="compiled probe math disabled (AUTOML_PROBE_NUMBA=0)")
 
 BOUNDARY = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 5e-324, -5e-324, 1e-310, 2.2250738585072014e-308, 0.5,
             2.0, 709.0, 709.5, -708.0, -745.2, 710.0, -746.0, 40.0, -40.0, 1e150, 1e151, 1.7976931348623157e308,
@@ -74,9 +74,39 @@ def test_import_automl_does_not_import_numba_and_the_fallback_can_be_forced():
     code = ("import sys, automl, search_spaces.programs, search_spaces.expressions; assert 'numba' not in sys.modules;"
             "from automl import probe_math as pm; print(pm.compiled(), 'numba' in sys.modules)")
     outs = []
-    for flag in ("1", "0"):
+    for flag in ("1", "0", "auto"):
         r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, AUTOML_PROBE_NUMBA=flag),
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr[-2000:]
         outs.append(r.stdout.split())
-    assert outs == [["True", "True"], ["False", "False"]]
+    assert outs == [["True", "True"], ["False", "False"], ["False", "False"]]
+
+
+def test_switching_to_compiled_mid_run_keeps_the_digests(monkeypatch):
+    """The default mode starts on numpy and switches after AUTO_AFTER_CALLS calls."""
+    import automl
+    from search_spaces.programs import CLASSIC_PROGRAMS, ProgramSpace, interp
+    from search_spaces.programs.mutation import descendant
+    from search_spaces.programs.parser import parse
+
+    ps = ProgramSpace()
+    rng = np.random.default_rng(4)
+    progs = [descendant(parse(CLASSIC_PROGRAMS["adamw"]), rng, ps.config, 25, min_live=12) for _ in range(12)]
+    progs += [parse(t) for t in CLASSIC_PROGRAMS.values()]
+    h = automl.Hasher(ps)
+
+    def digests():
+        interp.clear_memos()
+        return [h.functional(p) for p in progs]
+
+    monkeypatch.setenv("AUTOML_PROBE_NUMBA", "0")
+    monkeypatch.setattr(pm, "_JIT_CORES", None)
+    ref = digests()
+    assert not pm.compiled()
+    monkeypatch.delenv("AUTOML_PROBE_NUMBA")
+    monkeypatch.setattr(pm, "_JIT_CORES", None)
+    monkeypatch.setattr(pm, "_calls", 0)
+    monkeypatch.setattr(pm, "AUTO_AFTER_CALLS", 20)
+    got = digests()
+    assert pm.compiled() and 20 < pm._calls < 400  # switched during the run
+    assert got == ref and digests() == ref
