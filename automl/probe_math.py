@@ -29,6 +29,7 @@ import decimal
 import functools
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -497,6 +498,10 @@ def enable_compiled() -> bool:
             try:
                 from automl._probe_math_jit import CORES as cores
             except ImportError:  # numba missing (or too old for this numpy): the numpy cores
+                cores = {}
+            except RuntimeError as e:  # numba found no writable cache directory (NUMBA_CACHE_DIR)
+                warnings.warn(f"automl.probe_math: compiled kernels unavailable ({e}); using numpy "
+                              "(same digests, slower)", RuntimeWarning, stacklevel=2)
                 cores = {}
         _JIT_CORES = cores
     return bool(_JIT_CORES)

@@ -80,6 +80,12 @@ def test_import_automl_does_not_import_numba_and_the_fallback_can_be_forced():
         assert r.returncode == 0, r.stderr[-2000:]
         outs.append(r.stdout.split())
     assert outs == [["True", "True"], ["False", "False"], ["False", "False"]]
+    # numba not importable: the numpy kernels, even when asked for the compiled ones
+    no_numba = ("import sys; sys.modules['numba'] = None; from automl import probe_math as pm; import numpy as np;"
+                "print(pm.compiled(), pm.KERNELS['exp'](np.zeros(3)).tolist() == [1.0, 1.0, 1.0])")
+    r = subprocess.run([sys.executable, "-c", no_numba],
+                       env=dict(os.environ, AUTOML_PROBE_NUMBA="1"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["False", "True"], r.stderr[-2000:]
 
 
 def test_switching_to_compiled_mid_run_keeps_the_digests(monkeypatch):
