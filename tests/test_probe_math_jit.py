@@ -14,7 +14,13 @@ import pytest
 pytest.importorskip("numba")
 from automl import probe_math as pm  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not pm.enable_compiled(), reason="compiled probe math disabled (AUTOML_PROBE_NUMBA=0)")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    """Load the compiled kernels (at setup, not at collection: the rest of the suite starts on numpy)."""
+    if not pm.enable_compiled():
+        pytest.skip("compiled probe math disabled (AUTOML_PROBE_NUMBA=0)")
 
 BOUNDARY = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 5e-324, -5e-324, 1e-310, 2.2250738585072014e-308, 0.5,
             2.0, 709.0, 709.5, -708.0, -745.2, 710.0, -746.0, 40.0, -40.0, 1e150, 1e151, 1.7976931348623157e308,
