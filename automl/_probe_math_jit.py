@@ -62,8 +62,8 @@ _TWO60 = 2.0 ** 60
 _TINY = 2.2250738585072014e-308
 _HUGE = 1.7976931348623157e308
 _SIXTH, _THIRD, _24TH = 1.0 / 6.0, 1.0 / 3.0, 1.0 / 24.0
-_SIN_P = pm._SIN_P.copy()
-_COS_P = pm._COS_P.copy()
+_S1, _S2, _S3, _S4, _S5, _S6 = (float(v) for v in pm._SIN_P)
+_C1, _C2, _C3, _C4, _C5, _C6 = (float(v) for v in pm._COS_P)
 _ATAN = pm._ATAN_C.copy()
 _P1_HI, _P1_LO = float(pm._P1_HI), float(pm._P1_LO)
 _PIO2_D0, _PIO2_D1, _PIO2_D2 = pm._PIO2_D
@@ -71,17 +71,6 @@ _SPLIT = pm._SPLIT
 _PIO2_1, _PIO2_2, _PIO2_3, _INV_PIO2 = pm._PIO2_1, pm._PIO2_2, pm._PIO2_3, pm._INV_PIO2
 _PIO2, _PIO6, _SQRT3, _TAN_PI12 = pm._PIO2, pm._PIO6, pm._SQRT3, pm._TAN_PI12
 _INT64_MIN = -(2 ** 63)
-
-
-@njit(**_JIT)
-def _horner(c, z):
-    """probe_math._horner on one value: the same operations in the same order."""
-    acc = z * c[c.size - 1]
-    acc += c[c.size - 2]
-    for j in range(c.size - 3, -1, -1):
-        acc *= z
-        acc += c[j]
-    return acc
 
 
 @njit(**_JIT)
@@ -236,11 +225,29 @@ def _sincos(a):
         err = (((qh * _P1_HI - prod) + qh * _P1_LO) + ql * _P1_HI) + ql * _P1_LO
         r = (((a - prod) - err) - q * _PIO2_D1) - q * _PIO2_D2
     z = r * r
-    s = _horner(_SIN_P, z)
+    s = z * _S6
+    s += _S5
+    s *= z
+    s += _S4
+    s *= z
+    s += _S3
+    s *= z
+    s += _S2
+    s *= z
+    s += _S1
     s *= z
     s *= r
     s += r
-    c = _horner(_COS_P, z)
+    c = z * _C6
+    c += _C5
+    c *= z
+    c += _C4
+    c *= z
+    c += _C3
+    c *= z
+    c += _C2
+    c *= z
+    c += _C1
     c *= z
     c -= 0.5
     c *= z
@@ -278,7 +285,12 @@ def arctan1(a):
     if mid:
         y = (y * _SQRT3 - 1.0) / (y + _SQRT3)
     z = y * y
-    r = _horner(_ATAN, z) * y
+    acc = z * _ATAN[13]
+    acc += _ATAN[12]
+    for j in range(11, -1, -1):
+        acc *= z
+        acc += _ATAN[j]
+    r = acc * y
     if mid:
         r = r + _PIO6
     if big:
