@@ -225,6 +225,9 @@ def _sincos(a):
         err = (((qh * _P1_HI - prod) + qh * _P1_LO) + ql * _P1_HI) + ql * _P1_LO
         r = (((a - prod) - err) - q * _PIO2_D1) - q * _PIO2_D2
     z = r * r
+    # the polynomials written out (probe_math._horner's operations in its order): a shared Horner
+    # loop over a table argument is not unrolled by LLVM (arctan 2.5 -> 8.8 us, arcsin 3.2 -> 13.9 us
+    # per 9 x 128 call)
     s = z * _S6
     s += _S5
     s *= z
