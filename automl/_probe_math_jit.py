@@ -17,6 +17,9 @@ kernel against the numpy version bit for bit.
 """
 from __future__ import annotations
 
+import hashlib
+import warnings
+
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
@@ -71,6 +74,24 @@ _SPLIT = pm._SPLIT
 _PIO2_1, _PIO2_2, _PIO2_3, _INV_PIO2 = pm._PIO2_1, pm._PIO2_2, pm._PIO2_3, pm._INV_PIO2
 _PIO2, _PIO6, _SQRT3, _TAN_PI12 = pm._PIO2, pm._PIO6, pm._SQRT3, pm._TAN_PI12
 _INT64_MIN = -(2 ** 63)
+
+
+def fingerprint() -> str:
+    """A digest of everything this module takes from probe_math (tables, coefficients, constants,
+    VERSION).  numba freezes globals into the compiled code, and its disk cache is invalidated
+    only when *this* file changes: :data:`COMPILED_AGAINST` below must be updated (which changes
+    this file, so the cache) whenever probe_math's numbers change."""
+    h = hashlib.sha256(str(pm.VERSION).encode())
+    for t in (_EXP_T, _EXP_LO, _LOG_C, _LOG_LOGC, _ATAN, pm._SIN_P, pm._COS_P):
+        h.update(np.ascontiguousarray(t, dtype=np.float64).tobytes())
+    h.update(np.array([_EXP_SCALE, _LN2_N_HI, _LN2_N_LO, _LN2_HI, _LN2_LO, _LN2, _P1_HI, _P1_LO, _PIO2_D0,
+                       _PIO2_D1, _PIO2_D2, _SPLIT, _PIO2_1, _PIO2_2, _PIO2_3, _INV_PIO2, _PIO2, _PIO6, _SQRT3,
+                       _TAN_PI12, _LOG_OFF, _LOG_BITS, _EXP_BITS], dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+#: :func:`fingerprint` of the probe_math this file was written for (tests/test_probe_math_jit.py).
+COMPILED_AGAINST = "4b7d302db10d49bd"
 
 
 @njit(**_JIT)
@@ -484,5 +505,10 @@ def arctanh_array(a):
     return out
 
 
-#: name -> compiled kernel of a 1-D C-contiguous float64 array (same values as probe_math's cores).
-CORES = {"exp": exp_array, "expm1": expm1_array, "log": log_array, "log1p": log1p_array, "sin": sin_array, "cos": cos_array, "tan": tan_array, "arctan": arctan_array, "arcsin": arcsin_array, "arccos": arccos_array, "sinh": sinh_array, "cosh": cosh_array, "tanh": tanh_array, "arcsinh": arcsinh_array, "arctanh": arctanh_array}
+#: name -> compiled kernel of a 1-D C-contiguous float64 array (same values as probe_math's cores);
+#: empty (probe_math then runs its numpy kernels) when probe_math changed since COMPILED_AGAINST.
+CORES = {} if fingerprint() != COMPILED_AGAINST else {"exp": exp_array, "expm1": expm1_array, "log": log_array, "log1p": log1p_array, "sin": sin_array, "cos": cos_array, "tan": tan_array, "arctan": arctan_array, "arcsin": arcsin_array, "arccos": arccos_array, "sinh": sinh_array, "cosh": cosh_array, "tanh": tanh_array, "arcsinh": arcsinh_array, "arctanh": arctanh_array}
+if not CORES:
+    warnings.warn("automl._probe_math_jit: probe_math's tables or constants changed since this module's "
+                  "COMPILED_AGAINST (a stale numba cache could hold the old numbers): using the numpy "
+                  "kernels; update COMPILED_AGAINST to fingerprint()", RuntimeWarning, stacklevel=2)

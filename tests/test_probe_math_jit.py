@@ -122,3 +122,15 @@ def test_switching_to_compiled_mid_run_keeps_the_digests(monkeypatch):
     got = digests()
     assert pm.compiled() and 20 < pm._calls < 400  # switched during the run
     assert got == ref and digests() == ref
+
+
+def test_compiled_module_matches_this_probe_math(monkeypatch):
+    """numba's disk cache would keep old numbers if probe_math changed alone: the compiled module
+    records probe_math's fingerprint and refuses (numpy kernels) when it differs."""
+    from automl import _probe_math_jit as j
+
+    assert j.fingerprint() == j.COMPILED_AGAINST, (
+        "probe_math's tables/constants changed: check the compiled kernels still mirror them, then set "
+        f"_probe_math_jit.COMPILED_AGAINST = {j.fingerprint()!r}")
+    monkeypatch.setattr(pm, "_SIN_P", pm._SIN_P * (1 + 2.0 ** -52))
+    assert j.fingerprint() != j.COMPILED_AGAINST
