@@ -305,6 +305,9 @@ def _sincos_reduced(a: np.ndarray):
         prod = q * _PIO2_D[0]
         err = ((qh * _P1_HI - prod) + qh * _P1_LO + ql * _P1_HI) + ql * _P1_LO
         r = np.where(np.abs(q) < 2.0**19, r, (((a - prod) - err) - q * _PIO2_D[1]) - q * _PIO2_D[2])
+        # |q| >= 2**63 is a multiple of 4 (quadrant 0); casting it to int64 is undefined in C (x86
+        # gives 0x8000000000000000, also quadrant 0; ARM saturates), so it is cast from 0
+        q = np.where(np.abs(q) < 2.0**63, q, 0.0)
     z = r * r
     s = _horner(_SIN_P, z)
     s *= z
