@@ -11,7 +11,10 @@ libm, which itself picks FMA variants at load time.
 
 Cost: each function is 20-60 numpy passes (``exp`` ~13 us, ``sin`` ~27 us on a 9 x 128 array,
 against ~1 us for numpy's SIMD call); the probe interpreters call :data:`KERNELS` (the same
-functions without a per-call ``np.errstate``).
+functions without a per-call ``np.errstate``).  With numba installed, every kernel also runs
+compiled (:mod:`automl._probe_math_jit`: the same IEEE operations in the same order, bit-identical,
+tested; ``exp`` ~2 us, ``sin`` ~7 us), from the first call with ``AUTOML_PROBE_NUMBA=1``, never
+with ``=0``, and by default after :data:`AUTO_AFTER_CALLS` calls (numba's start-up is ~1 s).
 
 Accuracy: a few ulp over the normal range (checked against numpy in tests), which is what the
 hash needs (equivalent candidates must agree to the quantizer's 24 bits).  Range reduction for
@@ -25,11 +28,15 @@ from __future__ import annotations
 import decimal
 import functools
 import math
+import os
+import warnings
 
 import numpy as np
 
 #: Changes whenever any function's bits change; probes put it in their spec (so in the namespace).
-VERSION = 2
+#: 3: sin/cos/tan reduce each value by its own magnitude (v2 took the large-argument reduction for
+#: the whole array when any value needed it, so a value could depend on its neighbours).
+VERSION = 3
 
 _LN2_HI = 6.93147180369123816490e-01  # trailing bits zero: k * _LN2_HI is exact for |k| < 2**20
 _LN2_LO = 1.90821492927058770002e-10
@@ -289,13 +296,18 @@ def _sincos_reduced(a: np.ndarray):
     r, so NaN results whatever the quadrant."""
     q = a * _INV_PIO2
     np.rint(q, out=q)
-    if np.fmax.reduce(np.abs(q), axis=None) < 2.0**19:  # Cody-Waite: q * _PIO2_1 is exact
-        r = ((a - q * _PIO2_1) - q * _PIO2_2) - q * _PIO2_3
-    else:  # large arguments (or inf): q * pi/2 as an exact product (Dekker, no FMA needed) plus tails
+    r = ((a - q * _PIO2_1) - q * _PIO2_2) - q * _PIO2_3  # Cody-Waite: q * _PIO2_1 is exact for |q| < 2**19
+    if not np.fmax.reduce(np.abs(q), axis=None) < 2.0**19:
+        # large arguments (or inf), and only those (the two reductions can differ in the last bit,
+        # and a value must not depend on its neighbours): q * pi/2 as an exact product (Dekker, no
+        # FMA needed) plus tails
         qh, ql = _split(q)
         prod = q * _PIO2_D[0]
         err = ((qh * _P1_HI - prod) + qh * _P1_LO + ql * _P1_HI) + ql * _P1_LO
-        r = (((a - prod) - err) - q * _PIO2_D[1]) - q * _PIO2_D[2]
+        r = np.where(np.abs(q) < 2.0**19, r, (((a - prod) - err) - q * _PIO2_D[1]) - q * _PIO2_D[2])
+        # |q| >= 2**63 is a multiple of 4 (quadrant 0); casting it to int64 is undefined in C (x86
+        # gives 0x8000000000000000, also quadrant 0; ARM saturates), so it is cast from 0
+        q = np.where(np.abs(q) < 2.0**63, q, 0.0)
     z = r * r
     s = _horner(_SIN_P, z)
     s *= z
@@ -434,11 +446,11 @@ def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if float(a.flat[0]) == 1.0:
             return np.ones(np.broadcast_shapes(a.shape, b.shape))
         # exp(y log a) is already right for y = 0, +-inf and nan
-        return _exp(b * _log(a.reshape(1)))
+        return _EXP(b * _LOG(a.reshape(1)))
     if b.size == 1 and math.isfinite(float(b.flat[0])) and float(b.flat[0]) != 0.0:
         # a constant exponent (``x ** 1.7``): sign rules decided once, in Python
         yv = float(b.flat[0])
-        r = _exp(_log(np.abs(a)) * yv)  # a == 1: exp(0) = 1; a NaN: NaN
+        r = _EXP(_LOG(np.abs(a)) * yv)  # a == 1: exp(0) = 1; a NaN: NaN
         if np.fmin.reduce(a, axis=None) < 0.0:
             if yv.is_integer():
                 if math.fmod(yv, 2.0) != 0.0:
@@ -448,7 +460,7 @@ def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return r if b.ndim <= a.ndim else r.reshape(np.broadcast_shapes(a.shape, b.shape))
     if a.shape != b.shape:
         a, b = np.broadcast_arrays(a, b)
-    r = _exp(b * _log(np.abs(a)))
+    r = _EXP(b * _LOG(np.abs(a)))
     if not np.isnan(np.add.reduce(r, axis=None)):
         # no NaN: a == 1 and b == 0 already gave exp(0) = 1; a < 0 needs an integer b
         if not np.fmin.reduce(a, axis=None) < 0:
@@ -461,6 +473,72 @@ def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     r = np.where(neg & np.isinf(b) & (np.abs(a) == 1.0), 1.0, r)
     r = np.where((b == 0) | (a == 1.0), 1.0, r)
     return np.where(np.isnan(b) & (a != 1.0), np.nan, r)
+
+
+_JIT_CORES = None  # name -> compiled core (automl._probe_math_jit), {} without numba; None: not decided yet
+#: In the default mode the compiled kernels are loaded after this many probe-math calls in the
+#: process: loading numba and its cached machine code costs ~1 s once (measured in
+#: benchmarks/probe_startup.py), the compiled kernels save ~0.3 ms per program hash, so a one-shot
+#: process (the CLI, a test) stays on numpy and a search switches after a few hundred hashes.
+#: Switching is safe at any time: both give the same bits.
+AUTO_AFTER_CALLS = 4096
+_calls = 0
+
+
+def _mode() -> str:
+    """``AUTOML_PROBE_NUMBA``: ``0`` never compiled, ``1`` compiled from the first call, anything
+    else (unset) compiled after :data:`AUTO_AFTER_CALLS` calls."""
+    return os.environ.get("AUTOML_PROBE_NUMBA", "auto")
+
+
+def enable_compiled() -> bool:
+    """Load the compiled kernels now (unless ``AUTOML_PROBE_NUMBA=0``); whether they run.
+    numba missing (or unable to load) leaves the numpy kernels, which give the same bits."""
+    global _JIT_CORES
+    if _JIT_CORES is None:
+        cores = {}
+        if _mode() != "0":
+            try:
+                from automl._probe_math_jit import CORES as cores
+            except ImportError:  # numba missing (or too old for this numpy): the numpy cores
+                cores = {}
+            except RuntimeError as e:  # numba found no writable cache directory (NUMBA_CACHE_DIR)
+                warnings.warn(f"automl.probe_math: compiled kernels unavailable ({e}); using numpy "
+                              "(same digests, slower)", RuntimeWarning, stacklevel=2)
+                cores = {}
+        _JIT_CORES = cores
+    return bool(_JIT_CORES)
+
+
+def _jit_cores() -> dict:
+    """The compiled cores once decided, ``{}`` before (see :data:`AUTO_AFTER_CALLS`)."""
+    global _calls
+    _calls += 1
+    if _calls > AUTO_AFTER_CALLS or _mode() in ("0", "1"):
+        enable_compiled()
+        return _JIT_CORES
+    return {}
+
+
+def compiled() -> bool:
+    """Whether the probe math runs compiled (numba) now rather than as numpy passes (same bits)."""
+    if _JIT_CORES is None and _mode() in ("0", "1"):
+        enable_compiled()
+    return bool(_JIT_CORES)
+
+
+def _dispatch(name: str, core):
+    """``core`` (a numpy function of a float64 array of ndim >= 1) run by its compiled twin when
+    there is one: bit-identical values, one pass instead of 20-60 numpy calls."""
+    def run(a):
+        jit = (_JIT_CORES if _JIT_CORES is not None else _jit_cores()).get(name)
+        if jit is None:
+            return core(a)
+        if a.ndim == 1 and a.flags.c_contiguous:
+            return jit(a)
+        return jit(np.ascontiguousarray(a).reshape(-1)).reshape(a.shape)
+    run.__name__ = run.__qualname__ = name
+    return run
 
 
 def _public(core, name: str, doc: str):
@@ -486,25 +564,29 @@ def _kernel(core):
     return fn
 
 
-_CORES = {"exp": _exp, "expm1": _expm1, "log": _log, "log1p": _log1p, "sin": _sin, "cos": _cos, "tan": _tan,
+_NUMPY_CORES = {"exp": _exp, "expm1": _expm1, "log": _log, "log1p": _log1p, "sin": _sin, "cos": _cos, "tan": _tan,
           "arctan": _arctan, "arcsin": _arcsin, "arccos": _arccos, "sinh": _sinh, "cosh": _cosh, "tanh": _tanh,
           "arcsinh": _arcsinh, "arctanh": _arctanh}
 
-exp = _public(_exp, "exp", "e ** x")
-expm1 = _public(_expm1, "expm1", "e ** x - 1, accurate near 0")
-log = _public(_log, "log", "natural log (log(0) = -inf, nan for x < 0)")
-log1p = _public(_log1p, "log1p", "log(1 + x), accurate near 0")
-sin = _public(_sin, "sin", "sine")
-cos = _public(_cos, "cos", "cosine")
-tan = _public(_tan, "tan", "tangent")
-arctan = _public(_arctan, "arctan", "inverse tangent")
-arcsin = _public(_arcsin, "arcsin", "inverse sine (nan outside [-1, 1])")
-arccos = _public(_arccos, "arccos", "inverse cosine (nan outside [-1, 1])")
-sinh = _public(_sinh, "sinh", "hyperbolic sine")
-cosh = _public(_cosh, "cosh", "hyperbolic cosine")
-tanh = _public(_tanh, "tanh", "hyperbolic tangent")
-arcsinh = _public(_arcsinh, "arcsinh", "inverse hyperbolic sine")
-arctanh = _public(_arctanh, "arctanh", "inverse hyperbolic tangent")
+#: name -> the core used: compiled when numba is there, else numpy (:data:`_NUMPY_CORES`)
+_CORES = {name: _dispatch(name, core) for name, core in _NUMPY_CORES.items()}
+_EXP, _LOG = _CORES["exp"], _CORES["log"]
+
+exp = _public(_CORES["exp"], "exp", "e ** x")
+expm1 = _public(_CORES["expm1"], "expm1", "e ** x - 1, accurate near 0")
+log = _public(_CORES["log"], "log", "natural log (log(0) = -inf, nan for x < 0)")
+log1p = _public(_CORES["log1p"], "log1p", "log(1 + x), accurate near 0")
+sin = _public(_CORES["sin"], "sin", "sine")
+cos = _public(_CORES["cos"], "cos", "cosine")
+tan = _public(_CORES["tan"], "tan", "tangent")
+arctan = _public(_CORES["arctan"], "arctan", "inverse tangent")
+arcsin = _public(_CORES["arcsin"], "arcsin", "inverse sine (nan outside [-1, 1])")
+arccos = _public(_CORES["arccos"], "arccos", "inverse cosine (nan outside [-1, 1])")
+sinh = _public(_CORES["sinh"], "sinh", "hyperbolic sine")
+cosh = _public(_CORES["cosh"], "cosh", "hyperbolic cosine")
+tanh = _public(_CORES["tanh"], "tanh", "hyperbolic tangent")
+arcsinh = _public(_CORES["arcsinh"], "arcsinh", "inverse hyperbolic sine")
+arctanh = _public(_CORES["arctanh"], "arctanh", "inverse hyperbolic tangent")
 
 
 def _power_kernel(x, y):

@@ -16,7 +16,8 @@ Measures, in one run on this machine:
     with only the compile memo cleared (the static-value memo -- ``0.9 ** t``, ``g * g`` --
     warm from the other descendants, as in a search); sampled 2-8 statement programs are
     reported beside them.
-  * the per-call cost of each deterministic probe function beside numpy's own (SIMD) ufunc;
+  * the per-call cost of each deterministic probe function beside numpy's own (SIMD) ufunc, compiled
+    (numba, loaded at the start; ``AUTOML_PROBE_NUMBA=0`` measures without it) and as numpy passes;
   * with ``--reference-programs DIR`` (DIR holding ``search_spaces/programs`` of another
     version, e.g. ``git archive main search_spaces/programs | tar -x -C DIR``), the same
     descendants are also hashed by that version's probe, interleaved with this one, each cold
@@ -179,14 +180,24 @@ def reference_ratio(root: str, n: int, repeat: int = 5) -> dict:
             t.append(time.perf_counter() - t0)
         return min(t) * 1e6
 
+    from automl import probe_math as pm
+
     load0 = os.getloadavg()[0]
-    ours, ref = [], []
+    ours, ours_numpy, ref = [], [], []
+    jit = pm._JIT_CORES
     for p, q in zip(progs, ref_progs):
         ours.append(best(h.functional, p, interp.clear_memos))
+        pm._JIT_CORES = {}  # this version's numpy fallback (what a machine without numba runs)
+        try:
+            ours_numpy.append(best(h.functional, p, interp.clear_memos))
+        finally:
+            pm._JIT_CORES = jit
         ref.append(best(h_ref.functional, q, ref_cold))
     return {"reference": root, "programs": n, "timing": f"min of {repeat} cold calls per program",
-            "this_us": statistics.median(ours), "reference_us": statistics.median(ref),
+            "this_us": statistics.median(ours), "this_numpy_math_us": statistics.median(ours_numpy),
+            "reference_us": statistics.median(ref),
             "ratio_median": statistics.median(a / b for a, b in zip(ours, ref)),
+            "numpy_math_ratio_median": statistics.median(a / b for a, b in zip(ours_numpy, ref)),
             "load_average": [load0, os.getloadavg()[0]]}
 
 
@@ -207,9 +218,15 @@ def math_costs() -> list[dict]:
                 "arctanh", "arcsin", "arccos") else a
             args = (x, np.float64(1.7)) if name == "power" else (x,)
             ref, fn = getattr(np, name), pm.KERNELS[name]
-            rows.append({"function": name + (" (x ** 1.7)" if name == "power" else ""),
-                         "numpy_us": min(timeit.repeat(lambda: ref(*args), number=100, repeat=7)) * 1e4,
-                         "probe_math_us": min(timeit.repeat(lambda: fn(*args), number=100, repeat=7)) * 1e4})
+            row = {"function": name + (" (x ** 1.7)" if name == "power" else ""),
+                   "numpy_us": min(timeit.repeat(lambda: ref(*args), number=100, repeat=7)) * 1e4,
+                   "probe_math_us": min(timeit.repeat(lambda: fn(*args), number=100, repeat=7)) * 1e4}
+            jit, pm._JIT_CORES = pm._JIT_CORES, {}  # the numpy fallback beside the compiled kernel
+            try:
+                row["probe_math_numpy_us"] = min(timeit.repeat(lambda: fn(*args), number=100, repeat=7)) * 1e4
+            finally:
+                pm._JIT_CORES = jit
+            rows.append(row)
     return rows
 
 
@@ -239,6 +256,12 @@ def main(argv=None) -> int:
                     "probe on the same descendants (DIR/search_spaces/programs)")
     a = ap.parse_args(argv)
     registry.register_space(CounterSpace.name, CounterSpace)
+    from automl import probe_math as pm
+
+    # compiled probe math from the start (a search switches after probe_math.AUTO_AFTER_CALLS calls);
+    # AUTOML_PROBE_NUMBA=0 measures the numpy fallback throughout
+    compiled = pm.enable_compiled()
+    print(f"probe math: {'compiled (numba)' if compiled else 'numpy'}")
     load_before = os.getloadavg()
 
     hashes = hash_costs(a.hash_samples)
@@ -247,9 +270,9 @@ def main(argv=None) -> int:
         print(f"{r['representation']:56s} {r['structural_us']:14.1f} {r['functional_us']:14.1f}")
 
     maths = math_costs()
-    print(f"\n{'probe_math function (9 x 128)':32s} {'numpy us':>9s} {'probe_math us':>14s}")
+    print(f"\n{'probe_math function (9 x 128)':32s} {'numpy us':>9s} {'probe_math us':>14s} {'(numpy fallback)':>17s}")
     for r in maths:
-        print(f"{r['function']:32s} {r['numpy_us']:9.1f} {r['probe_math_us']:14.1f}")
+        print(f"{r['function']:32s} {r['numpy_us']:9.1f} {r['probe_math_us']:14.1f} {r['probe_math_numpy_us']:17.1f}")
 
     runs = [throughput(sp, a.candidates, cache, repeats=a.repeats)
             for sp in (CounterSpace.name, "expressions", "nb201", "optimizer-programs") for cache in (True, False)]
@@ -260,14 +283,17 @@ def main(argv=None) -> int:
     ref = None
     if a.reference_programs:
         ref = reference_ratio(a.reference_programs, min(a.hash_samples, 200))
-        print(f"\nAdamW descendants, cold, min of 5 per program: this {ref['this_us']:.0f} us, reference "
-              f"({ref['reference']}) {ref['reference_us']:.0f} us, median ratio {ref['ratio_median']:.2f}x")
+        print(f"\nAdamW descendants, cold, min of 5 per program: this {ref['this_us']:.0f} us "
+              f"(numpy fallback {ref['this_numpy_math_us']:.0f} us), reference ({ref['reference']}) "
+              f"{ref['reference_us']:.0f} us, median ratio {ref['ratio_median']:.2f}x "
+              f"(numpy fallback {ref['numpy_math_ratio_median']:.2f}x)")
     load = {"before": list(load_before), "after": list(os.getloadavg()), "cpus": os.cpu_count()}
     print(f"load average (1, 5, 15 min) before {load['before']}, after {load['after']}, {load['cpus']} CPUs")
     out = a.output
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump({"hash_cost": hashes, "probe_math_cost": maths, "throughput": runs, "reference": ref, "load_average": load,
+                   "probe_math_compiled": compiled,
                    "versions": automl.log.versions()}, f, indent=1)
     print(f"\nwrote {out}")
     return 0

@@ -4,8 +4,10 @@ numpy picks SIMD kernels for exp/log/sin/power... at import (AVX-512, AVX2, base
 last bits differ; the probes use automl.probe_math and fixed-order sums instead.  Each subprocess
 below runs with another ``NPY_DISABLE_CPU_FEATURES`` (every dispatch level this machine has, down
 to the baseline) or thread count and prints the digests of programs, expressions (on an
-evaluator's domain) and cells with transcendental ops; all must agree.
+evaluator's domain) and cells with transcendental ops; all must agree, with the probe math compiled
+(numba) and with its numpy fallback forced (``AUTOML_PROBE_NUMBA=0``).
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -42,6 +44,7 @@ for sp in (NB101Space(), NB201Space()):
     out[sp.name] = [automl.functional_hash(sp.sample(r), space=sp) for _ in range(20)]
 x = np.linspace(-5, 5, 1001)
 out["numpy_exp_bits"] = automl.hashing.mix(np.exp(x).tobytes())  # what numpy itself does (not asserted)
+out["compiled"] = automl.probe_math.compiled()
 print(json.dumps(out))
 """
 
@@ -65,11 +68,17 @@ def _run(extra_env):
 
 @pytest.mark.slow
 def test_digests_identical_across_simd_levels_and_threads():
-    envs = [{"NPY_DISABLE_CPU_FEATURES": lv} for lv in _levels()]
-    envs.append({"NPY_DISABLE_CPU_FEATURES": "", "OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4",
+    envs = [{"NPY_DISABLE_CPU_FEATURES": lv, "AUTOML_PROBE_NUMBA": "1"} for lv in _levels()]
+    envs.append({"NPY_DISABLE_CPU_FEATURES": "", "AUTOML_PROBE_NUMBA": "1", "OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4",
                  "MKL_NUM_THREADS": "4", "PYTHONHASHSEED": "7"})
+    # the numpy fallback of the probe math (as on a machine without numba), at the top and baseline levels
+    envs += [{"AUTOML_PROBE_NUMBA": "0"}, {"AUTOML_PROBE_NUMBA": "0", "NPY_DISABLE_CPU_FEATURES": _levels()[-1]}]
     results = [_run(e) for e in envs]
     numpy_exp = {r.pop("numpy_exp_bits") for r in results}
+    compiled = [r.pop("compiled") for r in results]
+    assert not any(compiled[-2:])
+    if importlib.util.find_spec("numba") is not None:
+        assert all(compiled[:-2]), "numba is installed but the probe math did not run compiled"
     for env, r in zip(envs[1:], results[1:]):
         assert r == results[0], f"digests changed under {env}"
     assert len(results[0]["programs"]) == 19 and len(set(results[0]["programs"])) >= 15
