@@ -507,7 +507,23 @@ def arctanh_array(a):
 
 #: name -> compiled kernel of a 1-D C-contiguous float64 array (same values as probe_math's cores);
 #: empty (probe_math then runs its numpy kernels) when probe_math changed since COMPILED_AGAINST.
-CORES = {} if fingerprint() != COMPILED_AGAINST else {"exp": exp_array, "expm1": expm1_array, "log": log_array, "log1p": log1p_array, "sin": sin_array, "cos": cos_array, "tan": tan_array, "arctan": arctan_array, "arcsin": arcsin_array, "arccos": arccos_array, "sinh": sinh_array, "cosh": cosh_array, "tanh": tanh_array, "arcsinh": arcsinh_array, "arctanh": arctanh_array}
+CORES = {} if fingerprint() != COMPILED_AGAINST else {
+    "exp": exp_array,
+    "expm1": expm1_array,
+    "log": log_array,
+    "log1p": log1p_array,
+    "sin": sin_array,
+    "cos": cos_array,
+    "tan": tan_array,
+    "arctan": arctan_array,
+    "arcsin": arcsin_array,
+    "arccos": arccos_array,
+    "sinh": sinh_array,
+    "cosh": cosh_array,
+    "tanh": tanh_array,
+    "arcsinh": arcsinh_array,
+    "arctanh": arctanh_array,
+}
 if not CORES:
     warnings.warn("automl._probe_math_jit: probe_math's tables or constants changed since this module's "
                   "COMPILED_AGAINST (a stale numba cache could hold the old numbers): using the numpy "

@@ -5,7 +5,8 @@ baseline) and the variants differ in the last bits, so a probe built on them giv
 digests on different machines (measured: 1.5-2.2 % of program digests).  The functions here use
 only operations IEEE-754 rounds exactly (``+ - * /``, ``sqrt``, comparisons, ``rint``,
 ``copysign``), integer operations on the bits, and table look-ups, evaluated in a fixed order, so
-their results are bit-identical on every machine, SIMD level and thread count.  Why not a library: no maintained numpy-vectorised package promises
+their results are bit-identical on every machine, SIMD level and thread count.  Why not a library:
+no maintained numpy-vectorised package promises
 bit-reproducible transcendentals (CRlibm/CORE-MATH have no numpy binding), and ``math.*`` is
 libm, which itself picks FMA variants at load time.
 
@@ -30,6 +31,7 @@ import functools
 import math
 import os
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -496,7 +498,7 @@ def enable_compiled() -> bool:
     numba missing (or unable to load) leaves the numpy kernels, which give the same bits."""
     global _JIT_CORES
     if _JIT_CORES is None:
-        cores = {}
+        cores: dict[str, Any] = {}
         if _mode() != "0":
             try:
                 from automl._probe_math_jit import CORES as cores

@@ -219,11 +219,11 @@ def math_costs() -> list[dict]:
             args = (x, np.float64(1.7)) if name == "power" else (x,)
             ref, fn = getattr(np, name), pm.KERNELS[name]
             row = {"function": name + (" (x ** 1.7)" if name == "power" else ""),
-                   "numpy_us": min(timeit.repeat(lambda: ref(*args), number=100, repeat=7)) * 1e4,
-                   "probe_math_us": min(timeit.repeat(lambda: fn(*args), number=100, repeat=7)) * 1e4}
+                   "numpy_us": min(timeit.repeat(lambda ref=ref, args=args: ref(*args), number=100, repeat=7)) * 1e4,
+                   "probe_math_us": min(timeit.repeat(lambda fn=fn, args=args: fn(*args), number=100, repeat=7)) * 1e4}
             jit, pm._JIT_CORES = pm._JIT_CORES, {}  # the numpy fallback beside the compiled kernel
             try:
-                row["probe_math_numpy_us"] = min(timeit.repeat(lambda: fn(*args), number=100, repeat=7)) * 1e4
+                row["probe_math_numpy_us"] = min(timeit.repeat(lambda fn=fn, args=args: fn(*args), number=100, repeat=7)) * 1e4
             finally:
                 pm._JIT_CORES = jit
             rows.append(row)
