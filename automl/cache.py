@@ -13,30 +13,39 @@ Policies (:class:`CachePolicy`), decided per lookup:
     afterwards a full *hit*.
   * forgetful (``forget_after=n`` and/or ``forget_prob=p``): after ``n`` hits since the last real
     evaluation, or with probability ``p`` on each hit, the lookup becomes *partial* again.
-A *miss* is a key never evaluated.  Failed and invalid results are final for their key (a
-re-evaluation would fail the same way and costs the same).
+A *miss* is a key never evaluated.  Invalid results are final for their key.  Failed results
+carry their cause and the settings they ran under, and are retried when those change (see
+:func:`failure_is_stale`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import random
 import sqlite3
 import time
-from typing import Any, Mapping
+import uuid
+import warnings
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
-from .types import HIT, MISS, OK, PARTIAL
+from .errors import CacheError, ConfigError
+from .types import FAILED, HIT, INVALID, MISS, OK, PARTIAL
 
 SCHEMA = 1
-_COMMIT_INTERVAL_S = 0.25  # batch commits; the run log is the durable record (see engine resume)
-# Caches up to this many results are read into memory when opened, so a lookup never touches
-# disk; larger ones are read key by key.  Either way, entries another process writes after this
-# cache was opened are not seen until it is reopened (runs sharing a cache normally run one
-# after the other).
+# Aliases and hit counts are written at most this often (results are written at once, each in
+# its own short transaction): losing a few aliases to a kill costs a probe, nothing else.
+_COMMIT_INTERVAL_S = 0.25
+_BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction
+_COLS = "key, status, objectives, n, hits, cost_s, error, candidate, failure"
+# Caches up to this many results are read into memory when opened.  A lookup that memory does not
+# answer as a full hit re-reads the row, so entries other processes write later are seen.
 _PRELOAD_MAX = 1_000_000
+# Failure kinds (see failure_is_stale)
+FINAL, TRANSIENT, TIMEOUT = "final", "transient", "timeout"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +108,7 @@ class Entry:
     cost_s: float  # total evaluator seconds spent on the n evaluations
     error: str | None = None
     candidate: str | None = None  # text of the first candidate evaluated under this key
+    failure: dict[str, Any] | None = None  # failed entries: {"kind", "settings", "session"}
 
     @property
     def mean_cost(self) -> float:
@@ -123,91 +133,218 @@ class CacheStats:
 
 
 class Cache:
-    """Persistent equivalence cache.  ``path=None`` keeps everything in memory only."""
+    """Persistent equivalence cache.  ``path=None`` keeps everything in memory only.
+
+    Safe for many processes on one file (several searches sharing ``--cache``, on one machine or
+    over a file system with working POSIX locks): no transaction is held between calls, every
+    write is one short ``BEGIN IMMEDIATE`` transaction that re-reads the row it folds into (so two
+    writers' evaluations of one key are both counted), a lookup that memory cannot answer as a
+    full hit re-reads the row (another process may have written it), and a busy database is
+    retried with back-off (see :func:`_retry`).  ``settings`` (e.g. ``{"timeout": 30}``) are
+    stored with every failure; see :func:`failure_is_stale` for when a cached failure is retried.
+    """
 
     def __init__(self, path: str | os.PathLike | None = None, policy: CachePolicy | None = None,
-                 seed: int = 0):
+                 seed: int = 0, settings: Mapping[str, Any] | None = None):
         self.path = None if path is None else os.fspath(path)
         self.policy = policy or CachePolicy()
+        self.settings = dict(settings or {})
+        self.session = uuid.uuid4().hex[:12]  # this cache object's run: transient failures are retried by later ones
         self.stats = CacheStats()
         self._rng = np.random.default_rng(seed)  # for forget_prob; owned, never the global RNG
         self._mem: dict[str, Entry] = {}
         self._alias: dict[str, str] = {}
-        self._dirty = False
+        self._pending_alias: dict[str, str] = {}
+        self._pending_hits: dict[str, int] = {}
         self._last_commit = time.monotonic()
         self._db: sqlite3.Connection | None = None
-        self._complete = True  # every stored entry is in memory (always so without a file)
+        self._warned_corrupt = False
         if self.path is not None:
             self._open()
 
     # --- storage ------------------------------------------------------------------------------
     def _open(self) -> None:
         parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, exist_ok=True)
         try:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            os.makedirs(parent, exist_ok=True)
+            # isolation_level=None: no implicit transactions; each statement commits unless inside
+            # an explicit BEGIN ... COMMIT (which this class keeps short).
+            db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"cannot open cache {self.path}: {exc}") from None
+        self._db = db
+        try:
+            self._retry(self._init_schema)
+            self._retry(self._preload)
+        except CacheError:
+            db.close()
+            self._db = None
+            raise
+
+    def _init_schema(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
             db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS results(key TEXT PRIMARY KEY, status TEXT NOT NULL, "
                        "objectives TEXT NOT NULL, n INTEGER NOT NULL, hits INTEGER NOT NULL, "
-                       "cost_s REAL NOT NULL, error TEXT, candidate TEXT, updated REAL)")
+                       "cost_s REAL NOT NULL, error TEXT, candidate TEXT, updated REAL, failure TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS aliases(structural TEXT PRIMARY KEY, functional TEXT NOT NULL)")
+            cols = {r[1] for r in db.execute("PRAGMA table_info(results)")}
+            if "failure" not in cols:  # caches written before failures carried their settings
+                db.execute("ALTER TABLE results ADD COLUMN failure TEXT")
             row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA),))
             elif row[0] != str(SCHEMA):
                 raise ConfigError(f"cache {self.path} has schema {row[0]}, this version reads {SCHEMA}")
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"cannot open cache {self.path}: {exc}") from None
-        db.execute("BEGIN")
-        self._db = db
-        self._complete = db.execute("SELECT COUNT(*) FROM results").fetchone()[0] <= _PRELOAD_MAX
-        if self._complete:
-            for key, status, obj, n, hits, cost, error, cand in db.execute(
-                    "SELECT key, status, objectives, n, hits, cost_s, error, candidate FROM results"):
-                self._mem[key] = Entry(status, json.loads(obj), n, hits, cost, error, cand)
-            self._alias.update(db.execute("SELECT structural, functional FROM aliases"))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _preload(self) -> None:
+        """Read small caches into memory; ``fetchall`` ends the read at once (no open snapshot)."""
+        db = self._db
+        self._mem.clear()
+        n = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        if n <= _PRELOAD_MAX:
+            for row in db.execute(f"SELECT {_COLS} FROM results").fetchall():
+                e = self._entry(row[0], row[1:])
+                if e is not None:
+                    self._mem[row[0]] = e
+            self._alias.update(db.execute("SELECT structural, functional FROM aliases").fetchall())
+
+    def _retry(self, fn, *args):
+        """Run ``fn`` against the database, retrying while another process holds the write lock
+        (sqlite's own busy timeout does not cover every case, e.g. a lock upgrade); any other
+        database error is a :class:`CacheError` naming the file."""
+        delay = 0.005
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as exc:
+                msg = str(exc)
+                if ("locked" in msg or "busy" in msg) and time.monotonic() < deadline:
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.2)
+                    continue
+                raise CacheError(f"cache {self.path}: {msg}") from None
+            except sqlite3.DatabaseError as exc:  # a corrupt page, a file that is not a database
+                raise CacheError(f"cache {self.path} is damaged ({exc}); move it away (the run logs keep every "
+                                 "result; `--resume` refills a new cache from its log)") from None
+
+    def _entry(self, key: str, row: tuple) -> Entry | None:
+        """An entry from a stored row, validated; a bad row is ignored (a miss) with one warning."""
+        status, obj, n, hits, cost, error, cand, failure = row
+        try:
+            objectives = json.loads(obj)
+            ok = (status in (OK, FAILED, INVALID) and isinstance(objectives, dict)
+                  and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                          for k, v in objectives.items())
+                  and isinstance(n, int) and n >= 1 and isinstance(hits, int) and hits >= 0
+                  and isinstance(cost, (int, float)) and math.isfinite(cost))
+            if ok and status == OK:
+                ok = all(math.isfinite(v) for v in objectives.values())
+            fail = json.loads(failure) if failure else None
+            ok = ok and (fail is None or isinstance(fail, dict))
+        except (ValueError, TypeError, RecursionError):
+            ok = False
+        if not ok:
+            if not self._warned_corrupt:
+                self._warned_corrupt = True
+                warnings.warn(f"cache {self.path}: ignoring a corrupt entry ({key[:16]}...); it will be "
+                              "re-evaluated and overwritten", stacklevel=3)
+            return None
+        return Entry(status, {k: float(v) for k, v in objectives.items()}, n, hits, float(cost), error, cand, fail)
+
+    def _read(self, key: str) -> Entry | None:
+        """The stored row for ``key`` (memory updated); None when absent or corrupt."""
+        row = self._retry(lambda: self._db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone())
+        if row is None:
+            return self._mem.get(key)
+        e = self._entry(row[0], row[1:])
+        if e is not None:
+            self._mem[key] = e
+        return e
 
     def _load(self, key: str) -> Entry | None:
         e = self._mem.get(key)
-        if e is not None or self._complete:
+        if e is not None or self._db is None:
             return e
-        row = self._db.execute("SELECT status, objectives, n, hits, cost_s, error, candidate FROM results "
-                               "WHERE key=?", (key,)).fetchone()
-        if row is None:
-            return None
-        e = Entry(row[0], json.loads(row[1]), row[2], row[3], row[4], row[5], row[6])
+        return self._read(key)
+
+    def _update(self, key: str, fold) -> Entry:
+        """Atomically read ``key``'s row, compute ``fold(old) -> new`` and write it (one short
+        write transaction; the in-memory layer is updated too)."""
+        if self._db is None:
+            e = fold(self._mem.get(key))
+            self._mem[key] = e
+            return e
+
+        def txn() -> Entry:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone()
+                old = None if row is None else self._entry(row[0], row[1:])
+                e = fold(old)
+                db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?,?,?,?,?,?,?,?)",
+                           (key, e.status, json.dumps(e.objectives), e.n, e.hits, e.cost_s, e.error,
+                            e.candidate, time.time(), json.dumps(e.failure) if e.failure else None))
+                self._write_pending(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return e
+
+        e = self._retry(txn)
         self._mem[key] = e
+        self._last_commit = time.monotonic()
         return e
 
-    def _store(self, key: str, e: Entry) -> None:
-        self._mem[key] = e
-        if self._db is not None:
-            self._db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?,?,?,?,?,?,?)",
-                             (key, e.status, json.dumps(e.objectives), e.n, e.hits, e.cost_s, e.error,
-                              e.candidate, time.time()))
-            self._maybe_commit()
+    def _write_pending(self, db: sqlite3.Connection) -> None:
+        if self._pending_alias:
+            db.executemany("INSERT OR IGNORE INTO aliases VALUES(?,?)", list(self._pending_alias.items()))
+        if self._pending_hits:
+            db.executemany("UPDATE results SET hits=hits+? WHERE key=?",
+                           [(n, k) for k, n in self._pending_hits.items()])
+        self._pending_alias, self._pending_hits = {}, {}
 
     def _maybe_commit(self) -> None:
-        self._dirty = True
         if time.monotonic() - self._last_commit >= _COMMIT_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:
-        """Commit pending writes to disk."""
-        if self._db is not None and self._dirty:
-            self._db.execute("COMMIT")
-            self._db.execute("BEGIN")
-            self._dirty = False
+        """Write pending aliases and hit counts (one short transaction)."""
+        if self._db is not None and (self._pending_alias or self._pending_hits):
+            def txn():
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._write_pending(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+
+            self._retry(txn)
         self._last_commit = time.monotonic()
 
     def close(self) -> None:
         if self._db is not None:
-            self.flush()
-            self._db.execute("COMMIT")
-            self._db.close()
-            self._db = None
+            try:
+                self.flush()
+            finally:
+                self._db.close()
+                self._db = None
 
     def __enter__(self):
         return self
@@ -218,8 +355,9 @@ class Cache:
     # --- structural -> functional aliases ----------------------------------------------------------
     def alias(self, structural: str) -> str | None:
         f = self._alias.get(structural)
-        if f is None and not self._complete:
-            row = self._db.execute("SELECT functional FROM aliases WHERE structural=?", (structural,)).fetchone()
+        if f is None and self._db is not None:
+            row = self._retry(lambda: self._db.execute("SELECT functional FROM aliases WHERE structural=?",
+                                                       (structural,)).fetchone())
             if row is not None:
                 f = self._alias[structural] = row[0]
         return f
@@ -229,7 +367,7 @@ class Cache:
             return
         self._alias[structural] = functional
         if self._db is not None:
-            self._db.execute("INSERT OR REPLACE INTO aliases VALUES(?,?)", (structural, functional))
+            self._pending_alias[structural] = functional
             self._maybe_commit()
 
     # --- policy ------------------------------------------------------------------------------------
@@ -237,18 +375,33 @@ class Cache:
         """The stored entry for ``key`` (no policy, no statistics)."""
         return self._load(key)
 
-    def decide(self, key: str) -> tuple[str, Entry | None]:
-        """Apply the policy to a lookup of ``key``: (``miss``|``partial``|``hit``, entry)."""
-        e = self._load(key)
+    def _outcome(self, e: Entry | None) -> str:
         p = self.policy
         if e is None:
-            self.stats.misses += 1
-            return MISS, None
+            return MISS
+        if e.status == FAILED and failure_is_stale(e, self.settings, self.session):
+            return MISS
         if e.status == OK and (
             e.n < p.k
             or (p.forget_after is not None and e.hits >= p.forget_after)
             or (p.forget_prob > 0.0 and self._rng.random() < p.forget_prob)
         ):
+            return PARTIAL
+        return HIT
+
+    def decide(self, key: str) -> tuple[str, Entry | None]:
+        """Apply the policy to a lookup of ``key``: (``miss``|``partial``|``hit``, entry).  A
+        lookup that memory does not answer as a hit re-reads the store (another process sharing
+        the file may have evaluated ``key`` since)."""
+        e = self._load(key)
+        if self._db is not None and (e is None or (e.status == OK and e.n < self.policy.k)
+                                     or e.status == FAILED):
+            e = self._read(key)
+        outcome = self._outcome(e)
+        if outcome == MISS:
+            self.stats.misses += 1
+            return MISS, None
+        if outcome == PARTIAL:
             self.stats.partial_hits += 1
             return PARTIAL, e
         self.stats.hits += 1
@@ -256,37 +409,111 @@ class Cache:
 
     def note_hit(self, key: str, probe_cost: float) -> None:
         """Account a full hit served for ``key`` (counts toward forgetting and the savings)."""
-        e = self._load(key)
+        e = self._mem.get(key) or self._load(key)
         if e is None:
             return
         e.hits += 1
         self.stats.evaluations_saved += 1
         self.stats.seconds_saved += max(e.mean_cost - probe_cost, 0.0)
-        if self.policy.forget_after is not None:  # hits matter only to a forgetful policy
-            self._store(key, e)
+        if self.policy.forget_after is not None and self._db is not None:  # hits matter only to forgetting
+            self._pending_hits[key] = self._pending_hits.get(key, 0) + 1
+            self._maybe_commit()
 
     def record(self, key: str, status: str, objectives: Mapping[str, float], cost_s: float,
-               error: str | None = None, candidate: str | None = None) -> Entry:
-        """Fold one real evaluation into ``key``'s entry; return the updated entry."""
+               error: str | None = None, candidate: str | None = None, failure: str | None = None) -> Entry:
+        """Fold one real evaluation into ``key``'s entry (atomically, against what is stored now);
+        return the updated entry.  ``failure`` (``final``/``transient``/``timeout``) classifies a
+        failed evaluation; it is stored with this cache's settings."""
         self.stats.evaluations += 1
-        e = self._load(key)
-        if e is None or e.status != OK or status != OK:
-            # first result, or a failure: the new result stands on its own
-            n = 1 if e is None or e.status != OK else e.n + 1
-            e = Entry(status, dict(objectives), n, 0, cost_s + (e.cost_s if e is not None else 0.0), error,
-                      candidate if e is None else e.candidate)
-        else:
+        fail = None
+        if status == FAILED:
+            fail = {"kind": failure or FINAL, "settings": dict(self.settings), "session": self.session}
+
+        def fold(e: Entry | None) -> Entry:
+            if e is not None and e.status == OK and status != OK:
+                # a failed or invalid re-evaluation of a key that has results: the aggregate stands
+                return dataclasses.replace(e, cost_s=e.cost_s + cost_s, hits=0)
+            if e is None or e.status != OK or status != OK:
+                return Entry(status, dict(objectives), 1, 0, cost_s, error,
+                             candidate if e is None else (e.candidate or candidate), fail)
             n = e.n + 1
             merged = {k: e.objectives.get(k, v) + (v - e.objectives.get(k, v)) / n for k, v in objectives.items()}
-            e = Entry(OK, merged, n, 0, e.cost_s + cost_s, None, e.candidate)
-        self._store(key, e)
-        return e
+            return Entry(OK, merged, n, 0, e.cost_s + cost_s, None, e.candidate)
+
+        return self._update(key, fold)
+
+    def reconcile(self, key: str, status: str, objectives: Mapping[str, float], n: int, cost_s: float,
+                  error: str | None = None, candidate: str | None = None, failure: str | None = None) -> bool:
+        """Make ``key``'s entry hold at least what a run log says was folded into it: ``n`` real
+        evaluations with aggregate ``objectives``.  Used on resume (a kill -9 can leave the log ahead
+        of the cache); an entry that already holds ``n`` or more is left alone.  True when changed."""
+        changed = False
+
+        def fold(e: Entry | None) -> Entry:
+            nonlocal changed
+            if e is not None and (e.n >= n or (e.status == OK) != (status == OK) and e.status == OK):
+                return e
+            changed = True
+            fail = None
+            if status == FAILED:
+                fail = {"kind": failure or FINAL, "settings": dict(self.settings), "session": self.session}
+            return Entry(status, dict(objectives), max(int(n), 1), 0, float(cost_s), error,
+                         candidate if e is None else (e.candidate or candidate), fail)
+
+        if self._db is None:
+            self._update(key, fold)
+        else:
+            e = self._read(key)
+            if e is not None and e.n >= n:
+                return False
+            self._update(key, fold)
+        return changed
+
+    def reconcile_log(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Reconcile every key a run log charged (see :meth:`reconcile`); return how many entries
+        were repaired.  For each key the charged record with the largest ``n`` carries the
+        aggregate as it was after its evaluation."""
+        latest: dict[str, Mapping[str, Any]] = {}
+        cost: dict[str, float] = {}
+        for rec in records:
+            h = rec.get("hash")
+            if not rec.get("charged") or not h:
+                continue
+            cost[h] = cost.get(h, 0.0) + float(rec.get("cost_s") or 0.0)
+            if h not in latest or int(rec.get("n") or 1) >= int(latest[h].get("n") or 1):
+                latest[h] = rec
+        fixed = 0
+        for h, rec in latest.items():
+            fixed += self.reconcile(h, rec["status"], rec.get("objectives") or {}, int(rec.get("n") or 1), cost[h],
+                                    rec.get("error"), rec.get("candidate"), rec.get("failure"))
+        return fixed
 
     def __len__(self) -> int:
         if self._db is not None:
             self.flush()
-            return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            return self._retry(lambda: self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
         return len(self._mem)
+
+
+def failure_is_stale(e: Entry, settings: Mapping[str, Any], session: str) -> bool:
+    """Whether a cached failure should be retried rather than served:
+
+    * ``timeout``: retried when the current timeout is unset or larger than the one it ran under;
+    * ``transient`` (an OSError, MemoryError, a dead worker...): retried by any later run (another
+      cache session), served as a hit within the run that recorded it;
+    * ``final`` (the evaluator raised on the candidate itself): served, unless the settings it was
+      recorded under differ from the current ones.
+    Entries written before failures carried their cause count as ``timeout`` when their error
+    says so, else ``final``.
+    """
+    f = e.failure or {"kind": TIMEOUT if (e.error or "").startswith("timed out") else FINAL, "settings": {}}
+    kind, then = f.get("kind"), f.get("settings") or {}
+    if kind == TIMEOUT:
+        now_t, then_t = settings.get("timeout"), then.get("timeout")
+        return now_t is None or then_t is None or float(now_t) > float(then_t)
+    if kind == TRANSIENT:
+        return f.get("session") != session
+    return any(then.get(k) != v for k, v in settings.items() if k != "timeout" and k in then)
 
 
 class NullCache(Cache):
@@ -302,9 +529,12 @@ class NullCache(Cache):
     def alias(self, structural: str) -> str | None:
         return None
 
+    def reconcile(self, *args, **kwargs) -> bool:
+        return False
+
     def set_alias(self, structural: str, functional: str) -> None:
         pass
 
-    def record(self, key, status, objectives, cost_s, error=None, candidate=None) -> Entry:
+    def record(self, key, status, objectives, cost_s, error=None, candidate=None, failure=None) -> Entry:
         self.stats.evaluations += 1
         return Entry(status, dict(objectives), 1, 0, cost_s, error, candidate)

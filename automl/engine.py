@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import sys
 import time
 from typing import Any
 
 from .cache import Cache
 from .evaluation import Seam, Ticket
-from .log import RunLog
+from .lifecycle import StopSignals
+from .log import RunLog, check_state
 from .runners.base import PluginSpec, Runner
 from .strategies.base import Strategy
 from .types import OK, Candidate, EvalResult
@@ -53,6 +55,7 @@ class Engine:
         self.space_spec, self.evaluator_spec, self.timeout = space_spec, evaluator_spec, timeout
         self.progress = progress
         self.next_id = 0
+        self.reconciled = 0  # cache entries repaired from the log on resume
         self.n_records = 0
         self.charged = 0
         self.n_stall = 0
@@ -69,15 +72,16 @@ class Engine:
     def restore(self, records: list[dict[str, Any]]) -> None:
         """Continue from a log: re-fill the cache from it, restore the strategy, count the budget."""
         state = self.log.load_state()
+        check_state(self.log.dir, state, records)  # a log cut short (power loss) is an error, not a restart
         start = 0
         if state is not None and state.get("n_records", 0) <= len(records):
             self.strategy.load_state_dict(state["strategy"])
             start = state["n_records"]
+        # Every key the log charged: the cache holds at least the log's aggregate (a kill -9 can
+        # leave the log ahead of the cache; refilling only missing keys under-counted aggregates).
+        self.reconciled = self.cache.reconcile_log(records)
         for i, rec in enumerate(records):
             h = rec.get("hash")
-            if rec.get("charged") and h and self.cache.get(h) is None:
-                self.cache.record(h, rec["status"], rec.get("objectives") or {}, rec.get("cost_s", 0.0),
-                                  rec.get("error"), rec["candidate"])
             if h and rec.get("structural_hash") and self.seam.dedupe == "functional":
                 self.cache.set_alias(rec["structural_hash"], h)
             cand, res = self._from_record(rec)
@@ -107,7 +111,9 @@ class Engine:
         bar = self._bar()
         reason = "budget"
         self._last_snapshot = time.monotonic()
+        stops = StopSignals(escalate=self.runner.kill)
         try:
+            stops.__enter__()
             while True:
                 stop = self._stop_reason()
                 if stop is None:
@@ -130,16 +136,23 @@ class Engine:
                     self._progress_line()
                 if time.monotonic() - self._last_snapshot > SNAPSHOT_EVERY_S:
                     self.snapshot()
-        except KeyboardInterrupt:
-            reason = "interrupted"
-            print(f"\ninterrupted: {self.n_records} candidates logged; continue with "
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (see automl.lifecycle)
+            reason = "terminated" if getattr(exc, "signum", None) == signal.SIGTERM else "interrupted"
+            print(f"\n{reason}: {self.n_records} candidates logged; continue with "
                   f"`automl search --resume {self.log.dir}`", file=sys.stderr)
         finally:
-            if bar is not None:
-                bar.close()
-            self.runner.close()
-            self.snapshot()
-            self.cache.flush()
+            try:
+                if bar is not None:
+                    bar.close()
+                if reason in ("interrupted", "terminated"):
+                    self.runner.kill()  # in-flight work is not logged, so not charged: nothing to wait for
+                self.runner.close()
+            finally:
+                try:
+                    self.snapshot()
+                    self.cache.flush()
+                finally:
+                    stops.__exit__(None, None, None)
         return self.summary(reason)
 
     def _stop_reason(self) -> str | None:
@@ -214,7 +227,9 @@ class Engine:
 
     # --- bookkeeping ---------------------------------------------------------------------------------
     def snapshot(self) -> None:
-        """Write the strategy state for resume (atomic); counts only records already in the log."""
+        """Write the strategy state for resume (atomic, after the log is fsynced: state.json never
+        counts records the disk does not hold)."""
+        self.log.sync()
         self.log.save_state({"n_records": self.n_records, "next_id": self.next_id,
                              "strategy": self.strategy.state_dict(), "time": time.time()})
         self._last_snapshot = time.monotonic()

@@ -10,16 +10,15 @@ hit becomes a ticket that a runner evaluates with :func:`run_evaluation`, and
 from __future__ import annotations
 
 import dataclasses
-import signal
-import threading
+import math
 import time
 import traceback
 from typing import Any, Mapping
 
-from .cache import Cache
-from .errors import ConfigError, EvaluationTimeout, InvalidCandidate
+from .cache import FINAL, TIMEOUT, TRANSIENT, Cache
+from .errors import ConfigError, InvalidCandidate, TransientEvaluationError
 from .hashing import Hasher
-from .types import FAILED, HIT, INVALID, MISS, PARTIAL, Candidate, EvalResult, classify_objectives
+from .types import FAILED, HIT, INVALID, MISS, OK, PARTIAL, Candidate, EvalResult, classify_objectives
 
 
 @dataclasses.dataclass
@@ -70,9 +69,27 @@ class Seam:
         t = Ticket(cand, s, f, outcome, cost)
         if outcome == HIT:
             self.cache.note_hit(f, cost)
-            t.result = EvalResult(entry.status, dict(entry.objectives), cost, HIT, charged=0, error=entry.error,
-                                  n=entry.n, structural_hash=s, hash=f)
+            t.result = EvalResult(entry.status, self.own_objectives(cand, entry.status, entry.objectives), cost,
+                                  HIT, charged=0, error=entry.error, n=entry.n, structural_hash=s, hash=f)
         return t
+
+    def own_objectives(self, cand: Candidate, status: str, objectives: Mapping[str, float]) -> dict[str, float]:
+        """``objectives`` (a class's, from the cache) with the evaluator's per-candidate objectives
+        (``Evaluator.per_candidate``: size, parameter count of this encoding...) recomputed for
+        ``cand`` itself: those are never copied from an equivalent candidate."""
+        own = tuple(getattr(self.evaluator, "per_candidate", ()) or ())
+        if not own or status != OK:
+            return dict(objectives)
+        mine = self.evaluator.candidate_objectives(cand.genome, self.space)
+        out = {k: float(mine[k]) if k in own else v for k, v in objectives.items()}
+        for k in own:
+            out.setdefault(k, float(mine[k]))
+        return out
+
+    def _shared(self, objectives: Mapping[str, float]) -> dict[str, float]:
+        """What the cache keeps of a result: the functional objectives only."""
+        own = getattr(self.evaluator, "per_candidate", ()) or ()
+        return {k: v for k, v in objectives.items() if k not in own}
 
     def complete(self, ticket: Ticket, raw: dict[str, Any]) -> EvalResult:
         """Fold a runner's raw outcome (see :func:`run_evaluation`) into the cache."""
@@ -81,10 +98,12 @@ class Seam:
         else:
             status, objectives, error = classify_objectives(raw.get("objectives"))
         cost = float(raw.get("cost_s", 0.0))
-        e = self.cache.record(ticket.hash, status, objectives, cost, error, ticket.candidate.text)
-        return EvalResult(e.status, dict(e.objectives), cost + ticket.probe_cost, ticket.outcome, charged=1,
-                          error=e.error, n=e.n, structural_hash=ticket.structural_hash, hash=ticket.hash,
-                          extra={k: raw[k] for k in ("worker", "attempts") if k in raw} or None)
+        e = self.cache.record(ticket.hash, status, self._shared(objectives), cost, error, ticket.candidate.text,
+                              raw.get("failure"))
+        return EvalResult(e.status, self.own_objectives(ticket.candidate, e.status, e.objectives),
+                          cost + ticket.probe_cost, ticket.outcome, charged=1, error=e.error, n=e.n,
+                          structural_hash=ticket.structural_hash, hash=ticket.hash,
+                          extra={k: raw[k] for k in ("worker", "attempts", "failure") if k in raw} or None)
 
     def coalesced(self, ticket: Ticket, result: EvalResult) -> EvalResult:
         """Result for a candidate that waited on an in-flight evaluation of the same digest."""
@@ -96,55 +115,63 @@ class Seam:
         st.hits += 1
         self.cache.stats.evaluations_saved += 1
         return dataclasses.replace(result, cache=HIT, charged=0, cost_s=ticket.probe_cost,
+                                   objectives=self.own_objectives(ticket.candidate, result.status, result.objectives),
                                    structural_hash=ticket.structural_hash, hash=ticket.hash, extra=None)
 
 
 # --- running one evaluation (every runner calls this, wherever it runs) --------------------------------
 
-def _alarm(signum, frame):  # noqa: ARG001
-    raise EvaluationTimeout("evaluation timed out")
+#: Exceptions whose failure says nothing about the candidate: cached ``transient`` (retried by a
+#: later run) rather than ``final``.
+TRANSIENT_ERRORS = (TransientEvaluationError, OSError, MemoryError, ConnectionError)
 
 
 def _to_float(v: Any) -> Any:
     try:
         return float(v)
+    except OverflowError:  # an int beyond float range (10**400): infinite, so the result is invalid
+        return math.copysign(math.inf, v) if isinstance(v, int) else math.inf
     except (TypeError, ValueError):
-        return repr(v)  # classify_objectives names the bad value
+        return repr(v)[:200]  # classify_objectives names the bad value
 
 
 def run_evaluation(evaluator: Any, space: Any, text: str, timeout: float | None = None,
                    genome: Any = None) -> dict[str, Any]:
     """Rebuild the genome from ``text`` (unless given) and evaluate it.  Never raises for
-    evaluator problems.
+    evaluator problems, ``KeyboardInterrupt`` and ``SystemExit`` raised *by the evaluator*
+    included (a real Ctrl-C or SIGTERM to this process arrives as
+    :class:`automl.lifecycle.Interrupted` and propagates).
 
-    Returns data only: ``{"objectives": dict | None, "error": str | None, "cost_s": float}``.
-    Exceptions become an error message; ``timeout`` (seconds) is enforced with SIGALRM where
-    this runs in a main thread (process-pool workers, the serial runner), otherwise the
-    runner enforces it from outside.
+    Returns data only: ``{"objectives": dict | None, "error": str | None, "failure": kind,
+    "cost_s": float}`` where ``failure`` is ``final`` or ``transient`` (see
+    ``automl.cache.failure_is_stale``).  No signal is used here: runners enforce ``timeout`` by
+    running the evaluation in a process they kill (every runner, the serial one included).  An
+    evaluation that returns but ran past ``timeout`` is reported timed out all the same.
     """
+    from .lifecycle import Interrupted
+
     t0 = time.perf_counter()
-    use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-    old = None
+    failure = None
     try:
         if genome is None:
             genome = space.from_text(text)
-        if use_alarm:
-            old = signal.signal(signal.SIGALRM, _alarm)
-            signal.setitimer(signal.ITIMER_REAL, float(timeout))
-        try:
-            objectives = evaluator.evaluate(genome, space)
-        finally:
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0.0)
-                signal.signal(signal.SIGALRM, old)
+        objectives = evaluator.evaluate(genome, space)
         if isinstance(objectives, Mapping):  # plain floats travel best across processes
-            objectives = {str(k): v if isinstance(v, (int, float)) else _to_float(v) for k, v in objectives.items()}
+            objectives = {str(k): v if isinstance(v, float) else _to_float(v) for k, v in objectives.items()}
         out = {"objectives": objectives, "error": None}
-    except EvaluationTimeout:
-        out = {"objectives": None, "error": f"timed out after {timeout:g} s"}
-    except Exception as exc:  # an evaluator's failure is a recorded state, not a crash
+    except Interrupted:
+        raise
+    except (Exception, KeyboardInterrupt, SystemExit) as exc:  # a failed evaluation is a recorded state
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
-        out = {"objectives": None, "error": f"{type(exc).__name__}: {exc}{where}"}
+        msg = str(exc)
+        if len(msg) > 500:
+            msg = msg[:500] + "..."
+        out = {"objectives": None, "error": f"{type(exc).__name__}: {msg}{where}"}
+        failure = TRANSIENT if isinstance(exc, (*TRANSIENT_ERRORS, KeyboardInterrupt, SystemExit)) else FINAL
     out["cost_s"] = time.perf_counter() - t0
+    if timeout and out["cost_s"] > timeout:
+        out.update(objectives=None, error=f"timed out after {timeout:g} s", failure=TIMEOUT)
+    elif failure is not None:
+        out["failure"] = failure
     return out

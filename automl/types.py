@@ -61,6 +61,8 @@ def classify_objectives(objectives: Mapping[str, Any]) -> tuple[str, dict[str, f
     for k, v in objectives.items():
         try:
             clean[str(k)] = float(v)
+        except OverflowError:
+            clean[str(k)] = math.inf
         except (TypeError, ValueError):
             return FAILED, {}, f"objective {k!r} is not a number: {v!r}"
     bad = [k for k, v in clean.items() if not math.isfinite(v)]

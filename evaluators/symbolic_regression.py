@@ -47,6 +47,7 @@ class SymbolicRegression(Evaluator):
     name = "symbolic-regression"
     version = "1"
     objectives = {"mse": "min", "size": "min"}
+    per_candidate = ("size",)  # the size of this text, not of its equivalence class
     noisy = False
     spaces = ("expressions",)
     test_options = {"n": 64}
@@ -93,6 +94,11 @@ class SymbolicRegression(Evaluator):
     def fidelity(self) -> dict[str, Any]:
         """Options with the target as canonical text (a benchmark name and its text share a cache)."""
         return {**self.options(), "target": to_text(self.target)}
+
+    def candidate_objectives(self, genome: Any, space: Any = None) -> Mapping[str, float]:
+        if not isinstance(genome, Expr):
+            raise InvalidCandidate(f"symbolic-regression evaluates expressions, got {type(genome).__name__}")
+        return {"size": float(genome.size)}
 
     def evaluate(self, genome: Any, space: Any = None) -> Mapping[str, float]:
         if not isinstance(genome, Expr):

@@ -46,6 +46,10 @@ class Runner:
         in flight (None: wait as long as needed)."""
         raise NotImplementedError
 
+    def kill(self) -> None:
+        """End every evaluation now (a second Ctrl-C): nothing may wait.  Runners that evaluate in
+        this process have nothing to kill."""
+
     def close(self) -> None:
         pass
 
