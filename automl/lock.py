@@ -84,7 +84,15 @@ class RunLock:
         start = info.get("start")
         return start is not None and _proc_start(pid) not in (None, start)  # pid reused by another process
 
-    def acquire(self) -> "RunLock":
+    def acquire(self, create_dir: bool = False) -> "RunLock":
+        """Take the lock (``create_dir``: make the run directory first); RunDirError when held."""
+        if create_dir:
+            try:
+                os.makedirs(self.dir, exist_ok=True)
+            except OSError as exc:
+                raise RunDirError(f"cannot create run directory {self.dir}: {exc.strerror or exc}") from None
+        if not os.path.isdir(self.dir):
+            raise RunDirError(f"{self.dir} is not a directory")
         payload = json.dumps(holder_info()).encode()
         for _ in range(3):
             try:
