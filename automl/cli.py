@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import sys
+import warnings
 from typing import Any, Sequence
 
 from .errors import AutoMLError
@@ -283,6 +284,15 @@ def _funnel(a: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     a = parser.parse_args(argv)
+    old = warnings.formatwarning
+    warnings.formatwarning = lambda msg, *args, **kw: f"automl {a.command}: warning: {msg}\n"  # one line each
+    try:
+        return _main(parser, a)
+    finally:
+        warnings.formatwarning = old
+
+
+def _main(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     if a.command is None:
         parser.print_help()
         return 2

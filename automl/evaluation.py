@@ -130,7 +130,7 @@ def _to_float(v: Any) -> Any:
     try:
         return float(v)
     except OverflowError:  # an int beyond float range (10**400): infinite, so the result is invalid
-        return math.copysign(math.inf, v) if isinstance(v, int) else math.inf
+        return -math.inf if isinstance(v, int) and v < 0 else math.inf
     except (TypeError, ValueError):
         return repr(v)[:200]  # classify_objectives names the bad value
 

@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..evaluation import run_evaluation
 
 TIMEOUT, TRANSIENT = "timeout", "transient"
+MAX_START_FAILURES = 3  # workers that die before they are ready this often in a row: a configuration error
 
 
 def _rss_mb() -> float:
@@ -124,6 +125,7 @@ class WorkerPool:
         self._attempts: dict[int, int] = {}
         self.started = n
         self.recycled = 0
+        self._start_failures = 0
 
     def _spawn(self) -> _Worker:
         return _Worker(self._ctx, self._args)
@@ -222,7 +224,16 @@ class WorkerPool:
 
     def _lost(self, w: _Worker, out: list) -> None:
         task_id, since = w.task, w.since
+        w.proc.join(timeout=1.0)
         code = w.proc.exitcode
+        if not w.ready:
+            self._start_failures += 1
+            if self._start_failures >= MAX_START_FAILURES:
+                self.kill()
+                raise ConfigError(f"evaluator worker processes die while starting (exit code {code}, "
+                                  f"{self._start_failures} times); their stderr says why")
+        else:
+            self._start_failures = 0
         self._replace(w)
         if task_id is None:  # recycled for memory, or died idle: nobody to blame
             return
