@@ -174,19 +174,18 @@ class Cache:
             raise CacheError(f"cannot open cache {self.path}: {exc}") from None
         self._db = db
         try:
-            self._retry(self._init_schema)
+            self._retry(self._init_schema)  # (the PRAGMAs too may meet a busy database)
             self._retry(self._preload)
-        except CacheError:
+        except BaseException:
             db.close()
             self._db = None
             raise
 
     def _init_schema(self) -> None:
-        db = self._db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+        def body(db: sqlite3.Connection) -> None:
             db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS results(key TEXT PRIMARY KEY, status TEXT NOT NULL, "
                        "objectives TEXT NOT NULL, n INTEGER NOT NULL, hits INTEGER NOT NULL, "
@@ -200,11 +199,8 @@ class Cache:
                 db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA),))
             elif row[0] != str(SCHEMA):
                 raise ConfigError(f"cache {self.path} has schema {row[0]}, this version reads {SCHEMA}")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+
+        self._write(body)
 
     def _preload(self) -> None:
         """Read small caches into memory; ``fetchall`` ends the read at once (no open snapshot)."""
@@ -286,28 +282,36 @@ class Cache:
             self._mem[key] = e
             return e
 
-        def txn() -> Entry:
+        def body(db: sqlite3.Connection) -> Entry:
+            row = db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone()
+            e = fold(None if row is None else self._entry(row[0], row[1:]))
+            db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?,?,?,?,?,?,?,?)",
+                       (key, e.status, json.dumps(e.objectives), e.n, e.hits, e.cost_s, e.error,
+                        e.candidate, time.time(), json.dumps(e.failure) if e.failure else None))
+            self._write_pending(db)
+            return e
+
+        e = self._write(body)
+        self._mem[key] = e
+        self._last_commit = time.monotonic()
+        return e
+
+    def _write(self, body):
+        """``body(db)`` inside one short ``BEGIN IMMEDIATE`` transaction (rolled back on any
+        exception), retried while another process holds the lock; returns what ``body`` returns."""
+        def txn():
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                row = db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone()
-                old = None if row is None else self._entry(row[0], row[1:])
-                e = fold(old)
-                db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?,?,?,?,?,?,?,?)",
-                           (key, e.status, json.dumps(e.objectives), e.n, e.hits, e.cost_s, e.error,
-                            e.candidate, time.time(), json.dumps(e.failure) if e.failure else None))
-                self._write_pending(db)
+                out = body(db)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            return e
+            return out
 
-        e = self._retry(txn)
-        self._mem[key] = e
-        self._last_commit = time.monotonic()
-        return e
+        return self._retry(txn)
 
     def _write_pending(self, db: sqlite3.Connection) -> None:
         if self._pending_alias:
@@ -324,18 +328,7 @@ class Cache:
     def flush(self) -> None:
         """Write pending aliases and hit counts (one short transaction)."""
         if self._db is not None and (self._pending_alias or self._pending_hits):
-            def txn():
-                db = self._db
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._write_pending(db)
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-
-            self._retry(txn)
+            self._write(self._write_pending)
         self._last_commit = time.monotonic()
 
     def close(self) -> None:

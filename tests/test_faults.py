@@ -250,7 +250,9 @@ def test_repeated_ctrl_c_escalates_without_hanging(tmp_path):
         p.send_signal(signal.SIGINT)
         time.sleep(0.05)
     p.communicate(timeout=20)
-    assert p.returncode in (130, 2) and time.monotonic() - t0 < 10
+    # 130: the engine's stop; -SIGINT: the second Ctrl-C landed after the stop had finished
+    # (Python's own handler was back): either way, at once
+    assert p.returncode in (130, -signal.SIGINT) and time.monotonic() - t0 < 10
 
 
 # --- 9. timeouts only by process isolation, the serial runner included -------------------------------------
@@ -415,3 +417,22 @@ def test_cli_error_paths_exit_2_with_one_message(tmp_path, capsys, monkeypatch, 
     code, err = _cli(args, capsys)
     assert code == 2, err
     assert "Traceback" not in err and len([ln for ln in err.splitlines() if " error: " in ln]) == 1
+
+
+def test_workers_are_recycled_after_n_evaluations():
+    from automl.runners.base import PluginSpec
+    from automl.runners.local import ProcessPoolRunner
+
+    r = ProcessPoolRunner(workers=1, max_tasks_per_worker=2)
+    r.start(PluginSpec("plugins_for_tests:ToySpace", {}), PluginSpec("plugins_for_tests:Quadratic", {}))
+    try:
+        for i in range(5):
+            r.submit(i, str(i))
+        got = {}
+        while len(got) < 5:
+            got.update(dict(r.poll(timeout=30)))
+    finally:
+        r.close()
+    pids = [got[i]["worker"] for i in range(5)]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]  # a fresh process every 2 evaluations
+    assert all(raw["error"] is None for raw in got.values())

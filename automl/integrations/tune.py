@@ -207,11 +207,8 @@ class AutoMLSearcher(Searcher):
             raise ConfigError(f"searcher state format {state.get('format')!r}, this version reads {STATE_FORMAT}")
         self.strategy.load_state_dict(state["strategy"])
         self.records = [dict(r) for r in state["records"]]
-        for r in self.records:  # an in-memory cache starts empty: refill it from the records
-            h = r.get("hash")
-            if r.get("charged") and h and self.cache.get(h) is None:
-                self.cache.record(h, r["status"], r.get("objectives") or {}, r.get("cost_s", 0.0), r.get("error"),
-                                  r["candidate"])
+        self.cache.reconcile_log(self.records)  # an in-memory cache starts empty: refill it from the records
+        for r in self.records:
             self._gen[r["id"]] = r.get("generation", 0)
 
         def ticket(d: Mapping[str, Any]) -> Ticket:

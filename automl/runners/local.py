@@ -10,7 +10,22 @@ from .base import Runner
 from .workers import WorkerPool
 
 
-class SerialRunner(Runner):
+class _PoolRunner(Runner):
+    """A runner whose evaluations run in a :class:`WorkerPool` (``self._pool``, when it has one)."""
+
+    _pool: WorkerPool | None = None
+
+    def kill(self) -> None:
+        if self._pool is not None:
+            self._pool.kill()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+class SerialRunner(_PoolRunner):
     """Evaluates one candidate at a time (the default; no start-up cost).
 
     Without a ``timeout`` the evaluation runs in the calling process.  With one, it runs in a
@@ -50,14 +65,6 @@ class SerialRunner(Runner):
         task_id, text, genome = self._queue.pop(0)
         return [(task_id, run_evaluation(self.evaluator, self.space, text, None, genome))]
 
-    def kill(self) -> None:
-        if self._pool is not None:
-            self._pool.kill()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
 
 
 def check_timeout(timeout: Any) -> float | None:
@@ -75,7 +82,7 @@ def check_timeout(timeout: Any) -> float | None:
 
 # --- process pool -----------------------------------------------------------------------------------
 
-class ProcessPoolRunner(Runner):
+class ProcessPoolRunner(_PoolRunner):
     """``workers`` spawn processes, each holding one evaluator built once from its spec (see
     :mod:`automl.runners.workers`: exact crash blame, per-worker timeouts by kill and replace,
     workers that die with the driver, recycling after ``max_tasks_per_worker`` evaluations or
@@ -111,11 +118,3 @@ class ProcessPoolRunner(Runner):
     def poll(self, timeout=None):
         return self._pool.poll(timeout)
 
-    def kill(self) -> None:
-        if self._pool is not None:
-            self._pool.kill()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
