@@ -8,8 +8,8 @@ Protocol (fixed; --cycles and --seed change it, the defaults are what results/fa
     policies) sleeping 20 ms + U(0, 30 ms) per evaluation, regularized evolution, population 10;
   * kill -9 + resume: for each runner (serial, process with 2 workers, Ray with 2 actors) and each
     cache policy (deterministic, aggregating:3, forgetful:3), runs of budget 60 are started and
-    SIGKILLed to the driver alone at a moment drawn from U(0.3 s, 2.5 s) after each (re)start, and
-    resumed, until ``--cycles`` kills have been injected (a run that finishes is checked and a new
+    SIGKILLed to the driver alone at a moment drawn from U(0 s, 1.5 s) after the (re)started search
+    logs its first new record, and resumed, until ``--cycles`` kills have been injected (a run that finishes is checked and a new
     one started).  Then every run folder is resumed to its end and checked:
       - lost: evaluations charged in the log that the cache does not hold (for each digest,
         logged charged evaluations minus the cache entry's n); must be 0;
@@ -111,9 +111,16 @@ def _alive(pid: int) -> bool:
     return data[data.rfind(b")") + 2:][:1] != b"Z"
 
 
-def kill_at_random(cmd: list[str], delay: float, runner: str) -> dict[str, Any]:
-    """Start ``cmd``; SIGKILL the driver alone after ``delay`` s (unless it ended); report orphans."""
+def kill_at_random(cmd: list[str], delay: float, runner: str, log: str) -> dict[str, Any]:
+    """Start ``cmd``; once it has logged a new record, SIGKILL the driver alone after ``delay`` s
+    more (unless it ended); report orphaned workers."""
+    size0 = os.path.getsize(log) if os.path.exists(log) else 0
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(), start_new_session=True)
+    t0 = time.monotonic()
+    while p.poll() is None and time.monotonic() - t0 < 120:
+        if os.path.exists(log) and os.path.getsize(log) > size0:
+            break
+        time.sleep(0.01)
     try:
         p.wait(timeout=delay)
         return {"killed": False, "rc": p.returncode, "stderr": p.stderr.read().decode()[-2000:]}
@@ -184,8 +191,8 @@ def kill_resume(runner: str, policy: str, cycles: int, root: str, rng: np.random
         run_kills, started = 0, False
         while kills < cycles:
             cmd = search_cmd(out, runner, policy, budget, seed=run_i, resume=started)
-            delay = float(rng.uniform(0.3, 2.5)) + (4.0 if runner == "ray" else 0.0)
-            r = kill_at_random(cmd, delay, runner)
+            delay = float(rng.uniform(0.0, 1.5))
+            r = kill_at_random(cmd, delay, runner, os.path.join(out, "candidates.jsonl"))
             started = started or os.path.exists(os.path.join(out, "run.json"))
             if not r["killed"]:
                 if r["rc"] != 0:
@@ -208,7 +215,7 @@ def kill_resume(runner: str, policy: str, cycles: int, root: str, rng: np.random
     total = {k: sum(r[k] for r in runs) for k in ("lost", "overcharged", "duplicate_ids", "charged")}
     return {"family": f"kill -9 + resume ({runner}, {policy})", "injected": kills, "runs": len(runs),
             "errors": errors + sum(not r["budget_ok"] for r in runs), "orphans": orphans, **total,
-            "survived": kills if errors == 0 and total["lost"] == 0 and total["overcharged"] == 0
+            "survived": kills if runs and errors == 0 and total["lost"] == 0 and total["overcharged"] == 0
             and total["duplicate_ids"] == 0 and orphans == 0 and all(r["budget_ok"] for r in runs) else 0}
 
 
