@@ -30,14 +30,15 @@ Protocol (fixed; --cycles and --seed change it, the defaults are what results/fa
     paths (exit code 2 with one error line, no traceback), SIGTERM (graceful stop, snapshot,
     exit 143), a second writer on a run folder (refused), a stale lock (taken over).
 
-    python benchmarks/faults.py [--cycles 20] [--runners serial,process,ray] [--skip-ray]
+    python benchmarks/faults.py [--cycles 20] [--runners serial,process,ray] [--policies ...]
+    python benchmarks/faults.py --code ../main --cycles 5 --runners serial,process \
+        --output benchmarks/results/faults_before.json      # the same faults against the old code
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import json
-import math
 import os
 import signal
 import subprocess
@@ -57,9 +58,14 @@ if TESTS not in sys.path:
 POLICIES = {"deterministic": "deterministic", "aggregating": "aggregating:3", "forgetful": "forgetful:3"}
 
 
+# The project whose `automl` the searches run (--code: another checkout, for a before/after).  The
+# subprocesses run in a neutral directory: `python -m` puts the working directory first on sys.path.
+CODE = ROOT
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS, ROOT, e.get("PYTHONPATH", "")) if p)
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS, CODE, e.get("PYTHONPATH", "")) if p)
     return e
 
 
@@ -83,6 +89,10 @@ def search_cmd(out: str, runner: str = "serial", policy: str = "deterministic", 
     elif runner == "ray":
         cmd += ["--runner", "ray", "--workers", "2"]
     return cmd + list(extra or [])
+
+
+def _where() -> dict[str, Any]:
+    return {"env": env(), "cwd": tempfile.gettempdir()}
 
 
 def children(pid: int) -> list[int]:
@@ -115,7 +125,7 @@ def kill_at_random(cmd: list[str], delay: float, runner: str, log: str) -> dict[
     """Start ``cmd``; once it has logged a new record, SIGKILL the driver alone after ``delay`` s
     more (unless it ended); report orphaned workers."""
     size0 = os.path.getsize(log) if os.path.exists(log) else 0
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(), start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_where(), start_new_session=True)
     t0 = time.monotonic()
     while p.poll() is None and time.monotonic() - t0 < 120:
         if os.path.exists(log) and os.path.getsize(log) > size0:
@@ -149,7 +159,7 @@ def kill_at_random(cmd: list[str], delay: float, runner: str, log: str) -> dict[
 
 
 def finish(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=timeout, start_new_session=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, **_where(), timeout=timeout, start_new_session=True)
     return p
 
 
@@ -229,7 +239,7 @@ def concurrent(n: int, root: str, budget: int = 60, slack: float = 0.25) -> dict
     os.makedirs(journal, exist_ok=True)
     procs = [subprocess.Popen(search_cmd(os.path.join(root, f"c{i}"), "serial", "deterministic", budget, seed=i,
                                          cache=cache, journal=journal), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env())
+                              stderr=subprocess.PIPE, text=True, **_where())
              for i in range(n)]
     outs = [p.communicate(timeout=600) for p in procs]
     errors = sum(p.returncode != 0 for p in procs) + sum("locked" in o + e for o, e in outs)
@@ -271,7 +281,7 @@ def concurrent(n: int, root: str, budget: int = 60, slack: float = 0.25) -> dict
 # --- in-process faults ------------------------------------------------------------------------------
 
 def _cli(args: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True, env=env(),
+    return subprocess.run([sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True, **_where(),
                           timeout=kw.pop("timeout", 120), **kw)
 
 
@@ -288,7 +298,7 @@ def evaluator_faults(root: str) -> dict[str, Any]:
     ok = injected = 0
     for runner, workers in (("serial", 1), ("process", 2)):
         exits = [8] if runner == "process" else []  # in process, os._exit would end the search itself
-        s = automl.search(space="plugins_for_tests:ToySpace", evaluator="plugins_for_tests:Faulty",
+        automl.search(space="plugins_for_tests:ToySpace", evaluator="plugins_for_tests:Faulty",
                           strategy="random", budget=40, seed=0, out=os.path.join(root, f"ev-{runner}"),
                           workers=workers, evaluator_options={"raise_on": {str(k): v for v, k in cases.items()},
                                                               "huge_on": [7], "exit_on": exits},
@@ -385,7 +395,7 @@ def lock_and_signals(root: str) -> dict[str, Any]:
     injected = ok = 0
     out = os.path.join(root, "locked")
     p = subprocess.Popen(search_cmd(out, "process", "deterministic", 400, sleep=0.05, jitter=0.0),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **_where())
     t0 = time.monotonic()
     while not os.path.exists(os.path.join(out, "candidates.jsonl")) and time.monotonic() - t0 < 60:
         time.sleep(0.05)
@@ -394,9 +404,10 @@ def lock_and_signals(root: str) -> dict[str, Any]:
     ok += _clean_error(q) and "in use by pid" in q.stderr
     kids = children(p.pid)
     p.send_signal(signal.SIGTERM)
-    o, e = p.communicate(timeout=30)
+    p.communicate(timeout=30)
     injected += 1
-    state = json.load(open(os.path.join(out, "state.json")))
+    with open(os.path.join(out, "state.json")) as f:
+        state = json.load(f)
     n_logged = len(read_records(out))
     deadline = time.monotonic() + 3.0
     while time.monotonic() < deadline and any(_alive(c) for c in kids):
@@ -409,7 +420,8 @@ def lock_and_signals(root: str) -> dict[str, Any]:
     injected += 1
     ok += r.returncode == 0
     log = os.path.join(out, "candidates.jsonl")
-    data = open(log, "rb").read()
+    with open(log, "rb") as f:
+        data = f.read()
     with open(log, "wb") as f:
         f.write(data[: len(data) // 2])
     r = _cli(["search", "--resume", out, "--quiet"])
@@ -426,14 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", default="deterministic,aggregating,forgetful")
     ap.add_argument("--concurrent", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--code", help="run the searches (kill -9 and concurrent families only) with the automl of "
+                    "this checkout, e.g. the code before the fixes; the checks still use this one")
     ap.add_argument("--output", default=os.path.join(RESULTS, "faults.json"))
     a = ap.parse_args(argv)
+    global CODE
+    if a.code:
+        CODE = os.path.abspath(a.code)
     rng = np.random.default_rng(a.seed)
     rows: list[dict[str, Any]] = []
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="automl-faults-") as root:
-        for name, fn in (("evaluator", evaluator_faults), ("timeout", timeout_faults), ("hostile", hostile_inputs),
-                         ("lock", lock_and_signals)):
+        in_process = () if a.code else (("evaluator", evaluator_faults), ("timeout", timeout_faults),
+                                         ("hostile", hostile_inputs), ("lock", lock_and_signals))
+        for name, fn in in_process:
             d = os.path.join(root, name)
             os.makedirs(d)
             rows.append(fn(d))
@@ -457,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'total':52s} {tot_i:8d} {tot_s:8d}")
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     with open(a.output, "w") as f:
-        json.dump({"protocol": {"cycles": a.cycles, "runners": a.runners, "policies": a.policies,
+        json.dump({"code": CODE, "protocol": {"cycles": a.cycles, "runners": a.runners, "policies": a.policies,
                                 "concurrent": a.concurrent, "seed": a.seed, "budget": 60},
                    "rows": rows, "seconds": time.time() - t0}, f, indent=1)
     print(f"wrote {a.output}")

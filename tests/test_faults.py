@@ -47,7 +47,7 @@ def test_run_json_naming_a_module_attr_runs_no_code(tmp_path):
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     meta["config"]["evaluator"] = {"name": "os:system", "options": {"command": f"touch {tmp_path / 'pwned'}"}}
     (tmp_path / "r" / "run.json").write_text(json.dumps(meta))
-    with pytest.raises(Exception):
+    with pytest.raises(automl.RegistryError):
         automl.search(out=str(tmp_path / "r"), resume=True, budget=5)
     assert not (tmp_path / "pwned").exists()
 
@@ -262,7 +262,7 @@ def test_serial_runner_enforces_a_timeout_the_evaluation_is_deaf_to(tmp_path):
     s = _search(tmp_path / "r", evaluator="plugins_for_tests:Quadratic", budget=3, timeout=1.0,
                 space_options={"n": 3, "m": 3}, evaluator_options={"deaf_hang_on": [1]}, stall=20)
     assert time.monotonic() - t0 < 30 and s["charged_evaluations"] == 3
-    rec = [r for r in read_records(str(tmp_path / "r")) if r["candidate"] == "1"][0]
+    rec = next(r for r in read_records(str(tmp_path / "r")) if r["candidate"] == "1")
     assert rec["status"] == FAILED and "timed out after 1 s" in rec["error"] and rec["failure"] == "timeout"
 
 
