@@ -13,13 +13,14 @@ from .hashing import Hasher, functional_hash, structural_hash
 from .registry import (get_evaluator, get_space, register_evaluator, register_runner, register_space,
                        register_strategy)
 from .space import Categorical, Float, Int, SearchSpace
-from .types import Candidate, EvalResult
+from .types import Candidate, CacheOutcome, Direction, EvalResult, Evaluation, Objective, Record, Status
 
 __all__ = [
     "AutoMLError", "ClusterError", "ConfigError", "EvaluationTimeout", "InvalidCandidate", "ParseError", "RegistryError",
     "RunDirError", "Evaluator", "Hasher", "functional_hash", "structural_hash", "get_evaluator", "get_space",
     "register_evaluator", "register_runner", "register_space", "register_strategy", "Categorical", "Float",
-    "Int", "SearchSpace", "Candidate", "EvalResult", "search", "load_run",
+    "Int", "SearchSpace", "Candidate", "EvalResult", "Evaluation", "Objective", "Direction", "Status", "CacheOutcome",
+    "Record", "search", "load_run",
 ]
 
 

@@ -6,16 +6,12 @@ before in any spelling is answered without running its probe.
 Only data is stored (JSON text and numbers, never pickle): a cache file received from someone
 else is safe to open.
 
-Policies (:class:`CachePolicy`), decided per lookup:
-  * deterministic (``k=1``): the first result stands; every later lookup is a *hit*.
-  * aggregating (``k>1``): up to ``k`` real evaluations per key; while fewer exist, a lookup is a
-    *partial* hit (the candidate is evaluated again and the result folded into a running mean);
-    afterwards a full *hit*.
-  * forgetful (``forget_after=n`` and/or ``forget_prob=p``): after ``n`` hits since the last real
-    evaluation, or with probability ``p`` on each hit, the lookup becomes *partial* again.
-A *miss* is a key never evaluated.  Invalid results are final for their key.  Failed results
-carry their cause and the settings they ran under, and are retried when those change (see
-:func:`failure_is_stale`).
+This module is storage only: :meth:`Cache.get`, :meth:`Cache.fold` (fold one real evaluation
+into a key's running mean, atomically against what is stored), :meth:`Cache.reconcile_log`
+(resume), aliases, commit and close.  Which lookups are hits, what is charged and what is
+counted is decided by the evaluation seam (:mod:`automl.evaluation`) under a
+:class:`automl.policy.CachePolicy`; whether a cached failure is served is
+:func:`failure_is_stale`.
 """
 from __future__ import annotations
 
@@ -28,12 +24,11 @@ import sqlite3
 import time
 import uuid
 import warnings
-from typing import Any, Mapping, Sequence
-
-import numpy as np
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import CacheError, ConfigError
-from .types import FAILED, HIT, INVALID, MISS, OK, PARTIAL
+from .policy import CachePolicy  # noqa: F401  (re-exported: automl.cache.CachePolicy)
+from .types import FAILED, INVALID, OK
 
 SCHEMA = 1
 # Aliases and hit counts are written at most this often (results are written at once, each in
@@ -46,55 +41,6 @@ _COLS = "key, status, objectives, n, hits, cost_s, error, candidate, failure"
 _PRELOAD_MAX = 1_000_000
 # Failure kinds (see failure_is_stale)
 FINAL, TRANSIENT, TIMEOUT = "final", "transient", "timeout"
-
-
-@dataclasses.dataclass(frozen=True)
-class CachePolicy:
-    k: int = 1
-    forget_after: int | None = None
-    forget_prob: float = 0.0
-
-    def __post_init__(self):
-        if self.k < 1:
-            raise ConfigError(f"cache policy k must be >= 1, got {self.k}")
-        if self.forget_after is not None and self.forget_after < 1:
-            raise ConfigError(f"forget_after must be >= 1, got {self.forget_after}")
-        if not 0.0 <= self.forget_prob <= 1.0:
-            raise ConfigError(f"forget_prob must be in [0, 1], got {self.forget_prob}")
-
-    @classmethod
-    def parse(cls, text: str) -> "CachePolicy":
-        """``deterministic`` | ``aggregating[:K]`` | ``forgetful:N[:P]`` | ``forgetful:p=P``."""
-        name, _, rest = text.partition(":")
-        try:
-            if name == "deterministic" and not rest:
-                return cls()
-            if name == "aggregating":
-                return cls(k=int(rest) if rest else 3)
-            if name == "forgetful" and rest:
-                parts = rest.split(":")
-                if parts[0].startswith("p="):
-                    return cls(forget_prob=float(parts[0][2:]))
-                return cls(forget_after=int(parts[0]), forget_prob=float(parts[1]) if len(parts) > 1 else 0.0)
-        except ValueError:
-            pass
-        raise ConfigError(f"bad cache policy {text!r}: use deterministic, aggregating[:K], forgetful:N[:P] "
-                          "or forgetful:p=P")
-
-    @classmethod
-    def resolve(cls, value: "CachePolicy | str | None", evaluator: Any = None) -> "CachePolicy":
-        """A policy from a policy, its text, or ``None``/``"auto"`` (aggregating:3 for a noisy
-        evaluator, else deterministic)."""
-        if isinstance(value, CachePolicy):
-            return value
-        if value in (None, "auto"):
-            return cls(k=3) if getattr(evaluator, "noisy", False) else cls()
-        return cls.parse(str(value))
-
-    def describe(self) -> str:
-        if self.forget_after is not None or self.forget_prob:
-            return f"forgetful(after={self.forget_after}, p={self.forget_prob}, k={self.k})"
-        return "deterministic" if self.k == 1 else f"aggregating(k={self.k})"
 
 
 @dataclasses.dataclass
@@ -115,23 +61,6 @@ class Entry:
         return self.cost_s / max(self.n, 1)
 
 
-@dataclasses.dataclass
-class CacheStats:
-    misses: int = 0
-    partial_hits: int = 0
-    hits: int = 0
-    structural_hits: int = 0  # lookups answered from the structural table, no probe run
-    evaluations: int = 0  # real evaluations recorded
-    evaluations_saved: int = 0
-    seconds_saved: float = 0.0  # evaluator seconds not spent because of full hits (minus probe cost)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        lookups = self.misses + self.partial_hits + self.hits
-        d["hit_rate"] = self.hits / lookups if lookups else 0.0
-        return d
-
-
 class Cache:
     """Persistent equivalence cache.  ``path=None`` keeps everything in memory only.
 
@@ -144,14 +73,10 @@ class Cache:
     stored with every failure; see :func:`failure_is_stale` for when a cached failure is retried.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, policy: CachePolicy | None = None,
-                 seed: int = 0, settings: Mapping[str, Any] | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, settings: Mapping[str, Any] | None = None):
         self.path = None if path is None else os.fspath(path)
-        self.policy = policy or CachePolicy()
         self.settings = dict(settings or {})
         self.session = uuid.uuid4().hex[:12]  # this cache object's run: transient failures are retried by later ones
-        self.stats = CacheStats()
-        self._rng = np.random.default_rng(seed)  # for forget_prob; owned, never the global RNG
         self._mem: dict[str, Entry] = {}
         self._alias: dict[str, str] = {}
         self._pending_alias: dict[str, str] = {}
@@ -363,61 +288,35 @@ class Cache:
             self._pending_alias[structural] = functional
             self._maybe_commit()
 
-    # --- policy ------------------------------------------------------------------------------------
-    def get(self, key: str) -> Entry | None:
-        """The stored entry for ``key`` (no policy, no statistics)."""
+    # --- entries ------------------------------------------------------------------------------------
+    def get(self, key: str, fresh: bool = False) -> Entry | None:
+        """The stored entry for ``key``.  ``fresh``: re-read the row (another process sharing the
+        file may have written it since); otherwise memory answers when it can."""
+        if fresh and self._db is not None:
+            return self._read(key)
         return self._load(key)
 
-    def _outcome(self, e: Entry | None) -> str:
-        p = self.policy
-        if e is None:
-            return MISS
-        if e.status == FAILED and failure_is_stale(e, self.settings, self.session):
-            return MISS
-        if e.status == OK and (
-            e.n < p.k
-            or (p.forget_after is not None and e.hits >= p.forget_after)
-            or (p.forget_prob > 0.0 and self._rng.random() < p.forget_prob)
-        ):
-            return PARTIAL
-        return HIT
+    def put(self, key: str, entry: Entry) -> None:
+        """Store ``entry`` under ``key`` (replacing what was there)."""
+        self._update(key, lambda old: entry)
 
-    def decide(self, key: str) -> tuple[str, Entry | None]:
-        """Apply the policy to a lookup of ``key``: (``miss``|``partial``|``hit``, entry).  A
-        lookup that memory does not answer as a hit re-reads the store (another process sharing
-        the file may have evaluated ``key`` since)."""
-        e = self._load(key)
-        if self._db is not None and (e is None or (e.status == OK and e.n < self.policy.k)
-                                     or e.status == FAILED):
-            e = self._read(key)
-        outcome = self._outcome(e)
-        if outcome == MISS:
-            self.stats.misses += 1
-            return MISS, None
-        if outcome == PARTIAL:
-            self.stats.partial_hits += 1
-            return PARTIAL, e
-        self.stats.hits += 1
-        return HIT, e
-
-    def note_hit(self, key: str, probe_cost: float) -> None:
-        """Account a full hit served for ``key`` (counts toward forgetting and the savings)."""
-        e = self._mem.get(key) or self._load(key)
-        if e is None:
-            return
-        e.hits += 1
-        self.stats.evaluations_saved += 1
-        self.stats.seconds_saved += max(e.mean_cost - probe_cost, 0.0)
-        if self.policy.forget_after is not None and self._db is not None:  # hits matter only to forgetting
+    def add_hit(self, key: str) -> None:
+        """Count one full hit served for ``key`` (what a forgetful policy counts); written with the
+        next transaction (an increment, so hits served by several processes add up)."""
+        e = self._mem.get(key)
+        if e is not None:
+            e.hits += 1
+        if self._db is not None:
             self._pending_hits[key] = self._pending_hits.get(key, 0) + 1
             self._maybe_commit()
 
-    def record(self, key: str, status: str, objectives: Mapping[str, float], cost_s: float,
-               error: str | None = None, candidate: str | None = None, failure: str | None = None) -> Entry:
-        """Fold one real evaluation into ``key``'s entry (atomically, against what is stored now);
+    def fold(self, key: str, status: str, objectives: Mapping[str, float], cost_s: float,
+             error: str | None = None, candidate: str | None = None, failure: str | None = None) -> Entry:
+        """Fold one real evaluation into ``key``'s entry (running mean of OK results; a failure
+        stands on its own, but never replaces results), atomically against what is stored now;
         return the updated entry.  ``failure`` (``final``/``transient``/``timeout``) classifies a
         failed evaluation; it is stored with this cache's settings."""
-        self.stats.evaluations += 1
+        status = str(status)
         fail = None
         if status == FAILED:
             fail = {"kind": failure or FINAL, "settings": dict(self.settings), "session": self.session}
@@ -431,7 +330,7 @@ class Cache:
                              candidate if e is None else (e.candidate or candidate), fail)
             n = e.n + 1
             merged = {k: e.objectives.get(k, v) + (v - e.objectives.get(k, v)) / n for k, v in objectives.items()}
-            return Entry(OK, merged, n, 0, e.cost_s + cost_s, None, e.candidate)
+            return Entry(str(OK), merged, n, 0, e.cost_s + cost_s, None, e.candidate)
 
         return self._update(key, fold)
 
@@ -462,23 +361,31 @@ class Cache:
             self._update(key, fold)
         return changed
 
-    def reconcile_log(self, records: Sequence[Mapping[str, Any]]) -> int:
+    def reconcile_log(self, records: Sequence[Any], shared: Callable[[Mapping[str, float]], dict[str, float]]
+                      | None = None) -> int:
         """Reconcile every key a run log charged (see :meth:`reconcile`); return how many entries
-        were repaired.  For each key the charged record with the largest ``n`` carries the
-        aggregate as it was after its evaluation."""
-        latest: dict[str, Mapping[str, Any]] = {}
+        were repaired.  ``records`` are :class:`automl.types.Record` objects or their JSON dicts.
+        For each key the charged record with the largest ``n`` carries the aggregate as it was
+        after its evaluation; ``shared`` keeps of its objectives what the cache stores."""
+        def field(rec: Any, name: str, default: Any = None) -> Any:
+            return rec.get(name, default) if isinstance(rec, Mapping) else getattr(rec, name, default)
+
+        latest: dict[str, Any] = {}
         cost: dict[str, float] = {}
         for rec in records:
-            h = rec.get("hash")
-            if not rec.get("charged") or not h:
+            h = field(rec, "hash")
+            if not field(rec, "charged") or not h:
                 continue
-            cost[h] = cost.get(h, 0.0) + float(rec.get("cost_s") or 0.0)
-            if h not in latest or int(rec.get("n") or 1) >= int(latest[h].get("n") or 1):
+            cost[h] = cost.get(h, 0.0) + float(field(rec, "cost_s") or 0.0)
+            if h not in latest or int(field(rec, "n") or 1) >= int(field(latest[h], "n") or 1):
                 latest[h] = rec
         fixed = 0
         for h, rec in latest.items():
-            fixed += self.reconcile(h, rec["status"], rec.get("objectives") or {}, int(rec.get("n") or 1), cost[h],
-                                    rec.get("error"), rec.get("candidate"), rec.get("failure"))
+            objectives = dict(field(rec, "objectives") or {})
+            if shared is not None:
+                objectives = shared(objectives)
+            fixed += self.reconcile(h, str(field(rec, "status")), objectives, int(field(rec, "n") or 1), cost[h],
+                                    field(rec, "error"), field(rec, "candidate"), field(rec, "failure"))
         return fixed
 
     def __len__(self) -> int:
@@ -510,24 +417,29 @@ def failure_is_stale(e: Entry, settings: Mapping[str, Any], session: str) -> boo
 
 
 class NullCache(Cache):
-    """A cache that never answers (every lookup is a miss): searching 'without the cache'."""
+    """A cache that stores nothing (every lookup is a miss): searching 'without the cache'."""
 
-    def __init__(self, policy: CachePolicy | None = None, seed: int = 0):
-        super().__init__(None, policy, seed)
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        super().__init__(None, settings)
 
-    def decide(self, key: str) -> tuple[str, Entry | None]:
-        self.stats.misses += 1
-        return MISS, None
+    def get(self, key: str, fresh: bool = False) -> Entry | None:
+        return None
+
+    def put(self, key: str, entry: Entry) -> None:
+        pass
+
+    def add_hit(self, key: str) -> None:
+        pass
 
     def alias(self, structural: str) -> str | None:
         return None
 
-    def reconcile(self, *args, **kwargs) -> bool:
-        return False
-
     def set_alias(self, structural: str, functional: str) -> None:
         pass
 
-    def record(self, key, status, objectives, cost_s, error=None, candidate=None, failure=None) -> Entry:
-        self.stats.evaluations += 1
-        return Entry(status, dict(objectives), 1, 0, cost_s, error, candidate)
+    def reconcile(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def fold(self, key: str, status: str, objectives: Mapping[str, float], cost_s: float,
+             error: str | None = None, candidate: str | None = None, failure: str | None = None) -> Entry:
+        return Entry(str(status), dict(objectives), 1, 0, cost_s, error, candidate)

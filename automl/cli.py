@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                         description="Print the TOP best distinct candidates of a run, each simplified by its space "
                         "(dead code and dead state removed, constants folded, exact identities applied) and checked "
                         "to compute the same as the logged text.  For optimizer programs, the output is ready for "
-                        "automl.optim.ProgramOptimizer(params, text, lr=...).",
+                        "search_spaces.programs.optim.ProgramOptimizer(params, text, lr=...).",
                         epilog="example:\n  automl reproduce runs/opt --top 3")
     rp.add_argument("run_dir")
     rp.add_argument("--top", type=int, default=1, help="how many distinct best candidates (default 1)")
@@ -114,24 +114,6 @@ def _parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     si.add_argument("--space", required=True)
     si.add_argument("source", help="a file holding the candidate's text, - for stdin, or the text itself")
-
-    fu = sub.add_parser("funnel", help="re-evaluate a run's best programs on a larger task; keep those that beat "
-                        "AdamW there", formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Funnel selection (Chen et al. 2023): re-evaluate the top-K distinct programs "
-                        "of a run (one per functional digest) on a SCALE-times larger version of its proxy tasks, "
-                        "next to AdamW on the same, and promote only those that still beat AdamW.  Prints a table "
-                        "and writes RUN_DIR/funnel.json.  Needs an evaluator with a funnel hook "
-                        "(optimizer-proxy).",
-                        epilog="example:\n  automl funnel runs/opt --top 10 --scale 10 --heldout")
-    fu.add_argument("run_dir")
-    fu.add_argument("--top", type=int, default=10, help="how many distinct best programs to re-evaluate (default 10)")
-    fu.add_argument("--scale", type=float, default=10.0, help="task size multiplier: about SCALE x the parameters "
-                    "and SCALE x the steps (default 10)")
-    fu.add_argument("--margin", type=float, default=0.0, help="promote only programs whose loss ratio to AdamW is "
-                    "below 1 - MARGIN (default 0)")
-    fu.add_argument("--heldout", action="store_true", help="also score promoted programs on the held-out tasks")
-    fu.add_argument("--device", help="override the run's evaluator device (cpu, cuda, cuda:1)")
-    fu.add_argument("--json", action="store_true", help="print the result as JSON")
 
     ex = sub.add_parser("export-optuna", help="write a run's candidates as trials of an Optuna study (journal "
                         "file) that optuna-dashboard can show",
@@ -146,7 +128,24 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--storage", required=True, metavar="FILE", help="journal file to write (created if missing; "
                     "other studies in it are kept)")
     ex.add_argument("--study", metavar="NAME", help="study name (default: the run directory's name); must be new")
+    for parser in (s, sh, pl, rp, ex):
+        parser.add_argument("--allow-import", action="store_true",
+                            help="let a run's files name plugins as module:Class paths that are not registered "
+                            "(imports and runs that code: only for runs you trust)")
+    for name, cmd in _plugin_commands().items():  # subcommands contributed by plugins (automl.registry)
+        from . import registry
+
+        cp = sub.add_parser(name, help=registry.describe("command", name),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd.add_arguments(cp)
     return p
+
+
+def _plugin_commands() -> dict[str, Any]:
+    """Plugin subcommands by name (objects with ``add_arguments(parser)`` and ``run(args) -> int``)."""
+    from . import registry
+
+    return {name: registry.get_class("command", name) for name in registry.names("command")}
 
 
 def _search(a: argparse.Namespace) -> int:
@@ -187,7 +186,7 @@ def _search(a: argparse.Namespace) -> int:
                      use_cache=not a.no_cache, cache_policy=a.cache_policy,
                      space_options=_kv(a.space_opt, "--space-opt"), evaluator_options=evaluator_options,
                      strategy_options=strategy_options, timeout=a.timeout, dedupe=a.dedupe, stall=a.stall,
-                     progress=not a.quiet)
+                     progress=not a.quiet, allow_import=a.allow_import)
     c = summary["cache"]
     print(f"run {summary['run_dir']}: stopped ({summary['stop_reason']}) after {summary['candidates']} candidates, "
           f"{summary['charged_evaluations']} charged evaluations")
@@ -233,7 +232,7 @@ def _read_source(source: str) -> str:
 def _reproduce(a: argparse.Namespace) -> int:
     from .report import reproduce
 
-    rows = reproduce(a.run_dir, a.top)
+    rows = reproduce(a.run_dir, a.top, allow_import=a.allow_import)
     if a.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -260,27 +259,6 @@ def _simplify(a: argparse.Namespace) -> int:
     return 0
 
 
-def _funnel(a: argparse.Namespace) -> int:
-    from . import registry
-    from .api import load_run
-
-    meta, _ = load_run(a.run_dir)
-    name = meta["config"]["evaluator"]["name"]
-    cls = registry.get_class("evaluator", name)
-    hook = getattr(cls, "funnel", None)
-    if hook is None:
-        raise AutoMLError(f"evaluator {name!r} has no funnel selection (optimizer-proxy has)")
-    result = hook(a.run_dir, top=a.top, scale=a.scale, margin=a.margin, heldout=a.heldout, device=a.device,
-                  progress=not a.json and sys.stderr.isatty())
-    if a.json:
-        with open(result["path"], encoding="utf-8") as f:
-            print(f.read())
-    else:
-        fmt = getattr(cls, "format_funnel", None)
-        print(fmt(result) if fmt else json.dumps(result, indent=1, default=str))
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     a = parser.parse_args(argv)
@@ -302,12 +280,12 @@ def _main(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
         if a.command == "show":
             from .report import show
 
-            print(show(a.run_dir, top=a.top, as_json=a.json))
+            print(show(a.run_dir, top=a.top, as_json=a.json, allow_import=a.allow_import))
             return 0
         if a.command == "plot":
             from .report import plot
 
-            print(plot(a.run_dir, a.output))
+            print(plot(a.run_dir, a.output, allow_import=a.allow_import))
             return 0
         if a.command in ("spaces", "evaluators", "strategies"):
             return _list(a.command[:-1] if a.command != "strategies" else "strategy")
@@ -317,12 +295,12 @@ def _main(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
             return _reproduce(a)
         if a.command == "simplify":
             return _simplify(a)
-        if a.command == "funnel":
-            return _funnel(a)
+        if a.command in _plugin_commands():
+            return int(_plugin_commands()[a.command].run(a))
         if a.command == "export-optuna":
             from .integrations.optuna_export import export_to_optuna
 
-            r = export_to_optuna(a.run_dir, a.storage, a.study)
+            r = export_to_optuna(a.run_dir, a.storage, a.study, allow_import=a.allow_import)
             print(f"exported {r['trials']} trials ({r['complete']} complete, {r['failed']} failed) to study "
                   f"{r['study_name']!r} in {r['storage']}")
             return 0

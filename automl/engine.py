@@ -1,6 +1,7 @@
 """The search loop: ask → hash → dedupe → submit → tell, asynchronous and steady-state.
 
-The engine owns the run log and the cache; strategies only ask and tell, runners only run.
+The loop itself lives in :mod:`automl.dispatch`; the engine adds budgets, stop rules, progress
+and checkpoint/resume around it.  Strategies only ask and tell, runners only run.
 Budgets count *charged* evaluations (misses and partial hits; a full hit is free) and/or
 wall-clock seconds.  A candidate whose digest is already being evaluated waits for that
 result instead of being submitted again (in-flight coalescing).
@@ -8,19 +9,21 @@ result instead of being submitted again (in-flight coalescing).
 from __future__ import annotations
 
 import dataclasses
-import math
 import signal
 import sys
 import time
 from typing import Any
 
 from .cache import Cache
+from .dispatch import Dispatcher, monotonic_clock
+from .errors import ConfigError
 from .evaluation import Seam, Ticket
 from .lifecycle import StopSignals
 from .log import RunLog, check_state
+from .policy import CachePolicy
 from .runners.base import PluginSpec, Runner
 from .strategies.base import Strategy
-from .types import OK, Candidate, EvalResult
+from .types import Record
 
 SNAPSHOT_EVERY_S = 2.0
 PROGRESS_LINE_EVERY_S = 10.0  # when stderr is not a terminal: one readable line this often
@@ -34,8 +37,6 @@ class Budget:
     stall: int = 2_000  # stop after this many consecutive candidates that cost no evaluation
 
     def __post_init__(self):
-        from .errors import ConfigError
-
         if self.evaluations is None and self.seconds is None and self.max_candidates is None:
             raise ConfigError("give a budget: evaluations (--budget), seconds (--seconds) or max candidates")
         for name in ("evaluations", "seconds", "max_candidates", "stall"):
@@ -45,28 +46,45 @@ class Budget:
 
 
 class Engine:
+    """Budgets, stop rules, progress, checkpoint and resume around a :class:`~automl.dispatch.Dispatcher`."""
+
     def __init__(self, space: Any, evaluator: Any, strategy: Strategy, runner: Runner, cache: Cache,
                  log: RunLog, budget: Budget, seed: int = 0, space_spec: PluginSpec | None = None,
                  evaluator_spec: PluginSpec | None = None, timeout: float | None = None,
-                 progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional"):
+                 progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional",
+                 policy: CachePolicy | None = None):
         self.space, self.evaluator, self.strategy, self.runner = space, evaluator, strategy, runner
         self.cache, self.log, self.budget, self.seed = cache, log, budget, seed
-        self.seam = Seam(space, evaluator, cache, probe_seed, dedupe)
+        self.seam = Seam(space, evaluator, cache, policy, probe_seed, dedupe, seed=seed)
         self.space_spec, self.evaluator_spec, self.timeout = space_spec, evaluator_spec, timeout
         self.progress = progress
-        self.next_id = 0
-        self.reconciled = 0  # cache entries repaired from the log on resume
-        self.n_records = 0
-        self.charged = 0
-        self.n_stall = 0
-        self.best: dict[str, Any] | None = None
-        self._inflight: dict[int, Ticket] = {}  # task id -> ticket
-        self._by_hash: dict[str, int] = {}  # digest -> task id in flight
-        self._waiters: dict[str, list[Ticket]] = {}
-        self._gen: dict[int, int] = {}  # candidate id -> generation (lineage depth)
         self._t0 = time.perf_counter()
-        self._t_offset = 0.0
-        strategy.bind(space, evaluator.objectives, seed, self.seam.hasher)
+        self.reconciled = 0  # cache entries repaired from the log on resume
+        self.dispatcher = Dispatcher(self.seam, tell=strategy.tell, log=self._append, clock=monotonic_clock())
+        strategy.bind(space, evaluator.objectives, seed, self.seam)
+
+    def _append(self, rec: Record) -> None:
+        self.log.append(rec.to_json())
+
+    @property
+    def charged(self) -> int:
+        return self.dispatcher.charged
+
+    @property
+    def n_records(self) -> int:
+        return self.dispatcher.n_done
+
+    @property
+    def next_id(self) -> int:
+        return self.dispatcher.next_id
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        b = self.dispatcher.best
+        if b is None:
+            return None
+        return {"id": b.id, "candidate": b.candidate, "value": b.objectives[self.evaluator.primary],
+                "objectives": dict(b.objectives)}
 
     # --- resume --------------------------------------------------------------------------------------
     def restore(self, records: list[dict[str, Any]]) -> None:
@@ -77,59 +95,36 @@ class Engine:
         if state is not None and state.get("n_records", 0) <= len(records):
             self.strategy.load_state_dict(state["strategy"])
             start = state["n_records"]
-        # Every key the log charged: the cache holds at least the log's aggregate (a kill -9 can
-        # leave the log ahead of the cache; refilling only missing keys under-counted aggregates).
-        self.reconciled = self.cache.reconcile_log(records)
-        for i, rec in enumerate(records):
-            h = rec.get("hash")
-            if h and rec.get("structural_hash") and self.seam.dedupe == "functional":
-                self.cache.set_alias(rec["structural_hash"], h)
-            cand, res = self._from_record(rec)
-            if i >= start:
-                self.strategy.replay(cand, res)
-            self._update_best(cand, res)
-            self._gen[cand.id] = cand.generation
-        self.cache.stats = type(self.cache.stats)()  # statistics count this invocation only
-        self.cache.flush()
-        self.next_id = max((r["id"] for r in records), default=-1) + 1
-        self.n_records = len(records)
-        self.charged = sum(int(r.get("charged", 0)) for r in records)
-        self._t_offset = max((r.get("t", 0.0) for r in records), default=0.0)
-
-    def _from_record(self, rec: dict[str, Any]) -> tuple[Candidate, EvalResult]:
-        cand = Candidate(rec["id"], self.space.from_text(rec["candidate"]), rec["candidate"],
-                         tuple(rec.get("parents", ())), rec.get("generation", 0), rec.get("params"))
-        res = EvalResult(rec["status"], rec.get("objectives") or {}, rec.get("cost_s", 0.0), rec.get("cache", "miss"),
-                         int(rec.get("charged", 0)), rec.get("error"), rec.get("n", 1), rec.get("structural_hash"),
-                         rec.get("hash"))
-        return cand, res
+        recs = [Record.from_json(r) for r in records]
+        self.dispatcher.restore(recs, self.strategy.replay, start)
+        self.reconciled = self.dispatcher.reconciled  # cache entries repaired from the log
+        self.seam.stats = type(self.seam.stats)()  # statistics count this invocation only
+        offset = max((r.t or 0.0 for r in recs), default=0.0)
+        self.dispatcher._clock = monotonic_clock(offset)
 
     # --- the loop ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self.runner.start(self.space_spec, self.evaluator_spec, self.timeout, local_space=self.space,
-                          local_evaluator=self.evaluator)
+        self.runner.start(self.space_spec, self.evaluator_spec, self.timeout,  # type: ignore[arg-type]
+                          local_space=self.space, local_evaluator=self.evaluator)
+        d = self.dispatcher
         bar = self._bar()
         reason = "budget"
         self._last_snapshot = time.monotonic()
+        launch = self._launch
         stops = StopSignals(escalate=self.runner.kill)
         try:
             stops.__enter__()
             while True:
                 stop = self._stop_reason()
                 if stop is None:
-                    stop = self._fill()
-                if stop is not None and not self._inflight:
+                    room = self.runner.capacity - d.in_flight
+                    stop = None if room <= 0 else d.fill(self.strategy.ask, launch, room, self._stop_reason)[1]
+                if stop is not None and not d.in_flight:
                     reason = stop
                     break
-                for task_id, raw in self.runner.poll(timeout=0.5 if stop is None else None):
-                    ticket = self._inflight.pop(task_id)
-                    del self._by_hash[ticket.hash]
-                    res = self.seam.complete(ticket, raw)
-                    self._finish(ticket.candidate, res)
-                    for waiter in self._waiters.pop(ticket.hash, ()):
-                        self._finish(waiter.candidate, self.seam.coalesced(waiter, res))
+                d.pump(self.runner, timeout=0.5 if stop is None else None)
                 if bar is not None:
-                    bar.n = self.charged
+                    bar.n = d.charged
                     bar.set_postfix(self._postfix(), refresh=False)
                     bar.refresh()
                 elif self.progress and time.monotonic() - self._last_line >= PROGRESS_LINE_EVERY_S:
@@ -155,75 +150,21 @@ class Engine:
                     stops.__exit__(None, None, None)
         return self.summary(reason)
 
+    def _launch(self, ticket: Ticket) -> None:
+        c = ticket.candidate
+        self.runner.submit(c.id, c.text, c.genome)
+
     def _stop_reason(self) -> str | None:
-        b = self.budget
+        b, d = self.budget, self.dispatcher
         if b.seconds is not None and time.perf_counter() - self._t0 >= b.seconds:
             return "seconds"
-        if b.max_candidates is not None and self.next_id >= b.max_candidates:
+        if b.max_candidates is not None and d.next_id >= b.max_candidates:
             return "max-candidates"
-        if self.n_stall >= b.stall:
+        if d.n_stall >= b.stall:
             return "stalled"
-        if b.evaluations is not None and self.charged + len(self._inflight) >= b.evaluations:
+        if b.evaluations is not None and d.charged + len(d._inflight) >= b.evaluations:
             return "budget"
         return None
-
-    def _fill(self) -> str | None:
-        """Ask until the runner is full; answer hits and coalesce duplicates on the way."""
-        for _ in range(1024):  # then poll, even if every proposal was a hit
-            if len(self._inflight) >= self.runner.capacity:
-                return None
-            stop = self._stop_reason()
-            if stop is not None:
-                return stop
-            prop = self.strategy.ask()
-            if prop is None:
-                return "exhausted"
-            parents = tuple(prop.parents)
-            gen = 1 + max(self._gen.get(p, 0) for p in parents) if parents else 0
-            cand = Candidate(self.next_id, prop.genome, self.space.to_text(prop.genome), parents,
-                             gen, prop.params, prop.meta)
-            self._gen[cand.id] = gen
-            self.next_id += 1
-            ticket = self.seam.prepare(cand)
-            if ticket.result is not None:
-                self._finish(cand, ticket.result)
-            elif ticket.hash in self._by_hash:
-                self._waiters.setdefault(ticket.hash, []).append(ticket)
-            else:
-                self._inflight[cand.id] = ticket
-                self._by_hash[ticket.hash] = cand.id
-                self.runner.submit(cand.id, cand.text, cand.genome)
-        return None
-
-    def _finish(self, cand: Candidate, res: EvalResult) -> None:
-        self.charged += res.charged
-        self.n_stall = 0 if res.charged else self.n_stall + 1
-        rec = {"id": cand.id, "parents": list(cand.parents), "generation": cand.generation, "candidate": cand.text,
-               "structural_hash": res.structural_hash, "hash": res.hash, "cache": res.cache, "status": res.status,
-               "objectives": dict(res.objectives), "cost_s": res.cost_s, "charged": res.charged, "n": res.n,
-               "error": res.error, "t": round(self._t_offset + time.perf_counter() - self._t0, 6)}
-        if cand.params is not None:
-            rec["params"] = dict(cand.params)
-        if cand.meta and "origin" in cand.meta:
-            rec["origin"] = cand.meta["origin"]
-        stats = self.space.stats(cand.genome)
-        if stats:
-            rec["stats"] = dict(stats)
-        if res.extra:
-            rec.update(res.extra)
-        self.log.append(rec)
-        self.n_records += 1
-        self.strategy.tell(cand, res)
-        self._update_best(cand, res)
-
-    def _update_best(self, cand: Candidate, res: EvalResult) -> None:
-        if res.status != OK:
-            return
-        v = res.objectives.get(self.evaluator.primary)
-        if v is None or not math.isfinite(v):
-            return
-        if self.best is None or self.evaluator.better(v, self.best["value"]):
-            self.best = {"id": cand.id, "candidate": cand.text, "value": v, "objectives": dict(res.objectives)}
 
     # --- bookkeeping ---------------------------------------------------------------------------------
     def snapshot(self) -> None:
@@ -252,7 +193,7 @@ class Engine:
                     mininterval=0.2, desc="search")
 
     def _postfix(self) -> dict[str, Any]:
-        st = self.cache.stats
+        st = self.seam.stats
         lookups = st.misses + st.partial_hits + st.hits
         out = {"cand": self.n_records, "hit%": f"{100.0 * st.hits / lookups:.0f}" if lookups else "0"}
         if self.best is not None:
@@ -261,5 +202,5 @@ class Engine:
 
     def summary(self, reason: str) -> dict[str, Any]:
         return {"run_dir": self.log.dir, "stop_reason": reason, "candidates": self.n_records,
-                "charged_evaluations": self.charged, "best": self.best, "cache": self.cache.stats.as_dict(),
+                "charged_evaluations": self.charged, "best": self.best, "cache": self.seam.stats.as_dict(),
                 "elapsed_s": time.perf_counter() - self._t0}

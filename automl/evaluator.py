@@ -6,7 +6,9 @@ every cache key.  Heavy imports (torch, data) belong inside methods, not at modu
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+from .types import Evaluation, Objective, objectives_of
 
 
 class Evaluator:
@@ -25,6 +27,8 @@ class Evaluator:
     spaces: tuple[str, ...] | None = None
     #: Options that make one evaluation quick; the contract test suite builds the evaluator with them.
     test_options: Mapping[str, Any] = {}
+    #: How many candidates one ``evaluate_batch`` call should receive (runners fill batches up to it).
+    batch_size: int = 1
 
     def __init__(self, **options: Any):
         self._options = dict(options)
@@ -33,11 +37,42 @@ class Evaluator:
         """JSON-able options this evaluator was built with."""
         return dict(self._options)
 
-    def fidelity(self) -> dict[str, Any]:
-        """What the result depends on besides the candidate (steps, data set, seed...)."""
-        return self.options()
+    def weights_version(self) -> str | None:
+        """Identity of the weights this evaluator scores with (e.g. a supernet checkpoint digest), or
+        None.  When set it is part of :meth:`fidelity`, hence of every cache key: results obtained
+        with one checkpoint are never served for another."""
+        return None
 
-    def evaluate(self, genome: Any, space: Any) -> Mapping[str, float]:
+    def fidelity(self) -> dict[str, Any]:
+        """What the result depends on besides the candidate (steps, data set, seed, weights...).
+        Part of every digest's namespace.  Default: the options, plus ``weights`` when
+        :meth:`weights_version` names one."""
+        fid = self.options()
+        w = self.weights_version()
+        if w is not None:
+            fid["weights"] = str(w)
+        return fid
+
+    def evaluate(self, genome: Any, space: Any) -> Mapping[str, float] | Evaluation:
+        """Evaluate one genome of ``space``; return ``{objective: value}`` with every name of
+        :attr:`objectives`, or an :class:`~automl.types.Evaluation` to also report constraint
+        violations and ``info`` for the log.
+
+        Runs wherever the runner puts it (this process, a worker process, a Ray actor).  Raise any
+        exception for a failed evaluation (it is recorded, with an ``info`` attribute's mapping if
+        the exception has one); non-finite objectives mark the candidate ``invalid``.  Must not
+        depend on global RNG state: seed from the options.
+        """
+        raise NotImplementedError
+
+    def evaluate_batch(self, genomes: Sequence[Any], space: Any) -> Sequence[Mapping[str, float] | Evaluation
+                                                                                 | BaseException]:
+        """Optional: evaluate several genomes at once (one forward pass over many subnets...).
+
+        Return one entry per genome, in order: what :meth:`evaluate` would return, or an exception
+        instance for a member that failed alone.  Override it (and set :attr:`batch_size`) and the
+        runners and the dispatcher hand this evaluator batches; by default it is not offered.
+        """
         raise NotImplementedError
 
     def candidate_objectives(self, genome: Any, space: Any) -> Mapping[str, float]:
@@ -52,6 +87,10 @@ class Evaluator:
     def primary(self) -> str:
         return next(iter(self.objectives))
 
+    def objective_list(self) -> tuple[Objective, ...]:
+        """The objectives as :class:`~automl.types.Objective` (name, direction), in order."""
+        return objectives_of(self.objectives)
+
     def better(self, a: float, b: float) -> bool:
         """True when objective value ``a`` is strictly better than ``b`` on the primary objective."""
-        return a < b if self.objectives[self.primary] == "min" else a > b
+        return self.objective_list()[0].better(a, b)

@@ -105,8 +105,8 @@ class RunLock:
                         f"{self.dir} is in use by {who} (lock file {self.path}).  One process writes a run at a "
                         "time; read it with `automl show` meanwhile.  If that process is gone (e.g. it ran on "
                         "another machine that crashed), delete the lock file.") from None
-                warnings.warn(f"{self.dir}: removing the stale lock of "
-                              f"{'pid %s on %s' % (info.get('pid'), info.get('host')) if info else 'a dead writer'}")
+                who = f"pid {info.get('pid')} on {info.get('host')}" if info else "a dead writer"
+                warnings.warn(f"{self.dir}: removing the stale lock of {who}", stacklevel=2)
                 try:
                     os.unlink(self.path)
                 except FileNotFoundError:

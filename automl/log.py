@@ -117,7 +117,7 @@ def read_records(run_dir: str, repair: bool = False) -> list[dict[str, Any]]:
             except (ValueError, RecursionError):
                 if not last:
                     raise RunDirError(f"{path}: line {i + 1} is not valid JSON") from None
-                warnings.warn(f"{path}: skipping truncated last line {i + 1} ({len(line)} bytes)")
+                warnings.warn(f"{path}: skipping truncated last line {i + 1} ({len(line)} bytes)", stacklevel=2)
                 if repair:
                     with open(path, "r+b") as f:
                         f.truncate(offset)

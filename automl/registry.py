@@ -1,47 +1,129 @@
-"""Registries of plugins by name: search spaces, evaluators, strategies and runners.
+"""Registries of plugins by name: search spaces, evaluators, strategies, runners, CLI commands.
 
-The core never imports a plugin module statically.  A plugin registers itself with
+The core never imports a plugin module statically, and this module imports no other module of
+``automl`` but :mod:`automl.errors` (no import cycle).  A plugin registers itself with
 ``register_space("name", "package.module:Class")`` (a lazy import path or the class itself),
-usually from its package's ``__init__``.  Packages that hold plugins are found through the
-``automl.plugins`` entry-point group (this project's pyproject lists ``search_spaces`` and
-``evaluators``); third-party packages add their own entry points the same way.
+usually from its package's ``__init__``; the core's own strategies and runners are listed below
+by import string.  Packages that hold plugins are found through the ``automl.plugins``
+entry-point group (this project's pyproject lists ``search_spaces`` and ``evaluators``).
+
+Strict by design:
+  * a name is registered once: registering another target under a taken name is a
+    :class:`~automl.errors.RegistryError` (``replace=True`` to override on purpose);
+  * options are checked against the constructor's signature before anything is built, so a typo
+    is a :class:`~automl.errors.ConfigError` listing the valid options;
+  * a ``"package.module:Class"`` name that is not registered is imported only with
+    ``allow_import=True``.  Names read from files (run.json, a logged record) must go through
+    :func:`create` without it: opening someone's run never imports and runs their code.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 from importlib import metadata
 from typing import Any, Callable
 
-from .errors import RegistryError
+from .errors import ConfigError, RegistryError
 
-FAMILIES = ("space", "evaluator", "strategy", "runner")
+FAMILIES = ("space", "evaluator", "strategy", "runner", "command")
 _registry: dict[str, dict[str, Any]] = {f: {} for f in FAMILIES}
 _descriptions: dict[str, dict[str, str]] = {f: {} for f in FAMILIES}
 _plugins_loaded = False
 # Fallback used when the project runs from a source tree without being installed.
 _DEFAULT_PLUGIN_PACKAGES = ("search_spaces", "evaluators")
 
+_OPTUNA = "automl.strategies.optuna_sampler"
+#: The core's own plugins, by import string (nothing is imported until one is used).
+BUILTINS: dict[str, dict[str, tuple[str, str]]] = {
+    "strategy": {
+        "evolution": ("automl.strategies.evolution:RegularizedEvolution",
+                      "regularized (aging) evolution with tournament selection"),
+        "random": ("automl.strategies.evolution:RandomSearch", "independent random samples"),
+        "tpe": (f"{_OPTUNA}:TPE", "Optuna TPE sampler"),
+        "optuna-random": (f"{_OPTUNA}:OptunaRandom", "Optuna random sampler"),
+        "nsga2": (f"{_OPTUNA}:NSGA2", "Optuna NSGA-II (multi-objective)"),
+        "cmaes": (f"{_OPTUNA}:CMAES", "Optuna CMA-ES"),
+        "qmc": (f"{_OPTUNA}:QMC", "Optuna quasi-Monte Carlo"),
+        "gp": (f"{_OPTUNA}:GP", "Optuna Gaussian-process sampler"),
+    },
+    "runner": {
+        "serial": ("automl.runners.local:SerialRunner", "in-process, one evaluation at a time"),
+        "process": ("automl.runners.local:ProcessPoolRunner", "local process pool (--workers N)"),
+        "ray": ("automl.runners.ray:RayRunner", "Ray actors on a local or remote cluster (--runner ray)"),
+    },
+}
 
-def _register(family: str, name: str, target: Any, description: str = "") -> None:
+
+def _register(family: str, name: str, target: Any, description: str = "", replace: bool = False) -> None:
+    if family not in _registry:
+        raise RegistryError(f"unknown plugin family {family!r}; one of {', '.join(FAMILIES)}")
+    if not isinstance(name, str) or not name or ":" in name:
+        raise RegistryError(f"a {family} name must be a non-empty string without ':', got {name!r}")
+    old = _registry[family].get(name)
+    if old is not None and not replace and old != target and not _same(old, target):
+        raise RegistryError(f"{family} {name!r} is already registered (as {_label(old)}); choose another name "
+                            "or pass replace=True")
     _registry[family][name] = target
     if description:
         _descriptions[family][name] = description
 
 
-def register_space(name: str, target: Any, description: str = "") -> None:
-    _register("space", name, target, description)
+def _label(target: Any) -> str:
+    return target if isinstance(target, str) else f"{getattr(target, '__module__', '?')}:" \
+        f"{getattr(target, '__qualname__', type(target).__name__)}"
 
 
-def register_evaluator(name: str, target: Any, description: str = "") -> None:
-    _register("evaluator", name, target, description)
+def _same(a: Any, b: Any) -> bool:
+    """The same plugin given once as an import string and once as the object (module re-import)."""
+    return _label(a) == _label(b)
 
 
-def register_strategy(name: str, target: Any, description: str = "") -> None:
-    _register("strategy", name, target, description)
+def register_space(name: str, target: Any, description: str = "", replace: bool = False) -> None:
+    _register("space", name, target, description, replace)
 
 
-def register_runner(name: str, target: Any, description: str = "") -> None:
-    _register("runner", name, target, description)
+def register_evaluator(name: str, target: Any, description: str = "", replace: bool = False) -> None:
+    _register("evaluator", name, target, description, replace)
+
+
+def register_strategy(name: str, target: Any, description: str = "", replace: bool = False) -> None:
+    _register("strategy", name, target, description, replace)
+
+
+def register_runner(name: str, target: Any, description: str = "", replace: bool = False) -> None:
+    _register("runner", name, target, description, replace)
+
+
+def register_command(name: str, target: Any, description: str = "", replace: bool = False) -> None:
+    """A CLI subcommand ``automl NAME`` contributed by a plugin.  ``target`` (or its import string)
+    is an object with ``add_arguments(parser)`` and ``run(args) -> int``; see ``docs/core.md``."""
+    _register("command", name, target, description, replace)
+
+
+_defaults: dict[str, str] = {"strategy": "evolution"}
+
+
+def set_default(family: str, name: str) -> None:
+    """Make registered ``name`` the default of ``family`` (what ``automl.search`` uses when the
+    caller names none).  Plugin packages set it; the core names no space or evaluator."""
+    _defaults[family] = name
+
+
+def default(family: str) -> str:
+    load_plugins()
+    if family not in _defaults:
+        raise ConfigError(f"no default {family} is registered: name one (see `automl {family}s`)")
+    return _defaults[family]
+
+
+def _register_builtins() -> None:
+    for family, entries in BUILTINS.items():
+        for name, (target, desc) in entries.items():
+            if name not in _registry[family]:
+                _register(family, name, target, desc)
+
+
+_register_builtins()
 
 
 def load_plugins() -> None:
@@ -50,8 +132,6 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from . import strategies as _s, runners as _r  # noqa: F401  (core plugins register themselves)
-
     names = [ep.value for ep in metadata.entry_points(group="automl.plugins")]
     for mod in names or _DEFAULT_PLUGIN_PACKAGES:
         try:
@@ -61,7 +141,7 @@ def load_plugins() -> None:
                 raise
             import warnings
 
-            warnings.warn(f"could not load automl plugin package {mod!r}: {exc}")
+            warnings.warn(f"could not load automl plugin package {mod!r}: {exc}", stacklevel=2)
 
 
 def _resolve(target: Any) -> Callable[..., Any]:
@@ -79,6 +159,11 @@ def names(family: str) -> list[str]:
     return sorted(_registry[family])
 
 
+def is_registered(family: str, name: str) -> bool:
+    load_plugins()
+    return name in _registry[family]
+
+
 def describe(family: str, name: str) -> str:
     load_plugins()
     if name in _descriptions[family]:
@@ -87,36 +172,67 @@ def describe(family: str, name: str) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def get_class(family: str, name: str) -> Callable[..., Any]:
-    """The class registered as ``name``; a ``"package.module:Class"`` path works without registering."""
+def get_class(family: str, name: str, allow_import: bool = False) -> Callable[..., Any]:
+    """The class registered as ``name``.  A ``"package.module:Class"`` path that is not registered
+    is imported only with ``allow_import=True`` (the caller vouches for the name: it came from the
+    user in this process, not from a file)."""
     load_plugins()
-    if name not in _registry[family] and ":" in name:
+    if name not in _registry[family] and isinstance(name, str) and ":" in name:
+        if not allow_import:
+            raise RegistryError(f"{family} {name!r} is not a registered plugin; importing a module named in a "
+                                "file is refused (it would run its code).  Register it, or opt in with "
+                                "allow_import=True (CLI: --allow-import) if you trust it")
         try:
             return _resolve(name)
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, ValueError) as exc:
             raise RegistryError(f"cannot import {family} {name!r}: {exc}") from None
     try:
         target = _registry[family][name]
-    except KeyError:
+    except (KeyError, TypeError):
         known = ", ".join(sorted(_registry[family])) or "none"
         raise RegistryError(f"unknown {family} {name!r}; registered {family}s: {known}") from None
     return _resolve(target)
 
 
-def create(family: str, name: str, **options: Any) -> Any:
-    """Instantiate a registered plugin; a bad option names the plugin and the option."""
-    cls = get_class(family, name)
+def check_options(family: str, name: str, cls: Callable[..., Any], options: dict[str, Any]) -> None:
+    """ConfigError naming the valid options when ``options`` has a name ``cls`` does not take, or
+    lacks one it requires.  Constructors taking ``**kwargs`` accept any name."""
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):  # a builtin or C type: let the call speak
+        return
+    params = sig.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    valid = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"{family} {name!r} has no option {', '.join(map(repr, unknown))}; valid options: "
+                          f"{', '.join(valid) or 'none'}")
+    missing = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                                             p.KEYWORD_ONLY)
+               and p.name not in options]
+    if missing:
+        raise ConfigError(f"{family} {name!r} needs option(s) {', '.join(missing)}")
+
+
+def create(family: str, name: str, allow_import: bool = False, **options: Any) -> Any:
+    """Instantiate a registered plugin after checking ``options`` against its constructor; a bad
+    option is a ConfigError naming the plugin, the option and the valid ones."""
+    cls = get_class(family, name, allow_import)
+    check_options(family, name, cls, options)
     try:
         return cls(**options)
     except TypeError as exc:
-        from .errors import ConfigError
-
         raise ConfigError(f"bad options for {family} {name!r}: {exc}") from None
 
 
-def get_space(name: str, **options: Any):
-    return create("space", name, **options)
+def get_space(name: str, **options: Any) -> Any:
+    """A space by registered name, or by ``"package.module:Class"`` (a name typed in code: the
+    caller vouches for it; code handling names read from files calls :func:`create`)."""
+    return create("space", name, True, **options)
 
 
-def get_evaluator(name: str, **options: Any):
-    return create("evaluator", name, **options)
+def get_evaluator(name: str, **options: Any) -> Any:
+    """An evaluator by registered name or ``"package.module:Class"`` (see :func:`get_space`)."""
+    return create("evaluator", name, True, **options)

@@ -2,47 +2,58 @@
 from __future__ import annotations
 
 import json
-import math
 import os
+import warnings
 from typing import Any
 
 from .api import load_run
-from .types import HIT, MISS, OK, PARTIAL
+from .objectives import best_so_far, fitness, pareto_front, value
+from .policy import seconds_saved
+from .types import HIT, MISS, OK, PARTIAL, Direction, Objective, objectives_of
 
 
-def _directions(meta: dict[str, Any]) -> dict[str, str]:
-    """The run's objectives and directions, from its evaluator built with the run's options."""
+def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Objective, ...]:
+    """The run's objectives (name, direction) in order, as stored in its run.json.  Runs written
+    before directions were stored: from the evaluator built with the run's options when it is
+    registered here, else () with a warning (the reader then ranks by minimising)."""
+    cfg = meta["config"]
+    if cfg.get("objectives"):
+        return objectives_of(cfg["objectives"])
     from .errors import AutoMLError
     from .registry import create
 
-    cfg = meta["config"]["evaluator"]
+    ev = cfg["evaluator"]
     try:
-        ev = create("evaluator", cfg["name"], **cfg["options"])
-    except (AutoMLError, ImportError):  # an evaluator no longer installed: fall back to minimising
-        return {}
-    return dict(ev.objectives)
+        return create("evaluator", ev["name"], allow_import, **ev["options"]).objective_list()
+    except (AutoMLError, ImportError):
+        warnings.warn(f"run.json names no objective directions and evaluator {ev['name']!r} is not available "
+                      "here: ranking assumes every objective is minimised", stacklevel=2)
+        return ()
 
 
-def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[str, Any]:
+def _directions(meta: dict[str, Any], allow_import: bool = False) -> dict[str, str]:
+    return {o.name: o.direction.value for o in run_objectives(meta, allow_import)}
+
+
+def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_import: bool = False) -> dict[str, Any]:
     """Counts, hit rates, evaluations saved and the best candidates of a run (from its log;
     ``loaded`` is its ``load_run`` result when the caller already has it)."""
     meta, recs = loaded or load_run(run_dir)
-    dirs = _directions(meta)
-    primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), None)
-    sign = -1.0 if dirs.get(primary, "min") == "max" else 1.0
+    dirs = _directions(meta, allow_import)
+    primary: str | None = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})),
+                                                         None)
+    objective = Objective(primary or "", Direction(dirs.get(primary or "", "min")))
     by_cache = {k: sum(1 for r in recs if r.get("cache") == k) for k in (MISS, PARTIAL, HIT)}
     by_status: dict[str, int] = {}
     for r in recs:
         by_status[r["status"]] = by_status.get(r["status"], 0) + 1
     charged = sum(int(r.get("charged", 0)) for r in recs)
     real = [r for r in recs if r.get("charged")]
-    mean_cost = sum(r.get("cost_s", 0.0) for r in real) / len(real) if real else 0.0
-    hits = [r for r in recs if r.get("cache") == HIT]
-    seconds_saved = sum(max(mean_cost - r.get("cost_s", 0.0), 0.0) for r in hits)
-    ok = [r for r in recs if r["status"] == OK and primary in (r.get("objectives") or {})]
+    seconds_saved = _seconds_saved(recs)
+    ok = [r for r in recs if value(r, objective) is not None]
     # best distinct functions: one row per digest
     seen, best = set(), []
-    for r in sorted(ok, key=lambda r: sign * r["objectives"][primary]):
+    for r in sorted(ok, key=lambda r: -fitness(r, objective)):
         if r.get("hash") in seen:
             continue
         seen.add(r.get("hash"))
@@ -69,25 +80,28 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None) -> dict[s
     return out
 
 
-def pareto_front(records: list[dict[str, Any]], directions: dict[str, str]) -> list[dict[str, Any]]:
-    """Records not dominated on all objectives (one per distinct objective vector), sorted by the
-    first objective."""
-    keys = [k for k in directions if all(k in (r.get("objectives") or {}) for r in records)]
-    sign = {k: 1.0 if directions[k] == "min" else -1.0 for k in keys}
-    pts: dict[tuple, dict[str, Any]] = {}
-    for r in records:
-        v = tuple(sign[k] * r["objectives"][k] for k in keys)
-        if all(math.isfinite(x) for x in v):
-            pts.setdefault(v, r)
-    front = []
-    for v in sorted(pts):  # lexicographic: a point can only be dominated by one sorted before it
-        if not any(all(a <= b for a, b in zip(f, v)) for f in front):
-            front.append(v)
-    return [pts[v] for v in front]
+def _seconds_saved(recs: list[dict[str, Any]]) -> float:
+    """Sum of the hits' logged ``saved_s`` (see :func:`automl.policy.seconds_saved`: the same
+    figure the session statistics report).  Logs written before ``saved_s`` existed: each hit
+    saved the mean cost of its key's real evaluations in this log, less its own probe cost."""
+    cost: dict[str, list[float]] = {}
+    for r in recs:
+        if r.get("charged") and r.get("hash"):
+            cost.setdefault(r["hash"], []).append(r.get("cost_s", 0.0))
+    total = 0.0
+    for r in recs:
+        if r.get("cache") != HIT:
+            continue
+        if "saved_s" in r:
+            total += r["saved_s"]
+        elif r.get("hash") in cost:
+            c = cost[r["hash"]]
+            total += seconds_saved(sum(c) / len(c), r.get("cost_s", 0.0))
+    return total
 
 
-def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
-    s = summarize(run_dir, top)
+def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool = False) -> str:
+    s = summarize(run_dir, top, allow_import=allow_import)
     if as_json:
         return json.dumps(s, indent=1)
     lines = [f"run {s['run_dir']}  ({s['space']} / {s['evaluator']} / {s['strategy']}, seed {s['seed']})",
@@ -113,7 +127,7 @@ def show(run_dir: str, top: int = 5, as_json: bool = False) -> str:
     return "\n".join(lines)
 
 
-def plot(run_dir: str, output: str | None = None) -> str:
+def plot(run_dir: str, output: str | None = None, allow_import: bool = False) -> str:
     """Write a PNG: best-so-far vs charged evaluations, cumulative cache-hit rate, and the Pareto
     front when the evaluator has several objectives.  Returns the PNG path."""
     import matplotlib
@@ -122,25 +136,23 @@ def plot(run_dir: str, output: str | None = None) -> str:
     import matplotlib.pyplot as plt
 
     meta, recs = load_run(run_dir)
-    dirs = _directions(meta)
+    dirs = _directions(meta, allow_import)
     primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), "objective")
-    maximize = dirs.get(primary, "min") == "max"
+    objective = Objective(primary, Direction(dirs.get(primary, "min")))
+    maximize = objective.direction is Direction.MAX
     multi = len(dirs) > 1
     fig, axes = plt.subplots(1, 3 if multi else 2, figsize=(15 if multi else 10, 4))
-    xs, ys, charged, best = [], [], 0, None
+    xs, ys, charged = [], [], 0
     hit_x, hit_y, n_hit = [], [], 0
-    for i, r in enumerate(recs, 1):
+    so_far = best_so_far(recs, objective)
+    for i, (r, best_v) in enumerate(zip(recs, so_far), 1):
         charged += int(r.get("charged", 0))
         n_hit += r.get("cache") == HIT
         hit_x.append(i)
         hit_y.append(100.0 * n_hit / i)
-        v = (r.get("objectives") or {}).get(primary)
-        if r["status"] == OK and v is not None and math.isfinite(v):
-            if best is None or (v > best if maximize else v < best):
-                best = v
-        if best is not None:
+        if best_v is not None:
             xs.append(charged)
-            ys.append(best)
+            ys.append(best_v)
     axes[0].step(xs, ys, where="post")
     axes[0].set_xlabel("charged evaluations")
     axes[0].set_ylabel(f"best {primary} so far")
@@ -160,7 +172,7 @@ def plot(run_dir: str, output: str | None = None) -> str:
             axes[2].step(*zip(*front), where="post", color="C3", marker="o", ms=3, label="Pareto front")
         axes[2].set_xlabel(a)
         axes[2].set_ylabel(b)
-        if dirs[a] == "min" and pts and min(p[0] for p in pts) > 0:
+        if Direction(dirs[a]) is Direction.MIN and pts and min(p[0] for p in pts) > 0:
             axes[2].set_xscale("log")
         axes[2].legend()
     fig.suptitle(f"{meta['config']['space']['name']} / {meta['config']['evaluator']['name']} / "
@@ -172,7 +184,7 @@ def plot(run_dir: str, output: str | None = None) -> str:
     return output
 
 
-def reproduce(run_dir: str, top: int = 1) -> list[dict[str, Any]]:
+def reproduce(run_dir: str, top: int = 1, allow_import: bool = False) -> list[dict[str, Any]]:
     """The run's ``top`` best distinct candidates, each simplified by its space (the simplified
     form is checked to hash equal to the logged one).  Each dict has the log record's id,
     objectives, hash, the logged text and the simplified text."""
@@ -182,10 +194,10 @@ def reproduce(run_dir: str, top: int = 1) -> list[dict[str, Any]]:
 
     loaded = load_run(run_dir)
     meta = loaded[0]
-    space = create("space", meta["config"]["space"]["name"], **meta["config"]["space"]["options"])
+    space = create("space", meta["config"]["space"]["name"], allow_import, **meta["config"]["space"]["options"])
     hasher = Hasher(space, seed=meta["config"].get("probe_seed"))
     out = []
-    for b in summarize(run_dir, top, loaded)["best"]:
+    for b in summarize(run_dir, top, loaded, allow_import)["best"]:
         genome = space.from_text(b["candidate"])
         simple = space.simplify(genome)
         if hasher.functional(simple) != hasher.functional(genome):

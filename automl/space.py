@@ -1,5 +1,6 @@
 """The search-space contract.  Genomes are data; a space knows how to make, change, print,
-parse and probe them.  Every registered space runs the contract suite in tests/contracts.py.
+parse and probe them (and, optionally, cross over).  Every registered space runs the contract
+suite in automl/testing/contracts.py.
 
 A genome must be immutable (or never mutated after creation) and its class should carry an
 ``automl_space = "<registered name>"`` attribute so ``automl.functional_hash(genome)`` can find
@@ -50,11 +51,18 @@ class SearchSpace:
 
     # --- making and changing genomes -------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Any:
+        """A random genome drawn only from ``rng`` (same rng state, same genome)."""
         raise NotImplementedError
 
     def mutate(self, genome: Any, rng: np.random.Generator) -> Any:
-        """Return a new genome; never modify ``genome``."""
+        """Return a new genome near ``genome``, drawn only from ``rng``; never modify ``genome``."""
         raise NotImplementedError
+
+    def crossover(self, a: Any, b: Any, rng: np.random.Generator) -> Any:
+        """Optional: a new genome combining parents ``a`` and ``b`` (neither modified), drawing only
+        from ``rng``.  Spaces without one raise NotImplementedError (the default); strategies check
+        :func:`has_crossover` first."""
+        raise NotImplementedError(f"space {self.name!r} has no crossover")
 
     def validate(self, genome: Any) -> None:
         """Raise ``InvalidCandidate`` for a genome that cannot run (checked before any evaluation)."""
@@ -65,6 +73,7 @@ class SearchSpace:
 
     # --- text form ----------------------------------------------------------------------------
     def to_text(self, genome: Any) -> str:
+        """The canonical text form (what is logged; ``from_text(to_text(g))`` prints the same)."""
         raise NotImplementedError
 
     def from_text(self, text: str) -> Any:
@@ -104,3 +113,10 @@ class SearchSpace:
     def options(self) -> dict[str, Any]:
         """JSON-able constructor options, so a worker process can rebuild this space."""
         return {}
+
+
+def has_crossover(space: Any) -> bool:
+    """True when ``space`` overrides :meth:`SearchSpace.crossover` (or, for a space not derived from
+    SearchSpace, has a callable ``crossover``)."""
+    fn = getattr(type(space), "crossover", None)
+    return callable(fn) and fn is not SearchSpace.crossover

@@ -63,6 +63,19 @@ POLICIES = {"deterministic": "deterministic", "aggregating": "aggregating:3", "f
 CODE = ROOT
 
 
+def _allow_import() -> list[str]:
+    """``--allow-import`` where the CLI has it: the toy plugins are named ``module:Class`` in run.json."""
+    cli = os.path.join(CODE, "automl", "cli.py")
+    try:
+        with open(cli, encoding="utf-8") as f:
+            return ["--allow-import"] if "--allow-import" in f.read() else []
+    except OSError:
+        return []
+
+
+ALLOW = _allow_import()
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS, CODE, e.get("PYTHONPATH", "")) if p)
@@ -73,7 +86,7 @@ def search_cmd(out: str, runner: str = "serial", policy: str = "deterministic", 
                cache: str | None = None, resume: bool = False, journal: str | None = None,
                sleep: float = 0.02, jitter: float = 0.03, extra: list[str] | None = None) -> list[str]:
     if resume:
-        return [sys.executable, "-m", "automl.cli", "search", "--resume", out, "--quiet", *(extra or [])]
+        return [sys.executable, "-m", "automl.cli", "search", "--resume", out, "--quiet", *ALLOW, *(extra or [])]
     noisy = policy != "deterministic"
     cmd = [sys.executable, "-m", "automl.cli", "search", "--space", "plugins_for_tests:ToySpace",
            "--evaluator", f"plugins_for_tests:{'NoisyFaulty' if noisy else 'Faulty'}",
@@ -374,7 +387,7 @@ def hostile_inputs(root: str) -> dict[str, Any]:
         subprocess.run(["cp", "-r", run, bad], check=True)
         with open(os.path.join(bad, name), "wb") as f:
             f.write(content)
-        cases.append(["search", "--resume", bad, "--budget", "8", "--quiet"])
+        cases.append(["search", "--resume", bad, "--budget", "8", "--quiet", *ALLOW])
         cases.append(["show", bad])
     for args in cases:
         p = _cli(args)
@@ -399,7 +412,7 @@ def lock_and_signals(root: str) -> dict[str, Any]:
     t0 = time.monotonic()
     while not os.path.exists(os.path.join(out, "candidates.jsonl")) and time.monotonic() - t0 < 60:
         time.sleep(0.05)
-    q = _cli(["search", "--resume", out, "--quiet"])
+    q = _cli(["search", "--resume", out, "--quiet", *ALLOW])
     injected += 1
     ok += _clean_error(q) and "in use by pid" in q.stderr
     kids = children(p.pid)
@@ -416,7 +429,7 @@ def lock_and_signals(root: str) -> dict[str, Any]:
         and not os.path.exists(os.path.join(out, ".lock"))
     with open(os.path.join(out, ".lock"), "w") as f:  # a dead writer's lock
         json.dump({"pid": 2 ** 22 + 12345, "host": os.uname().nodename}, f)
-    r = _cli(["search", "--resume", out, "--budget", str(n_logged + 5), "--quiet"])
+    r = _cli(["search", "--resume", out, "--budget", str(n_logged + 5), "--quiet", *ALLOW])
     injected += 1
     ok += r.returncode == 0
     log = os.path.join(out, "candidates.jsonl")
@@ -424,7 +437,7 @@ def lock_and_signals(root: str) -> dict[str, Any]:
         data = f.read()
     with open(log, "wb") as f:
         f.write(data[: len(data) // 2])
-    r = _cli(["search", "--resume", out, "--quiet"])
+    r = _cli(["search", "--resume", out, "--quiet", *ALLOW])
     injected += 1
     ok += _clean_error(r) and "lost" in r.stderr
     return {"family": "second writer, SIGTERM, stale lock, cut log", "injected": injected, "survived": ok,
@@ -445,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     global CODE
     if a.code:
         CODE = os.path.abspath(a.code)
+        ALLOW[:] = _allow_import()
     rng = np.random.default_rng(a.seed)
     rows: list[dict[str, Any]] = []
     t0 = time.time()

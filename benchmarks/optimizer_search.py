@@ -104,7 +104,7 @@ def step_time(steps: int, threads: int, device: str = "cpu") -> dict:
     import torch
     from lion_pytorch import Lion
 
-    from automl.optim import ProgramOptimizer
+    from search_spaces.programs.optim import ProgramOptimizer
     from search_spaces.programs import CLASSIC_PROGRAMS
 
     old = torch.get_num_threads()

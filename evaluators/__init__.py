@@ -1,5 +1,5 @@
 """Evaluators.  Each registers under its name; classes (and torch) are imported only when used."""
-from automl.registry import register_evaluator
+from automl.registry import register_command, register_evaluator, set_default
 
 register_evaluator("symbolic-regression", "evaluators.symbolic_regression:SymbolicRegression",
                    "fit a target function on seeded data (MSE)")
@@ -13,3 +13,7 @@ register_evaluator("nb201-tabular", "evaluators.tabular:NB201Tabular",
                    "NAS-Bench-201 lookup: CIFAR-10/100/ImageNet16-120 test accuracy")
 register_evaluator("nb101-tabular", "evaluators.tabular:NB101Tabular",
                    "NAS-Bench-101 lookup on the shipped 500-cell subset")
+
+register_command("funnel", "evaluators.optimizer_proxy.funnel:FunnelCommand",
+                 "re-evaluate a run's best programs on a larger task; keep those that beat AdamW there")
+set_default("evaluator", "symbolic-regression")

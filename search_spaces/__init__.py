@@ -1,5 +1,5 @@
 """Search spaces.  Each registers under its name; classes are imported only when used."""
-from automl.registry import register_space
+from automl.registry import register_space, set_default
 
 register_space("expressions", "search_spaces.expressions:ExpressionSpace",
                "symbolic expressions / lambdas over x (symbolic regression)")
@@ -7,3 +7,4 @@ register_space("optimizer-programs", "search_spaces.programs:ProgramSpace",
                "Lion-style optimizer update programs (straight-line code over w, g, m, v, lr)")
 register_space("nb201", "search_spaces.cells:NB201Space", "NAS-Bench-201 cells (4 nodes, 6 edges, 5 ops)")
 register_space("nb101", "search_spaces.cells:NB101Space", "NAS-Bench-101 cells (<= 7 vertices, <= 9 edges)")
+set_default("space", "expressions")

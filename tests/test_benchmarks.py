@@ -19,7 +19,7 @@ def test_benchmark_help(script):
 
 def test_core_throughput_runs_small(tmp_path):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "core_throughput.py"), "--candidates", "300",
-                        "--hash-samples", "20",
+                        "--hash-samples", "20", "--repeats", "1",
                         "--output", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "cand/s" in r.stdout and "functional us" in r.stdout

@@ -105,7 +105,7 @@ def test_simplify_and_reproduce_programs(tmp_path):
     code, out, err = cli("reproduce", run_dir, "--top", "2")
     assert code == 0, err
     assert out.count("def train(") == 2 and "# 1. candidate #" in out
-    from automl.optim import ProgramOptimizer
+    from search_spaces.programs.optim import ProgramOptimizer
     import torch
 
     text = out.split("\n", 1)[1].split("# 2.")[0]

@@ -2,7 +2,7 @@
 import pytest
 
 from automl import registry
-import contracts
+from automl.testing import contracts
 from plugins_for_tests import ToySpace
 
 SPACES = registry.names("space")
@@ -56,3 +56,28 @@ def test_contracts_catch_a_broken_space():
     Broken.name = "broken-for-test"
     with pytest.raises(AssertionError):
         contracts.space_contract("broken-for-test")
+
+
+GOLDEN = __import__("os").path.join(__import__("os").path.dirname(__file__), "golden")
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_golden_digests_are_pinned(name):
+    contracts.golden_contract(name, GOLDEN)
+
+
+def test_strategy_contract_catches_a_strategy_that_gives_up_after_a_failure():
+    from automl.strategies.evolution import RandomSearch
+
+    class GivesUp(RandomSearch):
+        def tell(self, candidate, result):
+            self.dead = self.dead or result.status != "ok"
+
+        def ask(self):
+            return None if getattr(self, "dead", False) else super().ask()
+
+    s = GivesUp()
+    s.dead = False
+    s.bind(ToySpace(), {"loss": "min"}, seed=0)
+    with pytest.raises(AssertionError, match="ask"):
+        contracts.strategy_keeps_asking(s, ToySpace())

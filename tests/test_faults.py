@@ -14,16 +14,17 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 import automl
-from automl.cache import Cache, CachePolicy
+from automl.cache import Cache, failure_is_stale
 from automl.errors import ConfigError, ParseError, RunDirError
 from automl.lock import RunLock
 from automl.log import read_records
-from automl.types import FAILED, HIT, MISS, OK, PARTIAL
+from automl.types import FAILED, HIT, OK
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -40,9 +41,7 @@ def _search(out, **kw):
 
 # --- 1. no code from run files (core's registry work) ------------------------------------------------
 
-@pytest.mark.xfail(reason="issue 12 item 1: plugin names from run.json must resolve only to registered plugins; "
-                   "the strict registry is the core engineer's work (automl/registry.py)", strict=False)
-def test_run_json_naming_a_module_attr_runs_no_code(tmp_path):
+def test_run_json_naming_a_module_attr_runs_no_code(tmp_path):  # (core's strict registry)
     _search(tmp_path / "r", budget=3)
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     meta["config"]["evaluator"] = {"name": "os:system", "options": {"command": f"touch {tmp_path / 'pwned'}"}}
@@ -56,15 +55,15 @@ def test_run_json_naming_a_module_attr_runs_no_code(tmp_path):
 
 def test_two_cache_objects_on_one_file_both_write_and_aggregate(tmp_path):
     p = tmp_path / "shared.sqlite"
-    a, b = Cache(p, CachePolicy(k=3)), Cache(p, CachePolicy(k=3))  # b preloads; no read transaction stays open
-    a.record("k", OK, {"loss": 1.0}, 0.1)
-    assert b.decide("k")[0] == PARTIAL  # b sees a's write although it opened before it
-    b.record("k", OK, {"loss": 3.0}, 0.1)  # folded into a's entry, not over it
-    a.record("k", OK, {"loss": 5.0}, 0.1)
+    a, b = Cache(p), Cache(p)  # b preloads; no read transaction stays open
+    a.fold("k", OK, {"loss": 1.0}, 0.1)
+    assert b.get("k").n == 1  # b sees a's write although it opened before it
+    b.fold("k", OK, {"loss": 3.0}, 0.1)  # folded into a's entry, not over it
+    a.fold("k", OK, {"loss": 5.0}, 0.1)
     e = Cache(p).get("k")
     assert e.n == 3 and e.objectives["loss"] == pytest.approx(3.0)
     for i in range(50):  # interleaved writers, no "database is locked"
-        (a if i % 2 else b).record(f"x{i}", OK, {"loss": float(i)}, 0.0)
+        (a if i % 2 else b).fold(f"x{i}", OK, {"loss": float(i)}, 0.0)
         (b if i % 2 else a).set_alias(f"s{i}", f"x{i}")
     a.close(), b.close()
     assert len(Cache(p)) == 51
@@ -85,11 +84,11 @@ def test_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path):
     _search(out, budget=3)
     with RunLock(str(out)):  # a live writer (this process)
         with pytest.raises(RunDirError, match="in use by pid"):
-            automl.search(out=str(out), resume=True, budget=6)
+            automl.search(out=str(out), resume=True, allow_import=True, budget=6)
     assert len(read_records(str(out))) == 3  # the refused writer wrote nothing
     (out / ".lock").write_text(json.dumps({"pid": 2 ** 22 + 4321, "host": socket.gethostname()}))
     with pytest.warns(UserWarning, match="stale lock"):
-        s = automl.search(out=str(out), resume=True, budget=6)
+        s = automl.search(out=str(out), resume=True, allow_import=True, budget=6)
     assert s["charged_evaluations"] == 6 and not (out / ".lock").exists()
     ids = [r["id"] for r in read_records(str(out))]
     assert len(ids) == len(set(ids))
@@ -114,7 +113,7 @@ def test_resume_reconciles_an_aggregate_the_kill_left_behind(tmp_path):
     h = max(n_log, key=n_log.get)
     c._db.execute("UPDATE results SET n = n - 1 WHERE key = ?", (h,))
     c.close()
-    s = automl.search(out=str(out), resume=True, budget=30)  # nothing left to charge: only reconcile
+    s = automl.search(out=str(out), resume=True, allow_import=True, budget=30)  # nothing left to charge: only reconcile
     assert s["reconciled"] == 1
     assert Cache(out / "cache.sqlite").get(h).n == n_log[h]
 
@@ -155,11 +154,19 @@ def test_a_timeout_is_retried_under_a_longer_timeout(tmp_path):
 def test_transient_failures_are_retried_by_the_next_run_final_ones_are_not(tmp_path):
     p = tmp_path / "c.sqlite"
     c1 = Cache(p, settings={"timeout": None})
-    c1.record("t", FAILED, {}, 0.1, error="OSError: no such directory", failure="transient")
-    c1.record("f", FAILED, {}, 0.1, error="ValueError: bad", failure="final")
-    assert c1.decide("t")[0] == HIT and c1.decide("f")[0] == HIT  # same run: not retried in a loop
+    c1.fold("t", FAILED, {}, 0.1, error="OSError: no such directory", failure="transient")
+    c1.fold("f", FAILED, {}, 0.1, error="ValueError: bad", failure="final")
+    Cache(p, settings={"timeout": 1.0}).fold("s", FAILED, {}, 0.1, error="timed out after 1 s", failure="timeout")
+
+    def stale(c, k):
+        return failure_is_stale(c.get(k), c.settings, c.session)
+
+    assert not stale(c1, "t") and not stale(c1, "f")  # the same run: served (no retry loop)
     c2 = Cache(p, settings={"timeout": None})
-    assert c2.decide("t")[0] == MISS and c2.decide("f")[0] == HIT
+    assert stale(c2, "t") and not stale(c2, "f")  # a later run retries the transient one only
+    assert stale(c2, "s")  # no timeout now: the timed-out one is retried
+    assert not stale(Cache(p, settings={"timeout": 0.5}), "s")  # a shorter limit would time out again
+    assert stale(Cache(p, settings={"timeout": 30.0}), "s")
 
 
 @pytest.mark.parametrize("bad", [-1, 0, float("nan"), float("inf"), "soon"])
@@ -287,21 +294,22 @@ def test_a_log_cut_behind_its_snapshot_is_refused_with_a_message(tmp_path):
     _search(out, budget=10)
     log = out / "candidates.jsonl"
     log.write_bytes(log.read_bytes()[: len(log.read_bytes()) // 2])  # power loss: a cut log, state.json ahead
-    with pytest.raises(RunDirError, match="lost .* records"), pytest.warns(UserWarning, match="truncated last line"):
-        automl.search(out=str(out), resume=True)
+    with pytest.raises(RunDirError, match="lost .* records"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cut may leave a truncated last line (skipped with a warning)
+        automl.search(out=str(out), resume=True, allow_import=True)
     log.write_bytes(b"")
     with pytest.raises(RunDirError, match="lost 10 records"):
-        automl.search(out=str(out), resume=True)
+        automl.search(out=str(out), resume=True, allow_import=True)
 
 
 def test_every_budget_change_is_recorded_and_kept(tmp_path):
     out = tmp_path / "r"
     _search(out, budget=4)
-    automl.search(out=str(out), resume=True, budget=8)
+    automl.search(out=str(out), resume=True, allow_import=True, budget=8)
     meta = json.loads((out / "run.json").read_text())
     assert meta["config"]["budget"]["evaluations"] == 8
     assert [c["to"]["evaluations"] for c in meta["budget_changes"]] == [8]
-    s = automl.search(out=str(out), resume=True)  # a plain resume keeps the raised budget
+    s = automl.search(out=str(out), resume=True, allow_import=True)  # a plain resume keeps the raised budget
     assert s["charged_evaluations"] == 8
 
 
@@ -313,7 +321,7 @@ def test_a_changed_evaluator_version_is_refused(tmp_path, monkeypatch):
     assert json.loads((out / "run.json").read_text())["config"]["evaluator"]["version"] == "1"
     monkeypatch.setattr(plugins_for_tests.Faulty, "version", "2")
     with pytest.raises(ConfigError, match="version 1.*version 2"):
-        automl.search(out=str(out), resume=True, budget=6)
+        automl.search(out=str(out), resume=True, allow_import=True, budget=6)
 
 
 # --- 11. hostile inputs: typed errors, exit 2, never a traceback ------------------------------------------------
@@ -377,7 +385,7 @@ def test_cli_error_paths_exit_2_with_one_message(tmp_path, capsys, monkeypatch, 
         args = base + ["/dev/null"]
     else:
         out = _good_run(tmp_path)
-        args = ["search", "--resume", str(out), "--budget", "8", "--quiet"]
+        args = ["search", "--resume", str(out), "--budget", "8", "--quiet", "--allow-import"]
         if case == "run-json":
             (out / "run.json").write_text("{not json")
         elif case == "state-json":

@@ -1,4 +1,4 @@
-"""automl.optim.ProgramOptimizer: programs as torch optimizers."""
+"""search_spaces.programs.optim.ProgramOptimizer: programs as torch optimizers."""
 import io
 import itertools
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from automl.errors import ConfigError, InvalidCandidate, ParseError  # noqa: E402
-from automl.optim import ProgramOptimizer  # noqa: E402
+from search_spaces.programs.optim import ProgramOptimizer  # noqa: E402
 from search_spaces.programs import CLASSIC_PROGRAMS, OP_LIST, ProgramSpace, parse, run, to_text  # noqa: E402
 from search_spaces.programs.interp import probe_data  # noqa: E402
 
@@ -289,7 +289,7 @@ SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0])
 @pytest.mark.parametrize("spec", [s for s in OP_LIST if s.arg_types is None], ids=lambda s: s.name)
 def test_every_elementwise_op_matches_numpy(spec):
     """torch (fast and generic paths, tensor and scalar arguments) vs numpy, op by op."""
-    from automl.optim import _apply
+    from search_spaces.programs.optim import _apply
 
     values = ORDINARY if spec.name in ("pow", "interp") else np.concatenate([ORDINARY, SPECIAL])
     grids = np.meshgrid(*[values] * spec.arity, indexing="ij")
@@ -313,7 +313,7 @@ def test_every_elementwise_op_matches_numpy(spec):
             with np.errstate(all="ignore"):
                 ref = np.broadcast_to(spec.np(*args_np), cols[0].shape)
             for fast in (True, False):
-                from automl.optim import _Scratch
+                from search_spaces.programs.optim import _Scratch
 
                 scratch = _Scratch([torch.empty(cols[0].shape, dtype=torch.float64)]) if fast else None
                 out = _apply(spec, [list(a) if isinstance(a, list) else a for a in args_t], None, 1, scratch)
@@ -356,7 +356,7 @@ def test_interp_of_a_reduction_and_a_tensor_broadcasts():
     """interp(scalar from a reduction, tensor, a) once tried to add in place into the scalar."""
     import torch
 
-    from automl.optim import ProgramOptimizer
+    from search_spaces.programs.optim import ProgramOptimizer
 
     text = ("def train(w, g, m, v, lr):\n  c = cosine_sim(g, g)\n  v = interp(c, v, 0.9)\n"
             "  u = v * g\n  update = u * lr\n  return update, m, v\n")

@@ -63,7 +63,8 @@ def test_export_keeps_strategy_params_with_the_space_distributions(tmp_path):
                   budget=12, seed=0, out=str(out))
     from automl.integrations.optuna_export import export_to_optuna
 
-    r = export_to_optuna(str(out), str(tmp_path / "s.journal"))
+    # the run names its plugins as module:Class paths: importing them needs the explicit opt-in
+    r = export_to_optuna(str(out), str(tmp_path / "s.journal"), allow_import=True)
     recs = read_records(str(out))
     assert r["study_name"] == "tpe" and r["trials"] == len(recs) == r["complete"] + r["failed"]
     study = _load(tmp_path / "s.journal", "tpe")
@@ -76,7 +77,7 @@ def test_export_keeps_strategy_params_with_the_space_distributions(tmp_path):
 # --- tune_constants ----------------------------------------------------------------------------------
 
 def test_tune_constants_on_a_fake_space_improves_from_the_original(tmp_path):
-    from automl.integrations.optuna_export import tune_constants
+    from search_spaces.programs.tuning import tune_constants
 
     res = tune_constants("0.9 0.001 1.0", space="integration_helpers:ConstSpace",
                          evaluator="integration_helpers:ConstLoss", n_trials=40, seed=0)
@@ -91,7 +92,7 @@ def test_tune_constants_on_a_fake_space_improves_from_the_original(tmp_path):
 
 
 def test_tune_constants_runs_its_trials_on_a_process_pool():
-    from automl.integrations.optuna_export import tune_constants
+    from search_spaces.programs.tuning import tune_constants
 
     res = tune_constants("0.9 0.001 1.0", space="integration_helpers:ConstSpace",
                          evaluator="integration_helpers:ConstLoss", n_trials=12, seed=1, sampler="random",
@@ -101,7 +102,7 @@ def test_tune_constants_runs_its_trials_on_a_process_pool():
 
 
 def test_tune_constants_needs_the_constants_interface():
-    from automl.integrations.optuna_export import tune_constants
+    from search_spaces.programs.tuning import tune_constants
 
     with pytest.raises(ConfigError, match="constants"):
         tune_constants("5", space="plugins_for_tests:ToySpace", evaluator="plugins_for_tests:Quadratic", n_trials=2)
@@ -138,7 +139,7 @@ def test_program_ir_constants_and_exact_lr_scaling():
 
 
 def test_tune_constants_on_a_real_program():
-    from automl.integrations.optuna_export import tune_constants
+    from search_spaces.programs.tuning import tune_constants
 
     sp = _programs()
     lion = sp.to_text(sp.programs()["lion"])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import automl
-import contracts
+from automl.testing import contracts
 from automl.errors import ConfigError, InvalidCandidate
 from search_spaces.programs import (CLASSIC_PROGRAMS, OP_LIST, Instr, Program, ProgramSpace, parse, simplify,
                                     to_text)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-import contracts
+from automl.testing import contracts
 from automl.errors import ConfigError
 from automl.log import read_records
 from automl.runners.base import PluginSpec
@@ -260,7 +260,7 @@ def test_driver_killed_with_sigkill_then_resume_loses_and_repeats_nothing(ray_se
     before = read_records(str(out))
     charged_before = sum(r["charged"] for r in before)
     assert 0 < charged_before < 70
-    q = subprocess.run([sys.executable, "-m", "automl.cli", "search", "--resume", str(out), "--quiet"],
+    q = subprocess.run([sys.executable, "-m", "automl.cli", "search", "--resume", str(out), "--quiet", "--allow-import"],
                        capture_output=True, text=True, timeout=180, start_new_session=True)
     assert q.returncode == 0, q.stderr[-3000:]
     after = read_records(str(out))

@@ -1,7 +1,7 @@
 """The runner contract, run on every local runner (the Ray runner adds itself in its own tests)."""
 import pytest
 
-import contracts
+from automl.testing import contracts
 from automl import registry
 
 RUNNERS = {"serial": {}, "process": {"workers": 2}}

@@ -132,7 +132,7 @@ def test_tuner_runs_our_strategy_with_the_cache_in_front(ray_session, tmp_path):
 
 @pytest.mark.ray
 def test_tune_constants_runs_its_trials_on_ray(ray_session):
-    from automl.integrations.optuna_export import tune_constants
+    from search_spaces.programs.tuning import tune_constants
 
     res = tune_constants("0.9 0.001 1.0", space="integration_helpers:ConstSpace",
                          evaluator="integration_helpers:ConstLoss", n_trials=10, seed=2, sampler="random",

@@ -32,18 +32,20 @@ Example (see docs/ray.md)::
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any, Callable, Mapping
 
 from ray.tune.search import Searcher
 
 from .. import registry
-from ..cache import Cache, CachePolicy, NullCache
+from ..cache import Cache, NullCache
+from ..dispatch import Dispatcher
 from ..errors import ConfigError
 from ..evaluation import Seam, Ticket, run_evaluation
+from ..objectives import best
+from ..policy import CachePolicy
 from ..runners.base import PluginSpec
-from ..types import OK, Candidate, EvalResult
+from ..types import Direction, Objective, Record
 
 STATE_FORMAT = 1
 #: Proposals one ``suggest`` call may answer from the cache before it returns None (Tune asks again).
@@ -61,20 +63,22 @@ class AutoMLSearcher(Searcher):
     (hits included) in the run-log record format.
     """
 
-    def __init__(self, space: str = "expressions", evaluator: str = "symbolic-regression",
-                 strategy: str = "evolution", *, space_options: Mapping[str, Any] | None = None,
+    def __init__(self, space: str | None = None, evaluator: str | None = None, strategy: str | None = None, *,
+                 space_options: Mapping[str, Any] | None = None,
                  evaluator_options: Mapping[str, Any] | None = None,
                  strategy_options: Mapping[str, Any] | None = None, metric: str | None = None,
                  mode: str | None = None, cache: str | os.PathLike | None = None, cache_policy: Any = "auto",
                  use_cache: bool = True, seed: int = 0, max_candidates: int | None = None, stall: int = 1000,
                  probe_seed: int | None = None):
-        self._init_args = {"space": space, "evaluator": evaluator, "strategy": strategy,
+        space, evaluator = space or registry.default("space"), evaluator or registry.default("evaluator")
+        strategy = strategy or registry.default("strategy")
+        self._init_args: dict[str, Any] = {"space": space, "evaluator": evaluator, "strategy": strategy,
                            "space_options": dict(space_options or {}),
                            "evaluator_options": dict(evaluator_options or {}),
                            "strategy_options": dict(strategy_options or {}), "metric": metric, "mode": mode,
                            "cache": None if cache is None else os.fspath(cache),
-                           "cache_policy": cache_policy if isinstance(cache_policy, (str, type(None)))
-                           else cache_policy.describe(), "use_cache": use_cache, "seed": int(seed),
+                           "cache_policy": cache_policy.to_json() if isinstance(cache_policy, CachePolicy)
+                           else cache_policy, "use_cache": use_cache, "seed": int(seed),
                            "max_candidates": max_candidates, "stall": int(stall), "probe_seed": probe_seed}
         if stall < 1:
             raise ConfigError(f"stall must be >= 1, got {stall}")
@@ -89,55 +93,58 @@ class AutoMLSearcher(Searcher):
         if mode != objectives[metric]:
             raise ConfigError(f"evaluator {evaluator!r} has {metric!r} as {objectives[metric]}, not {mode}")
         super().__init__(metric=metric, mode=mode)
-        policy = CachePolicy.resolve(cache_policy, self.evaluator)
-        self.cache = (Cache(self._init_args["cache"], policy, seed=int(seed)) if use_cache
-                      else NullCache(policy, seed=int(seed)))
-        self.seam = Seam(self.space, self.evaluator, self.cache, probe_seed)
+        self.cache = Cache(self._init_args["cache"]) if use_cache else NullCache()
+        self.seam = Seam(self.space, self.evaluator, self.cache, CachePolicy.resolve(cache_policy, self.evaluator),
+                         probe_seed, seed=int(seed))
         self.strategy = registry.create("strategy", strategy, **self._init_args["strategy_options"])
-        self.strategy.bind(self.space, objectives, int(seed), self.seam.hasher)
+        self.strategy.bind(self.space, objectives, int(seed), self.seam)
         self.max_candidates, self.stall = max_candidates, int(stall)
         self.records: list[dict[str, Any]] = []
-        self.next_id = 0
+        self.dispatcher = Dispatcher(self.seam, tell=self.strategy.tell, log=self._log)
         self.n_stall = 0
-        self._live: dict[str, Ticket] = {}  # trial id -> ticket
-        self._by_hash: dict[str, str] = {}  # digest -> trial id running it
-        self._waiters: dict[str, list[Ticket]] = {}
-        self._gen: dict[int, int] = {}
+        self._trials: dict[str, int] = {}  # trial id -> candidate id running in it
         self._finished = False
+
+    def _log(self, rec: Record) -> None:
+        self.records.append(rec.to_json())
+
+    @property
+    def next_id(self) -> int:
+        return self.dispatcher.next_id
 
     # --- Tune's interface ------------------------------------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         """The search space is the strategy's: a Tune ``param_space`` only adds constants to each config."""
         return False
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # FINISHED is a str
         """A trial config for a new function, ``FINISHED``, or None (ask again later)."""
         if self._finished:
             return Searcher.FINISHED
-        for _ in range(MAX_ASKS_PER_SUGGEST):
-            if (self.max_candidates is not None and self.next_id >= self.max_candidates) or self.n_stall >= self.stall:
-                return self._finish()
-            prop = self.strategy.ask()
-            if prop is None:
-                return self._finish()
-            parents = tuple(prop.parents)
-            gen = 1 + max(self._gen.get(p, 0) for p in parents) if parents else 0
-            cand = Candidate(self.next_id, prop.genome, self.space.to_text(prop.genome), parents, gen,
-                             prop.params, prop.meta)
-            self._gen[cand.id] = gen
-            self.next_id += 1
-            ticket = self.seam.prepare(cand)
-            if ticket.result is not None:  # cache hit or invalid: no trial
-                self._tell(cand, ticket.result)
-                self.n_stall += 1
-            elif ticket.hash in self._by_hash:  # the same function is running in another trial
-                self._waiters.setdefault(ticket.hash, []).append(ticket)
-                self.n_stall += 1
-            else:
-                self._live[trial_id] = ticket
-                self._by_hash[ticket.hash] = trial_id
-                self.n_stall = 0
-                return {"candidate": cand.text, "candidate_id": cand.id}
+        launched: list[Ticket] = []
+
+        def ask() -> Any:
+            self.n_stall += 1  # reset below when the proposal becomes a trial
+            return self.strategy.ask()
+
+        def launch(ticket: Ticket) -> None:
+            self.n_stall = 0
+            launched.append(ticket)
+
+        def stop() -> str | None:
+            if self.max_candidates is not None and self.dispatcher.next_id >= self.max_candidates:
+                return "max-candidates"
+            return "stalled" if self.n_stall >= self.stall else None
+
+        _, reason = self.dispatcher.fill(ask, launch, 1, stop, MAX_ASKS_PER_SUGGEST)
+        if launched:
+            cand = launched[0].candidate
+            self._trials[trial_id] = cand.id
+            return {"candidate": cand.text, "candidate_id": cand.id}
+        if reason is not None:
+            if reason == "exhausted":
+                self.n_stall -= 1  # that ask proposed nothing
+            return self._finish()
         return None
 
     def _finish(self) -> str:
@@ -145,14 +152,10 @@ class AutoMLSearcher(Searcher):
         return Searcher.FINISHED
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        ticket = self._live.pop(trial_id, None)
-        if ticket is None:  # not one of ours (or already completed)
+        cid = self._trials.pop(trial_id, None)
+        if cid is None:  # not one of ours (or already completed)
             return
-        del self._by_hash[ticket.hash]
-        res = self.seam.complete(ticket, self._raw(result, error))
-        self._tell(ticket.candidate, res, trial_id)
-        for waiter in self._waiters.pop(ticket.hash, ()):
-            self._tell(waiter.candidate, self.seam.coalesced(waiter, res))
+        self.dispatcher.complete(cid, self._raw(result, error), trial_id=trial_id)
         self.cache.flush()
 
     def _raw(self, result: Mapping[str, Any] | None, error: bool) -> dict[str, Any]:
@@ -167,65 +170,31 @@ class AutoMLSearcher(Searcher):
             return {"objectives": None, "error": f"the trial reported no {', '.join(missing)}", "cost_s": cost}
         return {"objectives": {k: result[k] for k in self.evaluator.objectives}, "error": None, "cost_s": cost}
 
-    def _tell(self, cand: Candidate, res: EvalResult, trial_id: str | None = None) -> None:
-        rec = {"id": cand.id, "parents": list(cand.parents), "generation": cand.generation, "candidate": cand.text,
-               "structural_hash": res.structural_hash, "hash": res.hash, "cache": res.cache, "status": res.status,
-               "objectives": dict(res.objectives), "cost_s": res.cost_s, "charged": res.charged, "n": res.n,
-               "error": res.error}
-        if trial_id is not None:
-            rec["trial_id"] = trial_id
-        if cand.params is not None:
-            rec["params"] = dict(cand.params)
-        self.records.append(rec)
-        self.strategy.tell(cand, res)
-
     @property
     def best(self) -> dict[str, Any] | None:
-        """The best OK record on the primary objective, or None."""
-        ok = [r for r in self.records
-              if r["status"] == OK and math.isfinite(r["objectives"].get(self._metric, math.nan))]
-        if not ok:
-            return None
-        sign = 1.0 if self._mode == "min" else -1.0
-        return min(ok, key=lambda r: sign * r["objectives"][self._metric])
+        """The best OK record on the searcher's metric, or None."""
+        return best(self.records, Objective(str(self._metric), Direction(self._mode)))
 
     # --- state (JSON) --------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        def ticket(t: Ticket) -> dict[str, Any]:
-            c = t.candidate
-            return {"id": c.id, "text": c.text, "parents": list(c.parents), "generation": c.generation,
-                    "params": None if c.params is None else dict(c.params), "structural_hash": t.structural_hash,
-                    "hash": t.hash, "outcome": t.outcome, "probe_cost": t.probe_cost}
-
-        return {"format": STATE_FORMAT, "strategy": self.strategy.state_dict(), "next_id": self.next_id,
+        d = self.dispatcher
+        pending = d.pending_to_json()
+        return {"format": STATE_FORMAT, "strategy": self.strategy.state_dict(), "next_id": d.next_id,
                 "n_stall": self.n_stall, "finished": self._finished, "records": self.records,
-                "live": {tid: ticket(t) for tid, t in self._live.items()},
-                "waiters": [ticket(t) for ts in self._waiters.values() for t in ts]}
+                "live": {tid: pending["live"][str(cid)] for tid, cid in self._trials.items()},
+                "waiters": pending["waiters"]}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         if state.get("format") != STATE_FORMAT:
             raise ConfigError(f"searcher state format {state.get('format')!r}, this version reads {STATE_FORMAT}")
         self.strategy.load_state_dict(state["strategy"])
         self.records = [dict(r) for r in state["records"]]
-        self.cache.reconcile_log(self.records)  # an in-memory cache starts empty: refill it from the records
-        for r in self.records:
-            self._gen[r["id"]] = r.get("generation", 0)
-
-        def ticket(d: Mapping[str, Any]) -> Ticket:
-            c = Candidate(d["id"], self.space.from_text(d["text"]), d["text"], tuple(d["parents"]),
-                          d["generation"], d.get("params"))
-            self._gen[c.id] = c.generation
-            return Ticket(c, d["structural_hash"], d["hash"], d["outcome"], d["probe_cost"])
-
-        self._live = {tid: ticket(d) for tid, d in state["live"].items()}
-        self._by_hash = {t.hash: tid for tid, t in self._live.items()}
-        self._waiters = {}
-        for d in state["waiters"]:
-            t = ticket(d)
-            self._waiters.setdefault(t.hash, []).append(t)
-        self.next_id, self.n_stall = int(state["next_id"]), int(state["n_stall"])
+        d = self.dispatcher
+        d.restore([Record.from_json(r) for r in self.records])  # an in-memory cache is refilled from them
+        d.pending_from_json({"live": state["live"], "waiters": state["waiters"]})
+        self._trials = {tid: int(t["id"]) for tid, t in state["live"].items()}
+        d.next_id, self.n_stall = int(state["next_id"]), int(state["n_stall"])
         self._finished = bool(state.get("finished", False))
-        self.cache.flush()
 
     def save(self, checkpoint_path: str) -> None:
         """Write the state as JSON (atomically) to ``checkpoint_path``."""
@@ -243,7 +212,7 @@ class AutoMLSearcher(Searcher):
         return {"init": self._init_args, "state": self.get_state(), "metric": self._metric, "mode": self._mode}
 
     def __setstate__(self, d: Mapping[str, Any]) -> None:
-        self.__init__(**d["init"])
+        AutoMLSearcher.__init__(self, **d["init"])
         self._metric, self._mode = d["metric"], d["mode"]
         self.set_state(d["state"])
 
@@ -271,8 +240,8 @@ def trainable(space: str, evaluator: str, space_options: Mapping[str, Any] | Non
         objectives = raw["objectives"] if isinstance(raw["objectives"], Mapping) else None
         bad = raw["error"] is not None or objectives is None or any(
             not isinstance(objectives.get(k), (int, float)) for k in ev.objectives)
-        for name, direction in ev.objectives.items():
-            out[name] = (math.inf if direction == "min" else -math.inf) if bad else float(objectives[name])
+        for o in ev.objective_list():
+            out[o.name] = o.worst if bad or objectives is None else float(objectives[o.name])
         if bad and not out["automl_error"]:
             out["automl_error"] = f"evaluator returned {objectives!r}"
         return out

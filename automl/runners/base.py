@@ -7,18 +7,60 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class PluginSpec:
-    """A registered plugin by name and JSON-able options: how a worker rebuilds a space/evaluator."""
+    """A registered plugin by name and JSON-able options: how a worker rebuilds a space/evaluator.
+
+    ``allow_import``: the name may be an unregistered ``module:Class`` path.  A spec built in code
+    carries the caller's word (default True); one built from a name read from a file must say
+    False unless the user opted in (see :mod:`automl.registry`; ``automl.search`` does this)."""
 
     name: str
     options: dict[str, Any]
+    allow_import: bool = True
 
     def build(self, family: str) -> Any:
         from ..registry import create
 
-        return create(family, self.name, **self.options)
+        return create(family, self.name, self.allow_import, **self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """The one retry/timeout policy every runner applies.
+
+    * an evaluation whose worker dies (segfault, OOM kill, lost actor) is retried up to
+      ``max_retries`` times, then recorded failed;
+    * an evaluation past its ``timeout`` is stopped from outside once it is :meth:`grace` seconds
+      beyond it (its worker process is killed and replaced) and recorded failed (``timeout``); no
+      signal is ever sent inside an evaluation, so the default grace is 0: the kill is the timeout.
+    """
+
+    max_retries: int = 2
+    grace_fraction: float = 0.0
+    min_grace_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
+
+    def grace(self, timeout: float) -> float:
+        """Seconds past its limit an evaluation may run before its worker is killed from outside."""
+        return max(self.min_grace_s, self.grace_fraction * timeout)
+
+    def kill_after(self, timeout: float) -> float:
+        """Seconds after its start at which an evaluation is stopped from outside."""
+        return timeout + self.grace(timeout)
+
+    def gives_up(self, attempts: int) -> bool:
+        """True when an evaluation that has used ``attempts`` attempts may not be retried."""
+        return attempts > self.max_retries
+
+    def died_message(self) -> str:
+        return f"worker process died {self.max_retries + 1} times evaluating this candidate"
 
 
 class Runner:

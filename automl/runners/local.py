@@ -5,8 +5,8 @@ import math
 from typing import Any
 
 from ..errors import ConfigError
-from ..evaluation import run_evaluation
-from .base import Runner
+from ..evaluation import has_batch, run_batch, run_evaluation
+from .base import RetryPolicy, Runner
 from .workers import WorkerPool
 
 
@@ -26,7 +26,8 @@ class _PoolRunner(Runner):
 
 
 class SerialRunner(_PoolRunner):
-    """Evaluates one candidate at a time (the default; no start-up cost).
+    """Evaluates one candidate at a time (the default; no start-up cost).  An evaluator offering
+    ``evaluate_batch`` gets up to its ``batch_size`` queued candidates at once (in-process only).
 
     Without a ``timeout`` the evaluation runs in the calling process.  With one, it runs in a
     single child process (a :class:`~automl.runners.workers.WorkerPool` of one) that is killed
@@ -38,18 +39,26 @@ class SerialRunner(_PoolRunner):
 
     def __init__(self, max_retries: int = 2, max_tasks_per_worker: int | None = None,
                  max_rss_mb: float | None = None):
+        self.retry = RetryPolicy(int(max_retries))
         self.max_retries, self.max_tasks, self.max_rss_mb = int(max_retries), max_tasks_per_worker, max_rss_mb
         self._pool: WorkerPool | None = None
+        self._batch = 1
+
+    @property
+    def capacity(self) -> int:
+        return self._batch
 
     def start(self, space, evaluator, timeout=None, *, local_space=None, local_evaluator=None):
         self.space = local_space if local_space is not None else space.build("space")
         self.evaluator = local_evaluator if local_evaluator is not None else evaluator.build("evaluator")
         self.timeout = check_timeout(timeout)
         self._queue: list[tuple[int, str, Any]] = []
+        if self.timeout is None and has_batch(self.evaluator):
+            self._batch = max(1, int(getattr(self.evaluator, "batch_size", 1)))
         if self.timeout is not None:
             self._pool = WorkerPool(1, space if space is not None else self.space,
                                     evaluator if evaluator is not None else self.evaluator, self.timeout,
-                                    self.max_retries, max_tasks=self.max_tasks, max_rss_mb=self.max_rss_mb)
+                                    self.retry, max_tasks=self.max_tasks, max_rss_mb=self.max_rss_mb)
 
     def submit(self, task_id: int, text: str, genome: Any = None) -> None:
         if self._pool is not None:
@@ -62,6 +71,10 @@ class SerialRunner(_PoolRunner):
             return self._pool.poll(timeout)
         if not self._queue:
             return []
+        if self._batch > 1:
+            batch, self._queue = self._queue[:self._batch], self._queue[self._batch:]
+            raws = run_batch(self.evaluator, self.space, [t for _, t, _ in batch], None, [g for _, _, g in batch])
+            return [(task_id, raw) for (task_id, _, _), raw in zip(batch, raws)]
         task_id, text, genome = self._queue.pop(0)
         return [(task_id, run_evaluation(self.evaluator, self.space, text, None, genome))]
 
@@ -96,8 +109,7 @@ class ProcessPoolRunner(_PoolRunner):
                  max_tasks_per_worker: int | None = None, max_rss_mb: float | None = None):
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
-        if int(max_retries) < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        self.retry = RetryPolicy(int(max_retries))
         self.workers, self.max_retries, self.torch_threads = int(workers), int(max_retries), torch_threads
         self.max_tasks, self.max_rss_mb = max_tasks_per_worker, max_rss_mb
         self._pool: WorkerPool | None = None
@@ -110,7 +122,7 @@ class ProcessPoolRunner(_PoolRunner):
         self.timeout = check_timeout(timeout)
         self._pool = WorkerPool(self.workers, space if space is not None else local_space,
                                 evaluator if evaluator is not None else local_evaluator, self.timeout,
-                                self.max_retries, self.torch_threads, self.max_tasks, self.max_rss_mb)
+                                self.retry, self.torch_threads, self.max_tasks, self.max_rss_mb)
 
     def submit(self, task_id: int, text: str, genome: Any = None) -> None:
         self._pool.submit(task_id, text)

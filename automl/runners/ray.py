@@ -21,8 +21,9 @@
   replaced and its candidate retried on the new actor, up to ``max_retries`` times, then
   reported failed (``transient``).  ``timeout`` is enforced by process isolation only: the driver
   kills and replaces an actor whose evaluation has run ``timeout`` seconds and reports the
-  candidate ``"timed out after X s"`` (no signal inside the evaluation).  An actor whose construction fails (bad evaluator option, missing
-  module on the workers) is a configuration error, raised at once.
+  candidate ``"timed out after X s"`` (no signal inside the evaluation).  An actor whose
+  construction fails (bad evaluator option, missing module on the workers) is a configuration
+  error, raised at once.
 * The cache, the run log and in-flight de-duplication stay with the engine on the driver; this
   runner only evaluates the texts it is given.
 """
@@ -37,17 +38,18 @@ from typing import Any
 
 from ..errors import ClusterError, ConfigError
 from ..evaluation import run_evaluation
-from .base import PluginSpec, Runner
+from .base import PluginSpec, RetryPolicy, Runner
 from .local import check_timeout
 
 #: Seconds to wait for a TCP connection to an explicit cluster address before giving up.
 CONNECT_PROBE_S = 5.0
 
 
-def _grace(timeout: float) -> float:  # noqa: ARG001
-    """Extra seconds the driver waits past ``timeout`` before killing an actor.  None: no signal
-    runs inside the actor, so the driver's kill is the timeout."""
-    return 0.0
+def _grace(timeout: float) -> float:
+    """Extra seconds the driver waits past ``timeout`` before killing an actor: the shared
+    :class:`~automl.runners.base.RetryPolicy` (none: no signal runs inside the actor, so the
+    driver's kill is the timeout)."""
+    return RetryPolicy().grace(timeout)
 
 
 # --- connecting ------------------------------------------------------------------------------------
@@ -218,6 +220,7 @@ class RayRunner(Runner):
         self.num_gpus_per_actor = float(num_gpus_per_actor or 0.0)
         self.num_cpus_per_actor = float(num_cpus_per_actor)
         self.max_retries = int(max_retries)
+        self.retry = RetryPolicy(self.max_retries)
         self.torch_threads = torch_threads
         self.init_kwargs = dict(init_kwargs or {})
         self.tasks_per_actor = None if tasks_per_actor is None else int(tasks_per_actor)
@@ -363,7 +366,7 @@ class RayRunner(Runner):
 
     def _lost(self, task_id: int, why: str, started: float, out: list) -> None:
         """The actor running ``task_id`` is gone: retry the candidate, or give it up as failed."""
-        if self._attempts[task_id] > self.max_retries:
+        if self.retry.gives_up(self._attempts[task_id]):
             out.append(self._finish(task_id, {
                 "objectives": None, "cost_s": time.monotonic() - started, "failure": "transient",
                 "error": f"evaluator actor died {self._attempts[task_id]} times evaluating this candidate "

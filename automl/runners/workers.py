@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..evaluation import run_evaluation
+from .base import RetryPolicy
 
 TIMEOUT, TRANSIENT = "timeout", "transient"
 MAX_START_FAILURES = 3  # workers that die before they are ready this often in a row: a configuration error
@@ -109,14 +110,15 @@ class WorkerPool:
     workers a candidate was started on.
     """
 
-    def __init__(self, n: int, space: Any, evaluator: Any, timeout: float | None = None, max_retries: int = 2,
-                 torch_threads: int | None = 1, max_tasks: int | None = None, max_rss_mb: float | None = None,
-                 grace: float = 2.0):
+    def __init__(self, n: int, space: Any, evaluator: Any, timeout: float | None = None,
+                 retry: RetryPolicy | None = None, torch_threads: int | None = 1, max_tasks: int | None = None,
+                 max_rss_mb: float | None = None, grace: float = 2.0):
         if n < 1:
             raise ConfigError(f"workers must be >= 1, got {n}")
         if max_tasks is not None and max_tasks < 1:
             raise ConfigError(f"max_tasks_per_worker must be >= 1, got {max_tasks}")
-        self.n, self.timeout, self.max_retries, self.max_tasks, self.grace = n, timeout, max_retries, max_tasks, grace
+        self.n, self.timeout, self.max_tasks, self.grace = n, timeout, max_tasks, grace
+        self.retry = retry or RetryPolicy()
         self._ctx = multiprocessing.get_context("spawn")
         self._args = (space, evaluator, os.getpid(), torch_threads, max_rss_mb)
         self._workers: list[_Worker] = [self._spawn() for _ in range(n)]
@@ -173,7 +175,7 @@ class WorkerPool:
             now = time.monotonic()
             wait = None if until is None else max(until - now, 0.0)
             if self.timeout is not None:
-                busy = [w.since + self.timeout for w in self._workers if w.task is not None]
+                busy = [w.since + self.retry.kill_after(self.timeout) for w in self._workers if w.task is not None]
                 if busy:
                     due = max(min(busy) - now, 0.0)
                     wait = due if wait is None else min(wait, due)
@@ -237,7 +239,7 @@ class WorkerPool:
         self._replace(w)
         if task_id is None:  # recycled for memory, or died idle: nobody to blame
             return
-        if self._attempts[task_id] > self.max_retries:
+        if self.retry.gives_up(self._attempts[task_id]):
             out.append(self._finish(task_id, {
                 "objectives": None, "cost_s": time.monotonic() - since, "failure": TRANSIENT,
                 "error": f"worker process died {self._attempts[task_id]} times evaluating this candidate "
@@ -250,7 +252,7 @@ class WorkerPool:
             return
         now = time.monotonic()
         for w in list(self._workers):
-            if w.task is not None and now - w.since >= self.timeout:
+            if w.task is not None and now - w.since >= self.retry.kill_after(self.timeout):
                 if w.conn.poll():  # its result arrived in time after all
                     continue
                 task_id, since = w.task, w.since

@@ -6,6 +6,7 @@ import math
 from typing import Any, Mapping
 
 from ..errors import ConfigError, InvalidCandidate
+from ..space import has_crossover
 from ..types import Candidate, EvalResult
 from .base import Proposal, Strategy
 
@@ -21,6 +22,8 @@ class RegularizedEvolution(Strategy):
       child's functional digest differs from its parent's.
     * ``restart_every``: every that many tells, reset the population to the warm start
       (``restart_from="warm"``) or to the best candidate so far (``"best"``).
+    * ``crossover_prob``: with this probability (spaces with ``crossover`` only), a second
+      tournament picks another parent and the child is the mutated crossover of the two.
     Children that fail the space's validation are re-mutated (up to ``max_invalid_tries``),
     uncharged.
     """
@@ -29,7 +32,8 @@ class RegularizedEvolution(Strategy):
 
     def __init__(self, population_size: int = 100, tournament_size: int = 10, warm_start: bool = True,
                  warm_start_texts: list[str] | None = None, fcm: bool = False, fcm_tries: int = 10,
-                 restart_every: int | None = None, restart_from: str = "warm", max_invalid_tries: int = 50):
+                 restart_every: int | None = None, restart_from: str = "warm", max_invalid_tries: int = 50,
+                 crossover_prob: float = 0.0):
         if population_size < 1:
             raise ConfigError(f"population_size must be >= 1, got {population_size}")
         if not 1 <= tournament_size <= population_size:
@@ -42,6 +46,9 @@ class RegularizedEvolution(Strategy):
         self.fcm, self.fcm_tries = fcm, int(fcm_tries)
         self.restart_every, self.restart_from = restart_every, restart_from
         self.max_invalid_tries = int(max_invalid_tries)
+        if not 0.0 <= crossover_prob <= 1.0:
+            raise ConfigError(f"crossover_prob must be in [0, 1], got {crossover_prob}")
+        self.crossover_prob = float(crossover_prob)
         # population entries: (candidate id, text, genome, fitness)
         self.population: collections.deque = collections.deque()
         self.best: tuple[int, str, float] | None = None
@@ -52,12 +59,14 @@ class RegularizedEvolution(Strategy):
         return {"population_size": self.population_size, "tournament_size": self.tournament_size,
                 "warm_start": self.use_warm_start, "warm_start_texts": self.warm_start_texts, "fcm": self.fcm,
                 "fcm_tries": self.fcm_tries, "restart_every": self.restart_every,
-                "restart_from": self.restart_from}
+                "restart_from": self.restart_from, "crossover_prob": self.crossover_prob}
 
-    def bind(self, space, objectives, seed, hasher=None):
-        super().bind(space, objectives, seed, hasher)
-        if self.fcm and hasher is None:
-            raise ConfigError("fcm needs a hasher (the engine provides one)")
+    def bind(self, space, objectives, seed, seam=None):
+        super().bind(space, objectives, seed, seam)
+        if self.crossover_prob and not has_crossover(space):
+            raise ConfigError(f"crossover_prob needs a space with crossover; {space.name!r} has none")
+        if self.fcm and seam is None:
+            raise ConfigError("fcm needs the evaluation seam for digests (the engine provides it)")
         self._warm = [space.from_text(t) for t in self.warm_start_texts]
         if self.use_warm_start:
             self._warm += list(space.warm_start())
@@ -78,6 +87,13 @@ class RegularizedEvolution(Strategy):
         idx = self.rng.choice(len(self.population), size=min(self.tournament_size, len(self.population)),
                               replace=False)
         pid, _, genome, _ = max((self.population[int(i)] for i in idx), key=lambda e: e[3])
+        if self.crossover_prob and len(self.population) > 1 and self.rng.random() < self.crossover_prob:
+            # a second tournament picks the other parent; the child is their crossover, mutated
+            idx2 = self.rng.choice(len(self.population), size=min(self.tournament_size, len(self.population)),
+                                   replace=False)
+            pid2, _, genome2, _ = max((self.population[int(i)] for i in idx2), key=lambda e: e[3])
+            mixed = self.space.crossover(genome, genome2, self.rng)
+            return Proposal(self._child(mixed), parents=(pid, pid2), meta={"origin": "crossover"})
         return Proposal(self._child(genome), parents=(pid,), meta={"origin": "mutation"})
 
     def _in_flight(self) -> int:
@@ -99,7 +115,7 @@ class RegularizedEvolution(Strategy):
             return False
 
     def _child(self, parent: Any) -> Any:
-        parent_hash = self.hasher.functional(parent) if self.fcm else None
+        parent_hash = self.seam.digest(parent) if self.fcm else None
         child = parent
         for attempt in range(max(self.max_invalid_tries, self.fcm_tries)):
             child = self.space.mutate(parent, self.rng)
@@ -107,7 +123,7 @@ class RegularizedEvolution(Strategy):
                 continue
             if parent_hash is None or attempt >= self.fcm_tries - 1:
                 return child
-            if self.hasher.functional(child) != parent_hash:
+            if self.seam.digest(child) != parent_hash:
                 return child
             self.fcm_retries += 1
         return child

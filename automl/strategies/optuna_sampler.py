@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..space import Categorical, Float, Int
-from ..types import OK, Candidate, EvalResult
+from ..types import OK, Candidate, EvalResult, objectives_of
 from .base import Proposal, Strategy
 
 SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "qmc", "gp")
@@ -61,12 +61,36 @@ class OptunaStrategy(Strategy):
         self.sampler_name = sampler
         self.multi_objective = (sampler == "nsga2") if multi_objective is None else bool(multi_objective)
         self.sampler_options = dict(sampler_options or {})
+        self._check_sampler_options()
         self._trials: dict[int, Any] = {}  # optuna trial number -> trial, until told
         self._told: list[list[Any]] = []
 
     def options(self) -> dict[str, Any]:
-        return {"sampler": self.sampler_name, "multi_objective": self.multi_objective,
-                "sampler_options": self.sampler_options}
+        out = {"sampler": self.sampler_name, "multi_objective": self.multi_objective,
+               "sampler_options": self.sampler_options}
+        if type(self) is not OptunaStrategy:  # a per-sampler class: the sampler is its name
+            del out["sampler"]
+        return out
+
+    def _sampler_class(self) -> Any:
+        import optuna.samplers as s
+
+        return {"tpe": s.TPESampler, "random": s.RandomSampler, "nsga2": s.NSGAIISampler, "cmaes": s.CmaEsSampler,
+                "qmc": s.QMCSampler, "gp": getattr(s, "GPSampler", None)}[self.sampler_name]
+
+    def _check_sampler_options(self) -> None:
+        """A typo in ``sampler_options`` is a ConfigError naming the valid options, raised when the
+        strategy is built (before a run directory exists), not a TypeError at the first ask."""
+        if not self.sampler_options:
+            return
+        if "seed" in self.sampler_options:
+            raise ConfigError("sampler_options may not set seed: the search's seed seeds the sampler")
+        cls = self._sampler_class()
+        if cls is None:
+            return  # reported with a clear message by _make_sampler
+        from ..registry import check_options
+
+        check_options("Optuna sampler", self.sampler_name, cls, {**self.sampler_options, "seed": 0})
 
     def _make_sampler(self, seed: int):
         import optuna
@@ -80,20 +104,20 @@ class OptunaStrategy(Strategy):
                                   f"pip install {module}") from None
         if self.sampler_name == "gp" and not hasattr(s, "GPSampler"):
             raise ConfigError(f"this Optuna ({optuna.__version__}) has no GPSampler; upgrade optuna")
-        cls = {"tpe": s.TPESampler, "random": s.RandomSampler, "nsga2": s.NSGAIISampler,
-               "cmaes": s.CmaEsSampler, "qmc": s.QMCSampler, "gp": getattr(s, "GPSampler", None)}
+        cls = self._sampler_class()
         with warnings.catch_warnings():  # QMC/GP are marked experimental; the user chose them
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return cls[self.sampler_name](seed=seed, **self.sampler_options)
+            return cls(seed=seed, **self.sampler_options)
 
-    def bind(self, space, objectives, seed, hasher=None):
-        super().bind(space, objectives, seed, hasher)
+    def bind(self, space, objectives, seed, seam=None):
+        super().bind(space, objectives, seed, seam)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._dists = _distributions(space)
         self._objective_names = list(self.objectives) if self.multi_objective else [self.primary]
-        directions = ["maximize" if self.objectives[k] == "max" else "minimize" for k in self._objective_names]
+        objs = {o.name: o for o in objectives_of(self.objectives)}
+        directions = [objs[k].optuna_direction for k in self._objective_names]
         self._seed = seed
         self.study = optuna.create_study(directions=directions, sampler=self._make_sampler(seed))
 
@@ -138,3 +162,19 @@ class OptunaStrategy(Strategy):
         for params, values in state["told"]:
             self._told.append([params, values])
             self._add_trial(params, values)
+
+
+# One class per registered name (see automl.registry.BUILTINS): a plain signature to check options against.
+def _per_sampler(class_name: str, sampler: str, doc: str) -> type[OptunaStrategy]:
+    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
+        OptunaStrategy.__init__(self, sampler, multi_objective, sampler_options)
+
+    return type(class_name, (OptunaStrategy,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
+
+
+TPE = _per_sampler("TPE", "tpe", "Optuna TPE sampler.")
+OptunaRandom = _per_sampler("OptunaRandom", "random", "Optuna random sampler.")
+NSGA2 = _per_sampler("NSGA2", "nsga2", "Optuna NSGA-II (multi-objective).")
+CMAES = _per_sampler("CMAES", "cmaes", "Optuna CMA-ES.")
+QMC = _per_sampler("QMC", "qmc", "Optuna quasi-Monte Carlo.")
+GP = _per_sampler("GP", "gp", "Optuna Gaussian-process sampler.")

@@ -110,7 +110,7 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
 
 
 def _genome(text: str):
-    from automl.optim import load_program
+    from search_spaces.programs.optim import load_program
 
     return load_program(text)[0]
 
@@ -154,3 +154,48 @@ def format_table(result: Mapping[str, Any]) -> str:
         lines.append(f"best promoted #{b['id']} ({_fmt(b['funnel_val_loss'])} at scale {result['scale']:g}):")
         lines.append("  " + b["candidate"].strip().replace("\n", "\n  "))
     return "\n".join(lines)
+
+
+class FunnelCommand:
+    """``automl funnel RUN_DIR``: a CLI subcommand this plugin adds through the registry
+    (``automl.registry.register_command``)."""
+
+    description = ("Funnel selection (Chen et al. 2023): re-evaluate the top-K distinct programs of a run (one "
+                   "per functional digest) on a SCALE-times larger version of its proxy tasks, next to AdamW on "
+                   "the same, and promote only those that still beat AdamW.  Prints a table and writes "
+                   "RUN_DIR/funnel.json.  Needs a run of the optimizer-proxy evaluator.")
+
+    @staticmethod
+    def add_arguments(p: Any) -> None:
+        p.description = FunnelCommand.description
+        p.epilog = "example:\n  automl funnel runs/opt --top 10 --scale 10 --heldout"
+        p.add_argument("run_dir")
+        p.add_argument("--top", type=int, default=10, help="how many distinct best programs to re-evaluate "
+                       "(default 10)")
+        p.add_argument("--scale", type=float, default=10.0, help="task size multiplier: about SCALE x the "
+                       "parameters and SCALE x the steps (default 10)")
+        p.add_argument("--margin", type=float, default=0.0, help="promote only programs whose loss ratio to AdamW "
+                       "is below 1 - MARGIN (default 0)")
+        p.add_argument("--heldout", action="store_true", help="also score promoted programs on the held-out tasks")
+        p.add_argument("--device", help="override the run's evaluator device (cpu, cuda, cuda:1)")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    @staticmethod
+    def run(a: Any) -> int:
+        import sys
+
+        from automl.api import load_run
+        from automl.errors import AutoMLError
+
+        meta, _ = load_run(a.run_dir)
+        name = meta["config"]["evaluator"]["name"]
+        if name != "optimizer-proxy":
+            raise AutoMLError(f"funnel selection needs a run of the optimizer-proxy evaluator, not {name!r}")
+        result = funnel(a.run_dir, top=a.top, scale=a.scale, margin=a.margin, heldout=a.heldout, device=a.device,
+                        progress=not a.json and sys.stderr.isatty())
+        if a.json:
+            with open(result["path"], encoding="utf-8") as f:
+                print(f.read())
+        else:
+            print(format_table(result))
+        return 0

@@ -186,20 +186,6 @@ class OptimizerProxy(Evaluator):
             out["val_acc"] = sum(accs) / len(accs)
         return out
 
-    # --- funnel selection hook (``automl funnel RUN_DIR``) --------------------------------------------
-    @staticmethod
-    def funnel(run_dir: str, **kw: Any) -> dict[str, Any]:
-        """See :func:`evaluators.optimizer_proxy.funnel.funnel`."""
-        from .funnel import funnel
-
-        return funnel(run_dir, **kw)
-
-    @staticmethod
-    def format_funnel(result: Mapping[str, Any]) -> str:
-        from .funnel import format_table
-
-        return format_table(result)
-
 
 #: base learning rates tried when heldout_score tunes the learning rate
 LR_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
@@ -221,7 +207,7 @@ def heldout_score(program: Any, *, steps: int = HELDOUT_STEPS, lr: float = 0.01,
     "ratio", "loss_same_lr", "adamw_same_lr", "ratio_same_lr", "diverged"}}, "options": {...}}``.
     ``grid=None`` skips the tuning (then ``score`` is ``score_same_lr``).
     """
-    from automl.optim import load_program
+    from search_spaces.programs.optim import load_program
 
     genome, _ = load_program(program)
     lrs = sorted({float(lr), *(float(g) for g in (grid or ()))})

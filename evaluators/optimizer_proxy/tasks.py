@@ -308,7 +308,7 @@ def train(name: str, program: Any, *, steps: int, lr: float, seed: int = 0, scal
     ProgramOptimizer under a cosine LR schedule from ``lr`` (or with ``optimizer(params)``, a torch
     optimizer factory, for comparisons).  Training stops as diverged when the minibatch loss is
     non-finite or above ``diverge`` x the first minibatch loss; then ``val_loss`` is nan."""
-    from automl.optim import ProgramOptimizer
+    from search_spaces.programs.optim import ProgramOptimizer
 
     task = TASKS[name]
     data = task_data(name, seed, scale, device)

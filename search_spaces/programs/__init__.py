@@ -5,7 +5,7 @@ A program is the text of one function ``def train(w, g, m, v, lr[, t]): ... retu
 run once per step with the outer loop ``w = w - update``.  Modules: ``ops`` (the function
 table), ``ir`` (flat typed SSA IR, liveness, canonical text, structural key), ``parser``,
 ``interp`` (numpy interpreter and the hash probe), ``mutation``, ``simplify``, ``classic``
-(SGD ... Lion as programs), ``space`` (ProgramSpace).  ``automl.optim.ProgramOptimizer`` runs a
+(SGD ... Lion as programs), ``space`` (ProgramSpace).  ``search_spaces.programs.optim.ProgramOptimizer`` runs a
 program as a torch optimizer.
 """
 from .classic import CLASSIC_PROGRAMS

@@ -14,7 +14,6 @@ this one definition (:attr:`Program.info`).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import ClassVar
 
@@ -43,13 +42,33 @@ class Instr:
     op: str
     args: tuple[int | float, ...]
 
-    @functools.cached_property
+    @property
     def key(self) -> tuple:
-        return (self.dest, self.op, tuple(a if type(a) is int else a.hex() if type(a) is float else repr(a)
-                                          for a in self.args))
+        # cached by hand: functools.cached_property takes a lock on every first access (measurable
+        # here: millions of instructions are built per search)
+        k = self.__dict__.get("_key")
+        if k is None:
+            k = (self.dest, self.op, tuple(a if type(a) is int else a.hex() if type(a) is float else repr(a)
+                                           for a in self.args))
+            self.__dict__["_key"] = k
+        return k
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Instr) and self.key == other.key
+        # the same relation as comparing keys, without building them (hot in mutation)
+        if self is other:
+            return True
+        if not isinstance(other, Instr) or self.dest != other.dest or self.op != other.op \
+                or len(self.args) != len(other.args):
+            return False
+        for a, b in zip(self.args, other.args):
+            if type(a) is not type(b):
+                return False
+            if type(a) is float:
+                if a != b or math.copysign(1.0, a) != math.copysign(1.0, b):
+                    return False
+            elif a != b:
+                return False
+        return True
 
     def __hash__(self) -> int:
         return hash(self.key)
@@ -103,9 +122,12 @@ class Program:
     def __len__(self) -> int:
         return len(self.instrs)
 
-    @functools.cached_property
+    @property
     def info(self) -> Info:
-        return _analyse(self)
+        i = self.__dict__.get("_info")
+        if i is None:  # cached by hand (see Instr.key); the program is immutable
+            i = self.__dict__["_info"] = _analyse(self)
+        return i
 
     def type_error(self) -> str | None:
         return self.info.error
@@ -223,7 +245,15 @@ def _operand(a: int | float, names: list[str]) -> str:
 
 def to_text(p: Program) -> str:
     """Canonical text: ``def train(w, g, m, v, lr[, t]):``, one op per line, two-space indent,
-    constants printed with repr() (round-trips bit-exactly), ``t`` declared iff read."""
+    constants printed with repr() (round-trips bit-exactly), ``t`` declared iff read.  Memoized on
+    the (immutable) program."""
+    text = p.__dict__.get("_text")
+    if text is None:
+        text = p.__dict__["_text"] = _to_text(p)
+    return text
+
+
+def _to_text(p: Program) -> str:
     names = _print_names(p)
     uses_t = any(a == T and type(a) is int for ins in p.instrs for a in ins.args)
     sig = ", ".join(INPUT_NAMES if uses_t else INPUT_NAMES[:-1])

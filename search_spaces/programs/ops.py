@@ -2,7 +2,7 @@
 
 Each :class:`OpSpec` gives the name, arity, argument and result types, a numpy implementation
 (used by the probe interpreter and constant folding), a per-tensor torch implementation (used by
-``automl.optim.ProgramOptimizer``; written with tensor methods and operators only, so this module
+``search_spaces.programs.optim.ProgramOptimizer``; written with tensor methods and operators only, so this module
 never imports torch) and a one-line doc string.  ``docs_table()`` renders the table for people.
 
 Types: ``tensor`` is a per-parameter array (w, g, m, v and anything computed from them

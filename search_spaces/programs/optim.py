@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from automl.errors import ConfigError
 
 SPACE = "optimizer-programs"
 # register numbers of the inputs (fixed by the program IR)
@@ -43,7 +43,7 @@ def load_program(program: Any, space: Any = None):
     """A validated program genome from text, a genome, or a run-log record (a dict whose
     ``"candidate"`` holds the text; its ``"space"``, when given, must name a program space).
     Raises ParseError for bad text and InvalidCandidate for a program that does not type-check."""
-    from . import registry
+    from automl import registry
 
     if isinstance(program, Mapping):
         if "candidate" not in program:
@@ -51,7 +51,8 @@ def load_program(program: Any, space: Any = None):
         space = space or program.get("space") or SPACE
         program = program["candidate"]
     if space is None or isinstance(space, str):
-        space = registry.get_space(space or getattr(program, "automl_space", None) or SPACE)
+        # a name from a logged record resolves only to a registered space (never imports a module)
+        space = registry.create("space", space or getattr(program, "automl_space", None) or SPACE)
     genome = space.from_text(program) if isinstance(program, str) else program
     space.validate(genome)
     return genome, space

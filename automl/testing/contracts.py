@@ -1,6 +1,16 @@
-"""Contract suites for every plugin family.  A new space, evaluator, strategy or runner gets
-them by being registered: tests/test_contracts.py runs each check over everything registered.
-Each check takes the plugin's registered name (and what else it needs) and asserts behaviour.
+"""Contract suites for every plugin family, shipped with the package (as ``optuna.testing`` is) so
+a third-party space, evaluator, strategy, runner or cache can run them:
+
+    from automl.testing import contracts
+    contracts.space_contract("my-space")               # a registered name
+    contracts.evaluator_contract("my-evaluator")
+    contracts.strategy_contract("my-strategy", contracts.toys.ToySpace())
+    contracts.runner_contract_basic(MyRunner())
+    contracts.cache_contract(lambda: MyCache())
+    contracts.golden_contract("my-space", "tests/golden")   # digests pinned per space
+
+Each check asserts behaviour (AssertionError naming what is wrong).  This project's
+tests/test_contracts.py runs them over everything registered.
 """
 from __future__ import annotations
 
@@ -11,9 +21,13 @@ import numpy as np
 
 import automl
 from automl import registry
-from automl.errors import AutoMLError, ParseError
+from automl.errors import AutoMLError
+from automl.evaluation import Seam
+from automl.space import has_crossover
 from automl.strategies.base import Proposal
-from automl.types import OK, Candidate, EvalResult
+from automl.types import FAILED, INVALID, OK, Candidate, EvalResult
+
+TOY_SPACE, TOY_EVALUATOR = "automl.testing.toys:ToySpace", "automl.testing.toys:Quadratic"
 
 # ---------------------------------------------------------------------------------------------------
 # spaces
@@ -49,6 +63,14 @@ def space_contract(name: str, n: int = 20) -> None:
         assert len(s1) == 32 and len(f1) == 32
     texts = {space.to_text(g) for g in genomes}
     assert len(texts) > 1, "sample should produce different candidates"
+    if has_crossover(space):  # optional part of the contract
+        for a, b in zip(genomes[:5], genomes[1:6]):
+            ta, tb = space.to_text(a), space.to_text(b)
+            child = space.crossover(a, b, np.random.default_rng(1))
+            assert space.to_text(a) == ta and space.to_text(b) == tb, "crossover must not modify its parents"
+            again = space.crossover(a, b, np.random.default_rng(1))
+            assert space.to_text(child) == space.to_text(again), "crossover must depend only on its rng"
+            assert space.to_text(space.from_text(space.to_text(child))) == space.to_text(child)
 
     for bad in ("", "\x00garbage((", "}}{{"):
         try:
@@ -72,7 +94,7 @@ def space_contract(name: str, n: int = 20) -> None:
 
 def evaluator_contract(name: str) -> None:
     cls = registry.get_class("evaluator", name)
-    ev = registry.get_evaluator(name, **dict(cls.test_options))
+    ev = registry.get_evaluator(name, **dict(getattr(cls, "test_options", {})))
     assert ev.name == name
     assert ev.objectives and all(d in ("min", "max") for d in ev.objectives.values())
     json.dumps(ev.options())
@@ -105,11 +127,11 @@ def _drive(strategy, space, steps: int, start_id: int = 0) -> list[str]:
 
 
 def strategy_contract(name: str, space) -> None:
-    hasher = automl.Hasher(space)
+    seam = Seam(space, None)
 
     def make():
         s = registry.create("strategy", name)
-        s.bind(space, {"loss": "min"}, seed=3, hasher=hasher)
+        s.bind(space, {"loss": "min"}, seed=3, seam=seam)
         return s
 
     s1, s2 = make(), make()
@@ -123,24 +145,46 @@ def strategy_contract(name: str, space) -> None:
     # failures are told without breaking the strategy
     prop = s3.ask()
     s3.tell(Candidate(99, prop.genome, space.to_text(prop.genome), (), 0, prop.params, prop.meta),
-            EvalResult("failed", {}, 0.0, error="boom"))
-    assert s3.fitness(EvalResult("failed", {}, 0.0)) == -math.inf
+            EvalResult(FAILED, {}, 0.0, error="boom"))
+    assert s3.fitness(EvalResult(FAILED, {}, 0.0)) == -math.inf
+    strategy_keeps_asking(make(), space)
+
+
+def strategy_keeps_asking(strategy, space, rounds: int = 40) -> None:
+    """A bound strategy keeps proposing valid candidates while told failures, invalid results and
+    NaN/inf objectives (several in flight at once), as Ray Tune checks its searchers."""
+    bad = [EvalResult(FAILED, {}, 0.0, error="boom"), EvalResult(INVALID, {"loss": math.nan}, 0.0),
+           EvalResult(INVALID, {"loss": math.inf}, 0.0), EvalResult(INVALID, {"loss": -math.inf}, 0.0),
+           EvalResult(OK, {"loss": 1.0}, 0.0)]
+    pending = []
+    for i in range(rounds):
+        prop = strategy.ask()
+        assert isinstance(prop, Proposal), f"ask() returned {prop!r} after {i} asks with failures told"
+        text = space.to_text(prop.genome)
+        space.validate(space.from_text(text))
+        pending.append(Candidate(1000 + i, prop.genome, text, tuple(prop.parents), 0, prop.params, prop.meta))
+        if len(pending) >= 3 or i == rounds - 1:  # tell out of order, several at once
+            for j, cand in enumerate(reversed(pending)):
+                strategy.tell(cand, bad[(i + j) % len(bad)])
+            pending = []
+    assert strategy.fitness(bad[1]) == -math.inf and strategy.fitness(bad[0]) == -math.inf
+    json.dumps(strategy.state_dict())
 
 
 # ---------------------------------------------------------------------------------------------------
 # runners
 
 def runner_contract_basic(runner) -> None:
-    """``runner`` is an un-started runner; uses tests' plugins_for_tests (toy space, quadratic)."""
+    """``runner`` is an un-started runner; runs the toy space and quadratic of :mod:`automl.testing.toys`."""
     from automl.runners.base import PluginSpec
 
-    space = PluginSpec("plugins_for_tests:ToySpace", {})
-    ev = PluginSpec("plugins_for_tests:Quadratic", {"fail_on": [47], "nan_on": [49]})
+    space = PluginSpec(TOY_SPACE, {})
+    ev = PluginSpec(TOY_EVALUATOR, {"fail_on": [47], "nan_on": [49]})
     runner.start(space, ev, timeout=None)
     try:
         assert runner.capacity >= 1
         ids = list(range(12))
-        pending, results = list(ids), {}
+        pending, results = list(ids), {}  # type: tuple[list[int], dict[int, dict]]
         while pending or len(results) < len(ids):
             while pending and len(results) + (len(ids) - len(pending) - len(results)) < len(ids):
                 if len(ids) - len(pending) - len(results) >= runner.capacity:
@@ -170,12 +214,11 @@ def runner_contract_basic(runner) -> None:
 def runner_contract_timeout(runner) -> None:
     from automl.runners.base import PluginSpec
 
-    runner.start(PluginSpec("plugins_for_tests:ToySpace", {}),
-                 PluginSpec("plugins_for_tests:Quadratic", {"hang_on": [5]}), timeout=1.0)
+    runner.start(PluginSpec(TOY_SPACE, {}), PluginSpec(TOY_EVALUATOR, {"hang_on": [5]}), timeout=1.0)
     try:
         runner.submit(1, "5")
         runner.submit(2, "6")
-        got = {}
+        got: dict[int, dict] = {}
         while len(got) < 2:
             for task_id, raw in runner.poll(timeout=30):
                 got[task_id] = raw
@@ -189,24 +232,48 @@ def runner_contract_timeout(runner) -> None:
 # caches
 
 def cache_contract(make) -> None:
-    """``make(policy)`` returns a fresh cache of the family under test."""
-    from automl.cache import CachePolicy
-    from automl.types import HIT, MISS, PARTIAL
+    """``make()`` returns a fresh, empty cache (storage) of the family under test."""
+    from automl.types import FAILED
 
-    c = make(CachePolicy())
-    assert c.decide("a")[0] == MISS
-    c.record("a", OK, {"loss": 1.0}, 0.5, candidate="t")
-    outcome, e = c.decide("a")
-    assert outcome == HIT and e.objectives == {"loss": 1.0} and e.n == 1
+    c = make()
+    assert c.get("a") is None
+    e = c.fold("a", OK, {"loss": 1.0}, 0.5, candidate="t")
+    assert c.get("a").objectives == {"loss": 1.0} and e.n == 1 and c.get("a").candidate == "t"
     c.set_alias("s", "a")
-    assert c.alias("s") == "a"
-    st = c.stats.as_dict()
-    assert st["misses"] == 1 and st["hits"] == 1 and st["evaluations"] == 1 and 0 < st["hit_rate"] <= 1
+    assert c.alias("s") == "a" and c.alias("nope") is None
+    e = c.fold("a", OK, {"loss": 3.0}, 0.5)
+    assert e.objectives["loss"] == 2.0 and e.n == 2 and c.get("a").n == 2 and e.mean_cost == 0.5
+    c.fold("f", FAILED, {}, 0.1, error="boom")
+    assert c.get("f").status == FAILED and c.get("f").error == "boom"
+    c.flush()
     c.close()
-    agg = make(CachePolicy(k=2))
-    agg.record("b", OK, {"loss": 1.0}, 0.5)
-    assert agg.decide("b")[0] == PARTIAL
-    agg.record("b", OK, {"loss": 3.0}, 0.5)
-    outcome, e = agg.decide("b")
-    assert outcome == HIT and e.objectives["loss"] == 2.0 and e.n == 2
-    agg.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# golden digests
+
+def golden_digests(name: str, n: int = 6, seed: int = 0) -> dict[str, list[str]]:
+    """``{text: [structural, functional]}`` for ``n`` candidates sampled from registered space
+    ``name`` with ``seed`` (plus its warm start): what :func:`golden_contract` pins."""
+    space = registry.get_space(name)
+    rng = np.random.default_rng(seed)
+    genomes = list(space.warm_start()[:2]) + [space.sample(rng) for _ in range(n)]
+    h = automl.Hasher(space)
+    return {space.to_text(g): [h.structural(g), h.functional(g)] for g in genomes}
+
+
+def golden_contract(name: str, directory: str) -> None:
+    """The digests of space ``name`` equal those pinned in ``directory/<name>.json``: a change of a
+    space's canonical form, probe or the hash namespace shows up here (and invalidates every cache
+    built before it).  Regenerate deliberately: ``python -m automl.testing.golden DIR``."""
+    import os
+
+    path = os.path.join(directory, f"{name}.json")
+    with open(path, encoding="utf-8") as f:
+        pinned = json.load(f)
+    space = registry.get_space(name)
+    h = automl.Hasher(space)
+    for text, (s, fn) in pinned.items():
+        g = space.from_text(text)
+        assert h.structural(g) == s, f"{name}: structural digest of {text!r} changed"
+        assert h.functional(g) == fn, f"{name}: functional digest of {text!r} changed"

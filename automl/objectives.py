@@ -1,0 +1,83 @@
+"""Ranking results: direction signs, best-so-far, Pareto dominance.  The one home of these rules
+(the engine, reports, the Tune searcher, the Optuna export and the strategies use it).
+
+A *row* is anything with ``status`` and ``objectives``: a run-log record (dict), a
+:class:`~automl.types.Record` or an :class:`~automl.types.EvalResult`.  Only ``ok`` rows with a
+finite value rank; everything else is worse than any of them.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from .types import OK, Direction, Objective, objectives_of
+
+__all__ = ["Objective", "Direction", "objectives_of", "value", "fitness", "dominates", "pareto_front", "best",
+           "best_so_far"]
+
+
+def value(row: Any, objective: Objective) -> float | None:
+    """The row's finite value of ``objective``, or None (failed, invalid, missing, non-finite)."""
+    if type(row) is dict:
+        status, objs = row.get("status"), row.get("objectives")
+    else:
+        status, objs = row.status, row.objectives
+    if status != OK or not objs:
+        return None
+    v = objs.get(objective.name)
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def fitness(row: Any, objective: Objective) -> float:
+    """The value as a number to maximise; -inf when the row does not rank."""
+    v = value(row, objective)
+    if v is None:
+        return -math.inf
+    return -v if objective.direction is Direction.MIN else v
+
+
+def best(rows: Iterable[Any], objective: Objective) -> Any | None:
+    """The first row with the best value (None when none ranks)."""
+    out, out_v = None, None
+    for r in rows:
+        v = value(r, objective)
+        if v is not None and (out_v is None or objective.better(v, out_v)):
+            out, out_v = r, v
+    return out
+
+
+def best_so_far(rows: Iterable[Any], objective: Objective) -> Iterator[float | None]:
+    """For each row in order, the best value seen up to and including it (None before the first)."""
+    cur: float | None = None
+    for r in rows:
+        v = value(r, objective)
+        if v is not None and (cur is None or objective.better(v, cur)):
+            cur = v
+        yield cur
+
+
+def dominates(a: Sequence[float], b: Sequence[float], objectives: Sequence[Objective]) -> bool:
+    """True when objective vector ``a`` is no worse than ``b`` everywhere and better somewhere."""
+    sa = [o.sign * x for o, x in zip(objectives, a)]
+    sb = [o.sign * x for o, x in zip(objectives, b)]
+    return all(x <= y for x, y in zip(sa, sb)) and any(x < y for x, y in zip(sa, sb))
+
+
+def pareto_front(rows: Iterable[Any], objectives: Sequence[Objective] | Mapping[str, str]) -> list[Any]:
+    """Rows not dominated on ``objectives`` (one per distinct objective vector), sorted by the first
+    objective (best first).  Rows missing an objective or with a non-finite value are left out."""
+    objs = objectives_of(objectives)
+    pts: dict[tuple[float, ...], Any] = {}
+    for r in rows:
+        vs = [value(r, o) for o in objs]
+        if all(v is not None for v in vs):
+            pts.setdefault(tuple(o.sign * v for o, v in zip(objs, vs)), r)  # type: ignore[operator]
+    front: list[tuple[float, ...]] = []
+    for v in sorted(pts):  # lexicographic: a point can only be dominated by one sorted before it
+        if not any(all(a <= b for a, b in zip(f, v)) for f in front):
+            front.append(v)
+    return [pts[v] for v in front]
