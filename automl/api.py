@@ -8,7 +8,9 @@ log by registry name, runs the engine, and returns a summary.  The CLI is a thin
 """
 from __future__ import annotations
 
+import copy
 import os
+import time
 from typing import Any, Mapping
 
 from . import registry
@@ -16,8 +18,10 @@ from .cache import Cache, NullCache
 from .policy import CachePolicy
 from .engine import Budget, Engine
 from .errors import ConfigError, RunDirError
+from .lock import RunLock
 from .log import CACHE_FILE, RunLog, read_records
 from .runners.base import PluginSpec
+from .runners.local import check_timeout
 
 
 
@@ -63,7 +67,8 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
             if given is not None and given != cfg[key]["name"]:
                 raise ConfigError(f"{out} is a run with {key} {cfg[key]['name']!r}; resuming continues it as it "
                                   f"was made, so {key} {given!r} cannot apply (start a new run instead)")
-        b = cfg["budget"]
+        b = dict(cfg.get("budget") or {})
+        prev_budget, orig_cfg = dict(b), copy.deepcopy(cfg)
         stall = stall if stall is not None else b.get("stall")
         budget = budget if budget is not None else b.get("evaluations")
         seconds = seconds if seconds is not None else b.get("seconds")
@@ -77,10 +82,11 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
         cfg = {"space": {"name": space, "options": dict(space_options or {})},
                "evaluator": {"name": evaluator, "options": dict(evaluator_options or {})},
                "strategy": {"name": strategy, "options": dict(strategy_options or {})},
-               "seed": int(seed), "timeout": timeout, "probe_seed": probe_seed, "dedupe": dedupe,
+               "seed": int(seed), "timeout": check_timeout(timeout), "probe_seed": probe_seed, "dedupe": dedupe,
                "cache": {"path": os.path.abspath(cache) if cache else None, "enabled": bool(use_cache),
                          "policy": cache_policy.to_json() if isinstance(cache_policy, CachePolicy)
                          else cache_policy}}
+        prev_budget = None
     runner_name = runner or ("process" if workers > 1 else "serial")
     runner_opts = dict(runner_options or {})
     if runner_name == "process":
@@ -101,6 +107,14 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
         # directions are stored too: readers rank the run without importing the evaluator.
         cfg["space"]["options"], cfg["evaluator"]["options"] = sp.options(), ev.options()
         cfg["objectives"] = [o.to_json() for o in ev.objective_list()]
+        cfg["evaluator"]["version"] = str(ev.version)
+    else:
+        check_timeout(cfg.get("timeout"))
+        logged = cfg["evaluator"].get("version")
+        if logged is not None and str(logged) != str(ev.version):
+            raise ConfigError(f"{out} was made with evaluator {ev.name!r} version {logged}; the installed one is "
+                              f"version {ev.version}: its results would not be comparable in one log.  Start a new "
+                              "run (the cache keeps the old version's results apart)")
     strat = registry.create("strategy", cfg["strategy"]["name"], trusted, **cfg["strategy"]["options"])
     run = registry.create("runner", runner_name, trusted or caller_runner is not None, **runner_opts)
 
@@ -110,29 +124,44 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
     if cfg.get("dedupe", "functional") not in ("functional", "structural"):
         raise ConfigError(f"dedupe must be 'functional' or 'structural', got {cfg['dedupe']!r}")
     # Everything is validated before the run directory is created: a bad option leaves nothing behind.
-    if resume:
-        records = read_records(out, repair=True)
-    else:
-        log = RunLog.create(out, cfg)
-        records = []
-    if cfg["cache"]["enabled"]:
-        cache_obj = Cache(cfg["cache"]["path"] or os.path.join(out, CACHE_FILE))
-    else:
-        cache_obj = NullCache()
-    engine = Engine(sp, ev, strat, run, cache_obj, log, bud, seed=cfg["seed"], space_spec=space_spec,
-                    evaluator_spec=ev_spec, timeout=cfg.get("timeout"), progress=progress,
-                    probe_seed=cfg.get("probe_seed"), dedupe=cfg.get("dedupe", "functional"), policy=policy)
+    settings = {"timeout": cfg.get("timeout")}  # what a cached failure is judged against
+    log: RunLog | None = log if resume else None  # type: ignore[no-redef]
+    lock = RunLock(out)
+    lock.acquire(create_dir=not resume)  # one writer per run folder (before run.json is written); readers never lock
+    cache_obj = None
     try:
+        if resume:
+            records = read_records(out, repair=True)
+            if cfg["budget"] != prev_budget:  # every budget change is on record
+                log.update_run(config={**orig_cfg, "budget": cfg["budget"]}, budget_changes=[
+                    *meta.get("budget_changes", []), {"time": time.time(), "from": prev_budget, "to": cfg["budget"]}])
+        else:
+            log = RunLog.create(out, cfg)
+            records = []
+        if cfg["cache"]["enabled"]:
+            cache_obj = Cache(cfg["cache"]["path"] or os.path.join(out, CACHE_FILE), settings=settings)
+        else:
+            cache_obj = NullCache(settings)
+        engine = Engine(sp, ev, strat, run, cache_obj, log, bud, seed=cfg["seed"], space_spec=space_spec,
+                        evaluator_spec=ev_spec, timeout=cfg.get("timeout"), progress=progress,
+                        probe_seed=cfg.get("probe_seed"), dedupe=cfg.get("dedupe", "functional"), policy=policy)
         if resume:
             engine.restore(records)
         summary = engine.run()
         summary["cache_policy"] = policy.describe()
+        if engine.reconciled:
+            summary["reconciled"] = engine.reconciled
         log.update_run(last_summary={k: v for k, v in summary.items() if k != "run_dir"})
         return summary
     finally:
-        log.close()
-        cache_obj.close()
-        ev.close()
+        try:
+            if log is not None:
+                log.close()
+            if cache_obj is not None:
+                cache_obj.close()
+            ev.close()
+        finally:
+            lock.release()
 
 
 def load_run(run_dir: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

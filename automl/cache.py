@@ -7,30 +7,40 @@ Only data is stored (JSON text and numbers, never pickle): a cache file received
 else is safe to open.
 
 This module is storage only: :meth:`Cache.get`, :meth:`Cache.fold` (fold one real evaluation
-into a key's running mean), aliases, commit and close.  Which lookups are hits, what is
-charged and what is counted is decided by the evaluation seam (:mod:`automl.evaluation`) under
-a :class:`automl.policy.CachePolicy`.
+into a key's running mean, atomically against what is stored), :meth:`Cache.reconcile_log`
+(resume), aliases, commit and close.  Which lookups are hits, what is charged and what is
+counted is decided by the evaluation seam (:mod:`automl.evaluation`) under a
+:class:`automl.policy.CachePolicy`; whether a cached failure is served is
+:func:`failure_is_stale`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import random
 import sqlite3
 import time
-from typing import Mapping
+import uuid
+import warnings
+from typing import Any, Callable, Mapping, Sequence
 
-from .errors import ConfigError
+from .errors import CacheError, ConfigError
 from .policy import CachePolicy  # noqa: F401  (re-exported: automl.cache.CachePolicy)
-from .types import OK
+from .types import FAILED, INVALID, OK
 
 SCHEMA = 1
-_COMMIT_INTERVAL_S = 0.25  # batch commits; the run log is the durable record (see engine resume)
-# Caches up to this many results are read into memory when opened, so a lookup never touches
-# disk; larger ones are read key by key.  Either way, entries another process writes after this
-# cache was opened are not seen until it is reopened (runs sharing a cache normally run one
-# after the other).
+# Aliases and hit counts are written at most this often (results are written at once, each in
+# its own short transaction): losing a few aliases to a kill costs a probe, nothing else.
+_COMMIT_INTERVAL_S = 0.25
+_BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction
+_COLS = "key, status, objectives, n, hits, cost_s, error, candidate, failure"
+# Caches up to this many results are read into memory when opened.  A lookup that memory does not
+# answer as a full hit re-reads the row, so entries other processes write later are seen.
 _PRELOAD_MAX = 1_000_000
+# Failure kinds (see failure_is_stale)
+FINAL, TRANSIENT, TIMEOUT = "final", "transient", "timeout"
 
 
 @dataclasses.dataclass
@@ -44,6 +54,7 @@ class Entry:
     cost_s: float  # total evaluator seconds spent on the n evaluations
     error: str | None = None
     candidate: str | None = None  # text of the first candidate evaluated under this key
+    failure: dict[str, Any] | None = None  # failed entries: {"kind", "settings", "session"}
 
     @property
     def mean_cost(self) -> float:
@@ -51,87 +62,207 @@ class Entry:
 
 
 class Cache:
-    """Persistent equivalence cache.  ``path=None`` keeps everything in memory only."""
+    """Persistent equivalence cache.  ``path=None`` keeps everything in memory only.
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    Safe for many processes on one file (several searches sharing ``--cache``, on one machine or
+    over a file system with working POSIX locks): no transaction is held between calls, every
+    write is one short ``BEGIN IMMEDIATE`` transaction that re-reads the row it folds into (so two
+    writers' evaluations of one key are both counted), a lookup that memory cannot answer as a
+    full hit re-reads the row (another process may have written it), and a busy database is
+    retried with back-off (see :func:`_retry`).  ``settings`` (e.g. ``{"timeout": 30}``) are
+    stored with every failure; see :func:`failure_is_stale` for when a cached failure is retried.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, settings: Mapping[str, Any] | None = None):
         self.path = None if path is None else os.fspath(path)
+        self.settings = dict(settings or {})
+        self.session = uuid.uuid4().hex[:12]  # this cache object's run: transient failures are retried by later ones
         self._mem: dict[str, Entry] = {}
         self._alias: dict[str, str] = {}
-        self._dirty = False
+        self._pending_alias: dict[str, str] = {}
+        self._pending_hits: dict[str, int] = {}
         self._last_commit = time.monotonic()
         self._db: sqlite3.Connection | None = None
-        self._complete = True  # every stored entry is in memory (always so without a file)
+        self._warned_corrupt = False
         if self.path is not None:
             self._open()
 
     # --- storage ------------------------------------------------------------------------------
     def _open(self) -> None:
         parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, exist_ok=True)
         try:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            os.makedirs(parent, exist_ok=True)
+            # isolation_level=None: no implicit transactions; each statement commits unless inside
+            # an explicit BEGIN ... COMMIT (which this class keeps short).
+            db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"cannot open cache {self.path}: {exc}") from None
+        self._db = db
+        try:
+            self._retry(self._init_schema)  # (the PRAGMAs too may meet a busy database)
+            self._retry(self._preload)
+        except BaseException:
+            db.close()
+            self._db = None
+            raise
+
+    def _init_schema(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+        def body(db: sqlite3.Connection) -> None:
             db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS results(key TEXT PRIMARY KEY, status TEXT NOT NULL, "
                        "objectives TEXT NOT NULL, n INTEGER NOT NULL, hits INTEGER NOT NULL, "
-                       "cost_s REAL NOT NULL, error TEXT, candidate TEXT, updated REAL)")
+                       "cost_s REAL NOT NULL, error TEXT, candidate TEXT, updated REAL, failure TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS aliases(structural TEXT PRIMARY KEY, functional TEXT NOT NULL)")
+            cols = {r[1] for r in db.execute("PRAGMA table_info(results)")}
+            if "failure" not in cols:  # caches written before failures carried their settings
+                db.execute("ALTER TABLE results ADD COLUMN failure TEXT")
             row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA),))
             elif row[0] != str(SCHEMA):
                 raise ConfigError(f"cache {self.path} has schema {row[0]}, this version reads {SCHEMA}")
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"cannot open cache {self.path}: {exc}") from None
-        db.execute("BEGIN")
-        self._db = db
-        self._complete = db.execute("SELECT COUNT(*) FROM results").fetchone()[0] <= _PRELOAD_MAX
-        if self._complete:
-            for key, status, obj, n, hits, cost, error, cand in db.execute(
-                    "SELECT key, status, objectives, n, hits, cost_s, error, candidate FROM results"):
-                self._mem[key] = Entry(status, json.loads(obj), n, hits, cost, error, cand)
-            self._alias.update(db.execute("SELECT structural, functional FROM aliases"))
+
+        self._write(body)
+
+    def _preload(self) -> None:
+        """Read small caches into memory; ``fetchall`` ends the read at once (no open snapshot)."""
+        db = self._db
+        self._mem.clear()
+        n = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        if n <= _PRELOAD_MAX:
+            for row in db.execute(f"SELECT {_COLS} FROM results").fetchall():
+                e = self._entry(row[0], row[1:])
+                if e is not None:
+                    self._mem[row[0]] = e
+            self._alias.update(db.execute("SELECT structural, functional FROM aliases").fetchall())
+
+    def _retry(self, fn, *args):
+        """Run ``fn`` against the database, retrying while another process holds the write lock
+        (sqlite's own busy timeout does not cover every case, e.g. a lock upgrade); any other
+        database error is a :class:`CacheError` naming the file."""
+        delay = 0.005
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as exc:
+                msg = str(exc)
+                if ("locked" in msg or "busy" in msg) and time.monotonic() < deadline:
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.2)
+                    continue
+                raise CacheError(f"cache {self.path}: {msg}") from None
+            except sqlite3.DatabaseError as exc:  # a corrupt page, a file that is not a database
+                raise CacheError(f"cache {self.path} is damaged ({exc}); move it away (the run logs keep every "
+                                 "result; `--resume` refills a new cache from its log)") from None
+
+    def _entry(self, key: str, row: tuple) -> Entry | None:
+        """An entry from a stored row, validated; a bad row is ignored (a miss) with one warning."""
+        status, obj, n, hits, cost, error, cand, failure = row
+        try:
+            objectives = json.loads(obj)
+            ok = (status in (OK, FAILED, INVALID) and isinstance(objectives, dict)
+                  and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                          for k, v in objectives.items())
+                  and isinstance(n, int) and n >= 1 and isinstance(hits, int) and hits >= 0
+                  and isinstance(cost, (int, float)) and math.isfinite(cost))
+            if ok and status == OK:
+                ok = all(math.isfinite(v) for v in objectives.values())
+            fail = json.loads(failure) if failure else None
+            ok = ok and (fail is None or isinstance(fail, dict))
+        except (ValueError, TypeError, RecursionError):
+            ok = False
+        if not ok:
+            if not self._warned_corrupt:
+                self._warned_corrupt = True
+                warnings.warn(f"cache {self.path}: ignoring a corrupt entry ({key[:16]}...); it will be "
+                              "re-evaluated and overwritten", stacklevel=3)
+            return None
+        return Entry(status, {k: float(v) for k, v in objectives.items()}, n, hits, float(cost), error, cand, fail)
+
+    def _read(self, key: str) -> Entry | None:
+        """The stored row for ``key`` (memory updated); None when absent or corrupt."""
+        row = self._retry(lambda: self._db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone())
+        if row is None:
+            return self._mem.get(key)
+        e = self._entry(row[0], row[1:])
+        if e is not None:
+            self._mem[key] = e
+        return e
 
     def _load(self, key: str) -> Entry | None:
         e = self._mem.get(key)
-        if e is not None or self._complete:
+        if e is not None or self._db is None:
             return e
-        row = self._db.execute("SELECT status, objectives, n, hits, cost_s, error, candidate FROM results "
-                               "WHERE key=?", (key,)).fetchone()
-        if row is None:
-            return None
-        e = Entry(row[0], json.loads(row[1]), row[2], row[3], row[4], row[5], row[6])
+        return self._read(key)
+
+    def _update(self, key: str, fold) -> Entry:
+        """Atomically read ``key``'s row, compute ``fold(old) -> new`` and write it (one short
+        write transaction; the in-memory layer is updated too)."""
+        if self._db is None:
+            e = fold(self._mem.get(key))
+            self._mem[key] = e
+            return e
+
+        def body(db: sqlite3.Connection) -> Entry:
+            row = db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone()
+            e = fold(None if row is None else self._entry(row[0], row[1:]))
+            db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?,?,?,?,?,?,?,?)",
+                       (key, e.status, json.dumps(e.objectives), e.n, e.hits, e.cost_s, e.error,
+                        e.candidate, time.time(), json.dumps(e.failure) if e.failure else None))
+            self._write_pending(db)
+            return e
+
+        e = self._write(body)
         self._mem[key] = e
+        self._last_commit = time.monotonic()
         return e
 
-    def _store(self, key: str, e: Entry) -> None:
-        self._mem[key] = e
-        if self._db is not None:
-            self._db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?,?,?,?,?,?,?)",
-                             (key, e.status, json.dumps(e.objectives), e.n, e.hits, e.cost_s, e.error,
-                              e.candidate, time.time()))
-            self._maybe_commit()
+    def _write(self, body):
+        """``body(db)`` inside one short ``BEGIN IMMEDIATE`` transaction (rolled back on any
+        exception), retried while another process holds the lock; returns what ``body`` returns."""
+        def txn():
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                out = body(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return out
+
+        return self._retry(txn)
+
+    def _write_pending(self, db: sqlite3.Connection) -> None:
+        if self._pending_alias:
+            db.executemany("INSERT OR IGNORE INTO aliases VALUES(?,?)", list(self._pending_alias.items()))
+        if self._pending_hits:
+            db.executemany("UPDATE results SET hits=hits+? WHERE key=?",
+                           [(n, k) for k, n in self._pending_hits.items()])
+        self._pending_alias, self._pending_hits = {}, {}
 
     def _maybe_commit(self) -> None:
-        self._dirty = True
         if time.monotonic() - self._last_commit >= _COMMIT_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:
-        """Commit pending writes to disk."""
-        if self._db is not None and self._dirty:
-            self._db.execute("COMMIT")
-            self._db.execute("BEGIN")
-            self._dirty = False
+        """Write pending aliases and hit counts (one short transaction)."""
+        if self._db is not None and (self._pending_alias or self._pending_hits):
+            self._write(self._write_pending)
         self._last_commit = time.monotonic()
 
     def close(self) -> None:
         if self._db is not None:
-            self.flush()
-            self._db.execute("COMMIT")
-            self._db.close()
-            self._db = None
+            try:
+                self.flush()
+            finally:
+                self._db.close()
+                self._db = None
 
     def __enter__(self):
         return self
@@ -142,8 +273,9 @@ class Cache:
     # --- structural -> functional aliases ----------------------------------------------------------
     def alias(self, structural: str) -> str | None:
         f = self._alias.get(structural)
-        if f is None and not self._complete:
-            row = self._db.execute("SELECT functional FROM aliases WHERE structural=?", (structural,)).fetchone()
+        if f is None and self._db is not None:
+            row = self._retry(lambda: self._db.execute("SELECT functional FROM aliases WHERE structural=?",
+                                                       (structural,)).fetchone())
             if row is not None:
                 f = self._alias[structural] = row[0]
         return f
@@ -153,51 +285,150 @@ class Cache:
             return
         self._alias[structural] = functional
         if self._db is not None:
-            self._db.execute("INSERT OR REPLACE INTO aliases VALUES(?,?)", (structural, functional))
+            self._pending_alias[structural] = functional
             self._maybe_commit()
 
     # --- entries ------------------------------------------------------------------------------------
-    def get(self, key: str) -> Entry | None:
-        """The stored entry for ``key``."""
+    def get(self, key: str, fresh: bool = False) -> Entry | None:
+        """The stored entry for ``key``.  ``fresh``: re-read the row (another process sharing the
+        file may have written it since); otherwise memory answers when it can."""
+        if fresh and self._db is not None:
+            return self._read(key)
         return self._load(key)
 
     def put(self, key: str, entry: Entry) -> None:
         """Store ``entry`` under ``key`` (replacing what was there)."""
-        self._store(key, entry)
+        self._update(key, lambda old: entry)
+
+    def add_hit(self, key: str) -> None:
+        """Count one full hit served for ``key`` (what a forgetful policy counts); written with the
+        next transaction (an increment, so hits served by several processes add up)."""
+        e = self._mem.get(key)
+        if e is not None:
+            e.hits += 1
+        if self._db is not None:
+            self._pending_hits[key] = self._pending_hits.get(key, 0) + 1
+            self._maybe_commit()
 
     def fold(self, key: str, status: str, objectives: Mapping[str, float], cost_s: float,
-             error: str | None = None, candidate: str | None = None) -> Entry:
+             error: str | None = None, candidate: str | None = None, failure: str | None = None) -> Entry:
         """Fold one real evaluation into ``key``'s entry (running mean of OK results; a failure
-        stands on its own); store and return the updated entry."""
-        e = self._load(key)
-        if e is None or e.status != OK or status != OK:
-            n = 1 if e is None or e.status != OK else e.n + 1
-            e = Entry(str(status), dict(objectives), n, 0, cost_s + (e.cost_s if e is not None else 0.0), error,
-                      candidate if e is None else e.candidate)
-        else:
+        stands on its own, but never replaces results), atomically against what is stored now;
+        return the updated entry.  ``failure`` (``final``/``transient``/``timeout``) classifies a
+        failed evaluation; it is stored with this cache's settings."""
+        status = str(status)
+        fail = None
+        if status == FAILED:
+            fail = {"kind": failure or FINAL, "settings": dict(self.settings), "session": self.session}
+
+        def fold(e: Entry | None) -> Entry:
+            if e is not None and e.status == OK and status != OK:
+                # a failed or invalid re-evaluation of a key that has results: the aggregate stands
+                return dataclasses.replace(e, cost_s=e.cost_s + cost_s, hits=0)
+            if e is None or e.status != OK or status != OK:
+                return Entry(status, dict(objectives), 1, 0, cost_s, error,
+                             candidate if e is None else (e.candidate or candidate), fail)
             n = e.n + 1
             merged = {k: e.objectives.get(k, v) + (v - e.objectives.get(k, v)) / n for k, v in objectives.items()}
-            e = Entry(OK.value, merged, n, 0, e.cost_s + cost_s, None, e.candidate)
-        self._store(key, e)
-        return e
+            return Entry(str(OK), merged, n, 0, e.cost_s + cost_s, None, e.candidate)
+
+        return self._update(key, fold)
+
+    def reconcile(self, key: str, status: str, objectives: Mapping[str, float], n: int, cost_s: float,
+                  error: str | None = None, candidate: str | None = None, failure: str | None = None) -> bool:
+        """Make ``key``'s entry hold at least what a run log says was folded into it: ``n`` real
+        evaluations with aggregate ``objectives``.  Used on resume (a kill -9 can leave the log ahead
+        of the cache); an entry that already holds ``n`` or more is left alone.  True when changed."""
+        changed = False
+
+        def fold(e: Entry | None) -> Entry:
+            nonlocal changed
+            if e is not None and (e.n >= n or (e.status == OK) != (status == OK) and e.status == OK):
+                return e
+            changed = True
+            fail = None
+            if status == FAILED:
+                fail = {"kind": failure or FINAL, "settings": dict(self.settings), "session": self.session}
+            return Entry(status, dict(objectives), max(int(n), 1), 0, float(cost_s), error,
+                         candidate if e is None else (e.candidate or candidate), fail)
+
+        if self._db is None:
+            self._update(key, fold)
+        else:
+            e = self._read(key)
+            if e is not None and e.n >= n:
+                return False
+            self._update(key, fold)
+        return changed
+
+    def reconcile_log(self, records: Sequence[Any], shared: Callable[[Mapping[str, float]], dict[str, float]]
+                      | None = None) -> int:
+        """Reconcile every key a run log charged (see :meth:`reconcile`); return how many entries
+        were repaired.  ``records`` are :class:`automl.types.Record` objects or their JSON dicts.
+        For each key the charged record with the largest ``n`` carries the aggregate as it was
+        after its evaluation; ``shared`` keeps of its objectives what the cache stores."""
+        def field(rec: Any, name: str, default: Any = None) -> Any:
+            return rec.get(name, default) if isinstance(rec, Mapping) else getattr(rec, name, default)
+
+        latest: dict[str, Any] = {}
+        cost: dict[str, float] = {}
+        for rec in records:
+            h = field(rec, "hash")
+            if not field(rec, "charged") or not h:
+                continue
+            cost[h] = cost.get(h, 0.0) + float(field(rec, "cost_s") or 0.0)
+            if h not in latest or int(field(rec, "n") or 1) >= int(field(latest[h], "n") or 1):
+                latest[h] = rec
+        fixed = 0
+        for h, rec in latest.items():
+            objectives = dict(field(rec, "objectives") or {})
+            if shared is not None:
+                objectives = shared(objectives)
+            fixed += self.reconcile(h, str(field(rec, "status")), objectives, int(field(rec, "n") or 1), cost[h],
+                                    field(rec, "error"), field(rec, "candidate"), field(rec, "failure"))
+        return fixed
 
     def __len__(self) -> int:
         if self._db is not None:
             self.flush()
-            return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            return self._retry(lambda: self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
         return len(self._mem)
+
+
+def failure_is_stale(e: Entry, settings: Mapping[str, Any], session: str) -> bool:
+    """Whether a cached failure should be retried rather than served:
+
+    * ``timeout``: retried when the current timeout is unset or larger than the one it ran under;
+    * ``transient`` (an OSError, MemoryError, a dead worker...): retried by any later run (another
+      cache session), served as a hit within the run that recorded it;
+    * ``final`` (the evaluator raised on the candidate itself): served, unless the settings it was
+      recorded under differ from the current ones.
+    Entries written before failures carried their cause count as ``timeout`` when their error
+    says so, else ``final``.
+    """
+    f = e.failure or {"kind": TIMEOUT if (e.error or "").startswith("timed out") else FINAL, "settings": {}}
+    kind, then = f.get("kind"), f.get("settings") or {}
+    if kind == TIMEOUT:
+        now_t, then_t = settings.get("timeout"), then.get("timeout")
+        return now_t is None or then_t is None or float(now_t) > float(then_t)
+    if kind == TRANSIENT:
+        return f.get("session") != session
+    return any(then.get(k) != v for k, v in settings.items() if k != "timeout" and k in then)
 
 
 class NullCache(Cache):
     """A cache that stores nothing (every lookup is a miss): searching 'without the cache'."""
 
-    def __init__(self) -> None:
-        super().__init__(None)
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        super().__init__(None, settings)
 
-    def get(self, key: str) -> Entry | None:
+    def get(self, key: str, fresh: bool = False) -> Entry | None:
         return None
 
     def put(self, key: str, entry: Entry) -> None:
+        pass
+
+    def add_hit(self, key: str) -> None:
         pass
 
     def alias(self, structural: str) -> str | None:
@@ -206,5 +437,9 @@ class NullCache(Cache):
     def set_alias(self, structural: str, functional: str) -> None:
         pass
 
-    def fold(self, key, status, objectives, cost_s, error=None, candidate=None) -> Entry:
+    def reconcile(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def fold(self, key: str, status: str, objectives: Mapping[str, float], cost_s: float,
+             error: str | None = None, candidate: str | None = None, failure: str | None = None) -> Entry:
         return Entry(str(status), dict(objectives), 1, 0, cost_s, error, candidate)

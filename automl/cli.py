@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
+import warnings
 from typing import Any, Sequence
 
 from .errors import AutoMLError
@@ -193,8 +195,12 @@ def _search(a: argparse.Namespace) -> int:
     if summary["best"]:
         b = summary["best"]
         print(f"best #{b['id']}: {b['value']:.6g}  {b['candidate']}")
+    if summary.get("reconciled"):
+        print(f"resume: {summary['reconciled']} cache entries repaired from the log (the run was killed between "
+              "logging and caching)")
     print(f"details: automl show {summary['run_dir']}")
-    return 130 if summary["stop_reason"] == "interrupted" else 0  # the shell's code for Ctrl-C
+    # the shell's codes for Ctrl-C and SIGTERM
+    return {"interrupted": 130, "terminated": 143}.get(summary["stop_reason"], 0)
 
 
 def _list(family: str) -> int:
@@ -256,6 +262,15 @@ def _simplify(a: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     a = parser.parse_args(argv)
+    old = warnings.formatwarning
+    warnings.formatwarning = lambda msg, *args, **kw: f"automl {a.command}: warning: {msg}\n"  # one line each
+    try:
+        return _main(parser, a)
+    finally:
+        warnings.formatwarning = old
+
+
+def _main(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     if a.command is None:
         parser.print_help()
         return 2
@@ -292,11 +307,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AutoMLError as exc:
         print(f"automl {a.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return getattr(exc, "exit_code", 130)
     except BrokenPipeError:  # `automl show … | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # disk full, permissions, a path that is not a directory...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"automl {a.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"automl {a.command}: error: cache database: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

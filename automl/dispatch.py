@@ -46,6 +46,7 @@ class Dispatcher:
         self.n_done = 0  # candidates finished (logged and told)
         self.charged = 0  # real evaluations charged
         self.n_stall = 0  # consecutive finished candidates that cost no evaluation
+        self.reconciled = 0  # cache entries the last restore repaired from the log
         self.best: Record | None = None  # best OK record on the primary objective
         self._best_v = 0.0
         self._gen: dict[int, int] = {}  # candidate id -> generation (lineage depth)
@@ -161,8 +162,9 @@ class Dispatcher:
     def restore(self, records: Sequence[Record], replay: Callable[[Candidate, EvalResult], None] | None = None,
                 replay_from: int = 0) -> None:
         """Continue after ``records`` (a run log): refill the cache through the seam, re-tell
-        records from index ``replay_from`` on to ``replay``, restore ids, lineage, counters, best."""
-        self.seam.refill(records)
+        records from index ``replay_from`` on to ``replay``, restore ids, lineage, counters, best.
+        ``self.reconciled``: cache entries the refill repaired."""
+        self.reconciled = self.seam.refill(records)
         for i, rec in enumerate(records):
             self._gen[rec.id] = rec.generation
             if replay is not None and i >= replay_from:

@@ -9,6 +9,7 @@ result instead of being submitted again (in-flight coalescing).
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 import time
 from typing import Any
@@ -17,7 +18,8 @@ from .cache import Cache
 from .dispatch import Dispatcher, monotonic_clock
 from .errors import ConfigError
 from .evaluation import Seam, Ticket
-from .log import RunLog
+from .lifecycle import StopSignals
+from .log import RunLog, check_state
 from .policy import CachePolicy
 from .runners.base import PluginSpec, Runner
 from .strategies.base import Strategy
@@ -57,6 +59,7 @@ class Engine:
         self.space_spec, self.evaluator_spec, self.timeout = space_spec, evaluator_spec, timeout
         self.progress = progress
         self._t0 = time.perf_counter()
+        self.reconciled = 0  # cache entries repaired from the log on resume
         self.dispatcher = Dispatcher(self.seam, tell=strategy.tell, log=self._append, clock=monotonic_clock())
         strategy.bind(space, evaluator.objectives, seed, self.seam)
 
@@ -87,12 +90,14 @@ class Engine:
     def restore(self, records: list[dict[str, Any]]) -> None:
         """Continue from a log: re-fill the cache from it, restore the strategy, count the budget."""
         state = self.log.load_state()
+        check_state(self.log.dir, state, records)  # a log cut short (power loss) is an error, not a restart
         start = 0
         if state is not None and state.get("n_records", 0) <= len(records):
             self.strategy.load_state_dict(state["strategy"])
             start = state["n_records"]
         recs = [Record.from_json(r) for r in records]
         self.dispatcher.restore(recs, self.strategy.replay, start)
+        self.reconciled = self.dispatcher.reconciled  # cache entries repaired from the log
         self.seam.stats = type(self.seam.stats)()  # statistics count this invocation only
         offset = max((r.t or 0.0 for r in recs), default=0.0)
         self.dispatcher._clock = monotonic_clock(offset)
@@ -106,7 +111,9 @@ class Engine:
         reason = "budget"
         self._last_snapshot = time.monotonic()
         launch = self._launch
+        stops = StopSignals(escalate=self.runner.kill)
         try:
+            stops.__enter__()
             while True:
                 stop = self._stop_reason()
                 if stop is None:
@@ -124,16 +131,23 @@ class Engine:
                     self._progress_line()
                 if time.monotonic() - self._last_snapshot > SNAPSHOT_EVERY_S:
                     self.snapshot()
-        except KeyboardInterrupt:
-            reason = "interrupted"
-            print(f"\ninterrupted: {self.n_records} candidates logged; continue with "
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (see automl.lifecycle)
+            reason = "terminated" if getattr(exc, "signum", None) == signal.SIGTERM else "interrupted"
+            print(f"\n{reason}: {self.n_records} candidates logged; continue with "
                   f"`automl search --resume {self.log.dir}`", file=sys.stderr)
         finally:
-            if bar is not None:
-                bar.close()
-            self.runner.close()
-            self.snapshot()
-            self.cache.flush()
+            try:
+                if bar is not None:
+                    bar.close()
+                if reason in ("interrupted", "terminated"):
+                    self.runner.kill()  # in-flight work is not logged, so not charged: nothing to wait for
+                self.runner.close()
+            finally:
+                try:
+                    self.snapshot()
+                    self.cache.flush()
+                finally:
+                    stops.__exit__(None, None, None)
         return self.summary(reason)
 
     def _launch(self, ticket: Ticket) -> None:
@@ -154,7 +168,9 @@ class Engine:
 
     # --- bookkeeping ---------------------------------------------------------------------------------
     def snapshot(self) -> None:
-        """Write the strategy state for resume (atomic); counts only records already in the log."""
+        """Write the strategy state for resume (atomic, after the log is fsynced: state.json never
+        counts records the disk does not hold)."""
+        self.log.sync()
         self.log.save_state({"n_records": self.n_records, "next_id": self.next_id,
                              "strategy": self.strategy.state_dict(), "time": time.time()})
         self._last_snapshot = time.monotonic()

@@ -40,3 +40,12 @@ class RunDirError(AutoMLError, OSError):
 
 class ClusterError(AutoMLError, ConnectionError):
     """A Ray cluster that cannot be reached or joined (address, network, token authentication)."""
+
+
+class CacheError(AutoMLError, OSError):
+    """A cache file that cannot be opened, read or written (damaged, not a cache, locked too long)."""
+
+
+class TransientEvaluationError(AutoMLError, RuntimeError):
+    """Raised by an evaluator for a failure that says nothing about the candidate (a lost file
+    server, a busy GPU): the failure is cached as ``transient`` and retried by a later run."""

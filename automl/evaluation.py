@@ -17,19 +17,18 @@ from a run log on resume.  The cache itself (:mod:`automl.cache`) is storage.
 from __future__ import annotations
 
 import dataclasses
-import signal
-import threading
+import math
 import time
 import traceback
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .cache import Cache
-from .errors import ConfigError, EvaluationTimeout, InvalidCandidate
+from .cache import FINAL, TIMEOUT, TRANSIENT, Cache, failure_is_stale
+from .errors import ConfigError, InvalidCandidate, TransientEvaluationError
 from .hashing import Hasher
 from .policy import CachePolicy, SessionStats, seconds_saved
-from .types import (FAILED, HIT, INVALID, MISS, PARTIAL, CacheOutcome, Candidate, EvalResult, Evaluation, Record,
+from .types import (FAILED, HIT, INVALID, MISS, OK, PARTIAL, CacheOutcome, Candidate, EvalResult, Evaluation, Record,
                     Status, classify_objectives)
 
 
@@ -123,21 +122,44 @@ class Seam:
         else:
             f = self._functional(genome, s)  # the alias table first, the probe on a miss
         entry = self.cache.get(f)
+        if entry is None or entry.status != OK or entry.n < self.policy.k:
+            # memory cannot answer with a hit: re-read the row (another process sharing the cache
+            # file may have evaluated this key since)
+            entry = self.cache.get(f, fresh=True)
+        if entry is not None and entry.status == FAILED and failure_is_stale(entry, self.cache.settings,
+                                                                              self.cache.session):
+            entry = None  # a failure under other settings, or a transient one from an earlier run: retry
         outcome = self.policy.decide(entry, self._rng)
         cost = time.perf_counter() - t0 + pending
         t = Ticket(cand, s, f, outcome, cost)
         if outcome is HIT and entry is not None:
-            entry.hits += 1
             saved = seconds_saved(entry.mean_cost, cost)
             st = self.stats
             st.hits += 1
             st.evaluations_saved += 1
             st.seconds_saved += saved
-            if self.policy.forget_after is not None:  # hits matter only to a forgetful policy
-                self.cache.put(f, entry)
-            t.result = EvalResult(_STATUS[entry.status], entry.objectives.copy(), cost, HIT, 0, entry.error,
-                                  entry.n, s, f, None, saved)
+            self.cache.add_hit(f)  # (an increment: hits served by other processes add up)
+            t.result = EvalResult(_STATUS[entry.status], self.own_objectives(cand, entry.status, entry.objectives),
+                                  cost, HIT, 0, entry.error, entry.n, s, f, None, saved)
         return t
+
+    def own_objectives(self, cand: Candidate, status: str, objectives: Mapping[str, float]) -> dict[str, float]:
+        """``objectives`` (a class's, from the cache) with the evaluator's per-candidate objectives
+        (``Evaluator.per_candidate``: size, parameter count of this encoding...) recomputed for
+        ``cand`` itself: those are never copied from an equivalent candidate."""
+        own = tuple(getattr(self.evaluator, "per_candidate", ()) or ())
+        if not own or status != OK:
+            return dict(objectives)
+        mine = self.evaluator.candidate_objectives(cand.genome, self.space)
+        out = {k: float(mine[k]) if k in own else v for k, v in objectives.items()}
+        for k in own:
+            out.setdefault(k, float(mine[k]))
+        return out
+
+    def _shared(self, objectives: Mapping[str, float]) -> dict[str, float]:
+        """What the cache keeps of a result: the functional objectives only."""
+        own = getattr(self.evaluator, "per_candidate", ()) or ()
+        return {k: v for k, v in objectives.items() if k not in own}
 
     def complete(self, ticket: Ticket, raw: Mapping[str, Any]) -> EvalResult:
         """Fold a runner's raw outcome (see :func:`run_evaluation`) into the cache."""
@@ -152,10 +174,12 @@ class Seam:
         else:
             self.stats.misses += 1
         self.stats.evaluations += 1
-        e = self.cache.fold(ticket.hash, status, objectives, cost, error, ticket.candidate.text)
-        return EvalResult(Status(e.status), dict(e.objectives), cost + ticket.probe_cost, ticket.outcome, charged=1,
+        e = self.cache.fold(ticket.hash, status, self._shared(objectives), cost, error, ticket.candidate.text,
+                            raw.get("failure"))
+        return EvalResult(Status(e.status), self.own_objectives(ticket.candidate, e.status, e.objectives),
+                          cost + ticket.probe_cost, ticket.outcome, charged=1,
                           error=e.error, n=e.n, structural_hash=ticket.structural_hash, hash=ticket.hash,
-                          extra={k: raw[k] for k in ("worker", "attempts") if k in raw} or None,
+                          extra={k: raw[k] for k in ("worker", "attempts", "failure") if k in raw} or None,
                           constraints=raw.get("constraints"), info=raw.get("info"))
 
     def coalesced(self, ticket: Ticket, result: EvalResult) -> EvalResult:
@@ -166,65 +190,68 @@ class Seam:
         self.stats.evaluations_saved += 1
         self.stats.seconds_saved += saved
         return dataclasses.replace(result, cache=HIT, charged=0, cost_s=ticket.probe_cost, saved_s=saved,
+                                   objectives=self.own_objectives(ticket.candidate, result.status, result.objectives),
                                    structural_hash=ticket.structural_hash, hash=ticket.hash, extra=None)
 
     # --- resume ---------------------------------------------------------------------------------
-    def refill(self, records: Iterable[Record]) -> None:
-        """Re-fill the cache from logged records (a cache file lost or not shared): each charged
-        record's key that the cache lacks is folded back in, and structural aliases restored."""
-        for rec in records:
-            h = rec.hash
-            if rec.charged and h and self.cache.get(h) is None:
-                self.cache.fold(h, rec.status, rec.objectives, rec.cost_s, rec.error, rec.candidate)
-            if h and rec.structural_hash and self.dedupe == "functional":
-                self.cache.set_alias(self.hasher.alias_key(rec.structural_hash), h)
+    def refill(self, records: Iterable[Record]) -> int:
+        """Reconcile the cache with a run log (resume): for **every** key the log charged, the cache
+        holds at least the log's aggregate (a kill -9 can leave the log ahead of the cache; a cache
+        file lost or not shared is refilled), per-candidate objectives left out; structural aliases
+        are restored.  Returns how many entries were repaired."""
+        records = list(records)
+        fixed = self.cache.reconcile_log(records, self._shared)
+        if self.dedupe == "functional":
+            for rec in records:
+                if rec.hash and rec.structural_hash:
+                    self.cache.set_alias(self.hasher.alias_key(rec.structural_hash), rec.hash)
         self.cache.flush()
+        return fixed
 
 
 # --- running one evaluation (every runner calls this, wherever it runs) --------------------------------
 
-def _alarm(signum, frame):  # noqa: ARG001
-    raise EvaluationTimeout("evaluation timed out")
+#: Exceptions whose failure says nothing about the candidate: cached ``transient`` (retried by a
+#: later run) rather than ``final``.
+TRANSIENT_ERRORS = (TransientEvaluationError, OSError, MemoryError, ConnectionError)
 
 
 def _to_float(v: Any) -> Any:
     try:
         return float(v)
+    except OverflowError:  # an int beyond float range (10**400): infinite, so the result is invalid
+        return -math.inf if isinstance(v, int) and v < 0 else math.inf
     except (TypeError, ValueError):
-        return repr(v)  # classify_objectives names the bad value
+        return repr(v)[:200]  # classify_objectives names the bad value
 
 
 def run_evaluation(evaluator: Any, space: Any, text: str, timeout: float | None = None,
                    genome: Any = None) -> dict[str, Any]:
     """Rebuild the genome from ``text`` (unless given) and evaluate it.  Never raises for
-    evaluator problems.
+    evaluator problems, ``KeyboardInterrupt`` and ``SystemExit`` raised *by the evaluator*
+    included (a real Ctrl-C or SIGTERM to this process arrives as
+    :class:`automl.lifecycle.Interrupted` and propagates).
 
-    Returns data only: ``{"objectives": dict | None, "error": str | None, "cost_s": float}``.
-    Exceptions become an error message; ``timeout`` (seconds) is enforced with SIGALRM where
-    this runs in a main thread (process-pool workers, the serial runner), otherwise the
-    runner enforces it from outside.
+    Returns data only: ``{"objectives": dict | None, "error": str | None, "failure": kind,
+    "cost_s": float}`` where ``failure`` is ``final`` or ``transient`` (see
+    ``automl.cache.failure_is_stale``).  No signal is used here: runners enforce ``timeout`` by
+    running the evaluation in a process they kill (every runner, the serial one included).  An
+    evaluation that returns but ran past ``timeout`` is reported timed out all the same.
     """
+    from .lifecycle import Interrupted
+
     t0 = time.perf_counter()
-    use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-    old = None
     try:
         if genome is None:
             genome = space.from_text(text)
-        if use_alarm:
-            old = signal.signal(signal.SIGALRM, _alarm)
-            signal.setitimer(signal.ITIMER_REAL, float(timeout or 0.0))
-        try:
-            objectives = evaluator.evaluate(genome, space)
-        finally:
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0.0)
-                signal.signal(signal.SIGALRM, old)
-        out = _raw_of(objectives)
-    except EvaluationTimeout:
-        out = {"objectives": None, "error": f"timed out after {timeout:g} s"}
-    except Exception as exc:  # an evaluator's failure is a recorded state, not a crash
+        out = _raw_of(evaluator.evaluate(genome, space))
+    except Interrupted:
+        raise
+    except (Exception, KeyboardInterrupt, SystemExit) as exc:  # a failed evaluation is a recorded state
         out = _raw_error(exc)
     out["cost_s"] = time.perf_counter() - t0
+    if timeout and out["cost_s"] > timeout:
+        out.update(objectives=None, error=f"timed out after {timeout:g} s", failure=TIMEOUT)
     return out
 
 
@@ -238,7 +265,7 @@ def _raw_of(value: Any) -> dict[str, Any]:
             out["info"] = _jsonable(value.info)
         value = value.objectives
     if isinstance(value, Mapping):  # plain floats travel best across processes
-        value = {str(k): v if isinstance(v, (int, float)) else _to_float(v) for k, v in value.items()}
+        value = {str(k): v if isinstance(v, float) else _to_float(v) for k, v in value.items()}
     out["objectives"] = value
     return out
 
@@ -246,7 +273,12 @@ def _raw_of(value: Any) -> dict[str, Any]:
 def _raw_error(exc: BaseException) -> dict[str, Any]:
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
-    out: dict[str, Any] = {"objectives": None, "error": f"{type(exc).__name__}: {exc}{where}"}
+    msg = str(exc)
+    if len(msg) > 500:
+        msg = msg[:500] + "..."
+    transient = isinstance(exc, (*TRANSIENT_ERRORS, KeyboardInterrupt, SystemExit))
+    out: dict[str, Any] = {"objectives": None, "error": f"{type(exc).__name__}: {msg}{where}",
+                           "failure": TRANSIENT if transient else FINAL}
     info = getattr(exc, "info", None)  # an exception may carry facts for the log (e.g. a divergence step)
     if isinstance(info, Mapping):
         out["info"] = _jsonable(info)

@@ -18,6 +18,11 @@ class Evaluator:
     objectives: Mapping[str, str] = {"loss": "min"}
     #: True when repeated evaluations of one candidate differ (the cache then aggregates).
     noisy: bool = False
+    #: Objectives that belong to the candidate's text, not to its function (expression size, the
+    #: parameter count of one encoding): computed for every candidate by
+    #: :meth:`candidate_objectives` (cheaply, on the driver) and never cached or copied from an
+    #: equivalent candidate.  The others are *functional*: cached per equivalence class.
+    per_candidate: tuple[str, ...] = ()
     #: Spaces this evaluator understands, or None for any.
     spaces: tuple[str, ...] | None = None
     #: Options that make one evaluation quick; the contract test suite builds the evaluator with them.
@@ -78,6 +83,11 @@ class Evaluator:
         runners and the dispatcher hand this evaluator batches; by default it is not offered.
         """
         raise NotImplementedError
+
+    def candidate_objectives(self, genome: Any, space: Any) -> Mapping[str, float]:
+        """The :attr:`per_candidate` objectives of ``genome`` (required when any are declared)."""
+        raise NotImplementedError(f"{type(self).__name__} declares per_candidate objectives "
+                                  f"{self.per_candidate} but no candidate_objectives()")
 
     def close(self) -> None:
         """Release resources (called once when a worker shuts down)."""

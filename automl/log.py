@@ -48,9 +48,49 @@ def _atomic_write_json(path: str, data: Any) -> None:
     os.replace(tmp, path)
 
 
+MAX_JSON_BYTES = 64 * 2**20  # run.json / state.json larger than this are not ours
+
+
 def read_json(path: str) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    """A run folder's JSON file; :class:`RunDirError` naming the file when it is unreadable,
+    not JSON (a torn write, a stray edit) or absurdly large."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise RunDirError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB: not a file this program wrote")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise RunDirError(f"{path} is corrupt ({str(exc)[:120]}); restore it from a backup, or start a new "
+                          "run (the log candidates.jsonl keeps every result)") from None
+
+
+def check_state(run_dir: str, state: Any, records: list[dict[str, Any]]) -> None:
+    """state.json against the log: a snapshot counting more records than the log holds means the
+    log lost lines (a power loss before they reached the disk, a truncated copy).  Resuming would
+    silently re-spend the budget, so it is an error that says what to do."""
+    if state is None:
+        return
+    if not isinstance(state, dict) or not isinstance(state.get("n_records", 0), int):
+        raise RunDirError(f"{os.path.join(run_dir, STATE_FILE)} is not a snapshot this program wrote")
+    n = state.get("n_records", 0)
+    if n > len(records):
+        raise RunDirError(
+            f"{run_dir}: state.json was written after {n} logged candidates but {LOG_FILE} holds {len(records)}: "
+            f"the log lost {n - len(records)} records (power loss, truncated copy?).  Restore the log from a "
+            f"backup, or delete {STATE_FILE} to resume from what the log holds (the lost evaluations will be "
+            "charged again)")
+
+
+def _valid_record(rec: Any) -> bool:
+    """The fields resume and the reports rely on, with their types."""
+    return (isinstance(rec, dict) and type(rec.get("id")) is int and isinstance(rec.get("candidate"), str)
+            and rec.get("status") in ("ok", "failed", "invalid")
+            and isinstance(rec.get("objectives") or {}, dict) and type(rec.get("charged", 0)) is int
+            and isinstance(rec.get("hash") or "", str) and isinstance(rec.get("parents", []), list))
 
 
 def read_records(run_dir: str, repair: bool = False) -> list[dict[str, Any]]:
@@ -59,16 +99,22 @@ def read_records(run_dir: str, repair: bool = False) -> list[dict[str, Any]]:
     path = os.path.join(run_dir, LOG_FILE)
     if not os.path.exists(path):
         return []
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
     records, offset = [], 0
     lines = data.split(b"\n")
     for i, line in enumerate(lines):
         last = i == len(lines) - 1 or (i == len(lines) - 2 and lines[-1] == b"")
         if line.strip():
             try:
-                records.append(json.loads(line))
-            except ValueError:
+                rec = json.loads(line)
+                if not _valid_record(rec):
+                    raise ValueError("not a candidate record")
+                records.append(rec)
+            except (ValueError, RecursionError):
                 if not last:
                     raise RunDirError(f"{path}: line {i + 1} is not valid JSON") from None
                 warnings.warn(f"{path}: skipping truncated last line {i + 1} ({len(line)} bytes)", stacklevel=2)
@@ -92,24 +138,38 @@ class RunLog:
     def create(cls, run_dir: str, config: dict[str, Any]) -> "RunLog":
         if os.path.exists(os.path.join(run_dir, RUN_FILE)):
             raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-        os.makedirs(run_dir, exist_ok=True)
-        meta = {"format": LOG_FORMAT, "config": config, "versions": versions(), "created": time.time(),
-                "argv": sys.argv}
-        _atomic_write_json(os.path.join(run_dir, RUN_FILE), meta)
+        try:
+            os.makedirs(run_dir, exist_ok=True)
+            if not os.path.isdir(run_dir):
+                raise NotADirectoryError(20, "not a directory", run_dir)
+            meta = {"format": LOG_FORMAT, "config": config, "versions": versions(), "created": time.time(),
+                    "argv": sys.argv}
+            _atomic_write_json(os.path.join(run_dir, RUN_FILE), meta)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
         return cls(run_dir)
 
     @classmethod
     def open_existing(cls, run_dir: str) -> tuple["RunLog", dict[str, Any]]:
         path = os.path.join(run_dir, RUN_FILE)
-        if not os.path.exists(path):
+        if not os.path.isfile(path):
             raise RunDirError(f"{run_dir} is not a run directory (no {RUN_FILE})")
-        return cls(run_dir), read_json(path)
+        meta = read_json(path)
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+            raise RunDirError(f"{path} is not a run description this program wrote (no config)")
+        return cls(run_dir), meta
 
     def append(self, record: dict[str, Any]) -> None:
         if self._f is None:
             self._f = open(self.path, "a", buffering=1 << 16)
         self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._f.flush()  # into the OS: survives kill -9 of this process
+        self._f.flush()  # into the OS: survives kill -9 of this process (sync() makes it survive power loss)
+
+    def sync(self) -> None:
+        """fsync the log (called before every snapshot)."""
+        if self._f is not None:
+            self._f.flush()
+            os.fsync(self._f.fileno())
 
     def save_state(self, state: dict[str, Any]) -> None:
         _atomic_write_json(os.path.join(self.dir, STATE_FILE), state)

@@ -189,7 +189,7 @@ def classify_objectives(objectives: Any) -> tuple[Status, dict[str, float], str 
 
 # --- the run-log record ----------------------------------------------------------------------------
 
-_OPTIONAL = ("params", "origin", "stats", "worker", "attempts", "trial_id", "constraints", "info")
+_OPTIONAL = ("params", "origin", "stats", "worker", "attempts", "trial_id", "constraints", "info", "failure")
 _MAPPINGS = frozenset(("params", "stats", "constraints", "info"))
 
 
@@ -223,6 +223,7 @@ class Record:
     trial_id: str | None = None
     constraints: Mapping[str, float] | None = None
     info: Mapping[str, Any] | None = None
+    failure: str | None = None  # failed evaluations: final / transient / timeout (see automl.cache)
 
     @classmethod
     def of(cls, cand: Candidate, res: EvalResult, t: float | None = None,
@@ -233,7 +234,7 @@ class Record:
                    res.structural_hash, res.hash, res.cost_s, res.charged, res.n, res.error, t, res.saved_s,
                    cand.params, meta.get("origin") if meta else None, stats or None,
                    extra.get("worker") if extra else None, extra.get("attempts") if extra else None, trial_id,
-                   res.constraints, res.info)
+                   res.constraints, res.info, extra.get("failure") if extra else None)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "parents": list(self.parents), "generation": self.generation,
@@ -261,6 +262,8 @@ class Record:
             d["constraints"] = dict(self.constraints)
         if self.info is not None:
             d["info"] = dict(self.info)
+        if self.failure is not None:
+            d["failure"] = self.failure
         return d
 
     @classmethod

@@ -47,6 +47,7 @@ class SymbolicRegression(Evaluator):
     name = "symbolic-regression"
     version = "2"
     objectives = {"mse": "min", "size": "min"}
+    per_candidate = ("size",)  # the size of this text, not of its equivalence class
     noisy = False
     spaces = ("expressions",)
     test_options = {"n": 64}
@@ -101,6 +102,11 @@ class SymbolicRegression(Evaluator):
         lo, hi = self._options["low"], self._options["high"]
         return {"points": {v: [float(x) for x in self._env[v][idx]] for v in self.variables},
                 "ranges": {v: [lo, hi] for v in self.variables}}
+
+    def candidate_objectives(self, genome: Any, space: Any = None) -> Mapping[str, float]:
+        if not isinstance(genome, Expr):
+            raise InvalidCandidate(f"symbolic-regression evaluates expressions, got {type(genome).__name__}")
+        return {"size": float(genome.size)}
 
     def evaluate(self, genome: Any, space: Any = None) -> Mapping[str, float]:
         if not isinstance(genome, Expr):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from automl.cache import Cache, NullCache
-from automl.errors import ConfigError
+from automl.errors import CacheError, ConfigError
 from automl.policy import CachePolicy, seconds_saved
 from automl.types import FAILED, HIT, MISS, OK, PARTIAL
 
@@ -97,7 +97,7 @@ def test_policy_parsing():
 def test_not_a_cache_file_is_a_clear_error(tmp_path):
     p = tmp_path / "junk.sqlite"
     p.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(ConfigError, match="cannot open cache"):
+    with pytest.raises(CacheError, match="cache"):
         Cache(p)
 
 
@@ -127,6 +127,6 @@ def test_reopened_cache_answers_lazily_or_preloaded(tmp_path, monkeypatch, prelo
             c.fold(f"k{i}", OK, {"loss": float(i)}, 0.1)
             c.set_alias(f"s{i}", f"k{i}")
     with Cache(p) as c:
-        assert c._complete == (preload_max >= 5)
+        assert (len(c._mem) == 5) == (preload_max >= 5)
         assert c.alias("s3") == "k3" and c.get("k3").objectives == {"loss": 3.0}
         assert c.get("nope") is None and c.alias("nope") is None

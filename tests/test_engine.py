@@ -181,7 +181,10 @@ def test_kill_9_then_resume_loses_nothing_and_evaluates_nothing_twice(tmp_path):
     p.wait()
     before = load_run(out)[1]
     assert 0 < sum(r["charged"] for r in before) < 400, "the kill must land mid-run"
-    r = subprocess.run([sys.executable, "-m", "automl.cli", "search", "--resume", out, "--quiet", "--allow-import"],
+    # --stall: the toy search may have converged by the time of the kill (2,000 hits in a row would
+    # end it as "stalled", which says nothing about what the kill lost)
+    r = subprocess.run([sys.executable, "-m", "automl.cli", "search", "--resume", out, "--quiet", "--allow-import",
+                        "--stall", "1000000"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "stopped (budget)" in r.stdout, r.stdout

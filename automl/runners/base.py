@@ -35,13 +35,13 @@ class RetryPolicy:
     * an evaluation whose worker dies (segfault, OOM kill, lost actor) is retried up to
       ``max_retries`` times, then recorded failed;
     * an evaluation past its ``timeout`` is stopped from outside once it is :meth:`grace` seconds
-      beyond it (the worker is killed and replaced) and recorded failed; evaluations that were
-      running beside it are re-run without being charged an attempt.
+      beyond it (its worker process is killed and replaced) and recorded failed (``timeout``); no
+      signal is ever sent inside an evaluation, so the default grace is 0: the kill is the timeout.
     """
 
     max_retries: int = 2
-    grace_fraction: float = 0.5
-    min_grace_s: float = 1.0
+    grace_fraction: float = 0.0
+    min_grace_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
@@ -87,6 +87,10 @@ class Runner:
         """Finished ``(task_id, raw)`` pairs; waits up to ``timeout`` s for at least one when any is
         in flight (None: wait as long as needed)."""
         raise NotImplementedError
+
+    def kill(self) -> None:
+        """End every evaluation now (a second Ctrl-C): nothing may wait.  Runners that evaluate in
+        this process have nothing to kill."""
 
     def close(self) -> None:
         pass

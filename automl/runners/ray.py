@@ -19,12 +19,11 @@
   driver knows when each evaluation started and can time it.
 * Faults: an actor that dies while evaluating (``os._exit``, segfault, OOM kill, lost node) is
   replaced and its candidate retried on the new actor, up to ``max_retries`` times, then
-  reported failed.  ``timeout`` is enforced twice: inside the actor (SIGALRM, see
-  :func:`automl.evaluation.run_evaluation`; the actor survives) and from the driver, which kills
-  and replaces an actor whose evaluation has run ``timeout`` plus a grace period (code that never
-  returns to the interpreter, blocked signals) and reports the candidate
-  ``"timed out after X s"``.  An actor whose construction fails (bad evaluator option, missing
-  module on the workers) is a configuration error, raised at once.
+  reported failed (``transient``).  ``timeout`` is enforced by process isolation only: the driver
+  kills and replaces an actor whose evaluation has run ``timeout`` seconds and reports the
+  candidate ``"timed out after X s"`` (no signal inside the evaluation).  An actor whose
+  construction fails (bad evaluator option, missing module on the workers) is a configuration
+  error, raised at once.
 * The cache, the run log and in-flight de-duplication stay with the engine on the driver; this
   runner only evaluates the texts it is given.
 """
@@ -40,14 +39,16 @@ from typing import Any
 from ..errors import ClusterError, ConfigError
 from ..evaluation import run_evaluation
 from .base import PluginSpec, RetryPolicy, Runner
+from .local import check_timeout
 
 #: Seconds to wait for a TCP connection to an explicit cluster address before giving up.
 CONNECT_PROBE_S = 5.0
 
 
 def _grace(timeout: float) -> float:
-    """Extra seconds the driver waits past ``timeout`` before killing an actor (the actor's own
-    alarm normally answers first): the shared :class:`~automl.runners.base.RetryPolicy`."""
+    """Extra seconds the driver waits past ``timeout`` before killing an actor: the shared
+    :class:`~automl.runners.base.RetryPolicy` (none: no signal runs inside the actor, so the
+    driver's kill is the timeout)."""
     return RetryPolicy().grace(timeout)
 
 
@@ -268,8 +269,7 @@ class RayRunner(Runner):
             evaluator = PluginSpec(local_evaluator.name, local_evaluator.options())
         if space is None or evaluator is None:
             raise ConfigError("the ray runner needs the space and evaluator as registered names (PluginSpec)")
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be positive, got {timeout}")
+        timeout = check_timeout(timeout)
         connect(self.address, self.init_kwargs)
         import ray
 
@@ -368,7 +368,7 @@ class RayRunner(Runner):
         """The actor running ``task_id`` is gone: retry the candidate, or give it up as failed."""
         if self.retry.gives_up(self._attempts[task_id]):
             out.append(self._finish(task_id, {
-                "objectives": None, "cost_s": time.monotonic() - started,
+                "objectives": None, "cost_s": time.monotonic() - started, "failure": "transient",
                 "error": f"evaluator actor died {self._attempts[task_id]} times evaluating this candidate "
                          f"(last: {why})"}))
         else:
@@ -480,8 +480,14 @@ class RayRunner(Runner):
                 held = self._drop_actor(key)
                 self._new_actor()
                 self._requeue_unstarted(held[1:])
-                out.append(self._finish(held[0], {"objectives": None, "cost_s": now - since,
+                out.append(self._finish(held[0], {"objectives": None, "cost_s": now - since, "failure": "timeout",
                                                   "error": f"timed out after {self.timeout:g} s"}))
+
+    def kill(self) -> None:
+        """End every actor now (a second Ctrl-C)."""
+        if self._started:
+            for key in list(self._actors):
+                self._drop_actor(key)
 
     def close(self) -> None:
         """Let idle actors close their evaluators, then end every actor (Ray itself stays up)."""

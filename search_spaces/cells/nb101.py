@@ -39,6 +39,9 @@ INPUT, OUTPUT = "input", "output"
 CONV3, CONV1, MAXPOOL = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 OPS = (CONV3, CONV1, MAXPOOL)
 MAX_VERTICES, MAX_EDGES = 7, 9
+#: Parser limit: a 7-vertex cell is ~250 characters; anything this long is not a cell (and a
+#: 100 MB text would take gigabytes to decode).
+MAX_TEXT_CHARS = 100_000
 #: op codes of NASLib's ``convert_spec_to_tuple`` (also the canonical-form labels)
 OP_CODES = {INPUT: 0, OUTPUT: 1, MAXPOOL: 2, CONV1: 3, CONV3: 4}
 CODE_OPS = {v: k for k, v in OP_CODES.items()}
@@ -146,10 +149,16 @@ def from_text(text: str) -> NB101Cell:
     triangular, disconnected output, too many vertices or edges)."""
     if not isinstance(text, str):
         raise ParseError(f"NB101 text must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ParseError(f"NB101 text is {len(text)} characters long (limit {MAX_TEXT_CHARS})", 1, 1)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(f"NB101 text is not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise ParseError("NB101 text is nested too deeply", 1, 1) from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ParseError(f"NB101 text is not valid JSON: {str(exc)[:100]}", 1, 1) from None
     if not isinstance(obj, dict) or set(obj) != {"matrix", "ops"}:
         got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise ParseError(f'NB101 text must be a JSON object with exactly the keys "matrix" and "ops", got {got}')

@@ -86,10 +86,15 @@ def to_text(cell: NB201Cell) -> str:
     return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
 
 
+MAX_TEXT_CHARS = 10_000
+
+
 def from_text(text: str) -> NB201Cell:
     """Parse ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``; ``ParseError`` names the problem and column."""
     if not isinstance(text, str):
         raise ParseError(f"NB201 text must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:  # a cell is ~90 characters
+        raise ParseError(f"NB201 text is {len(text)} characters long (limit {MAX_TEXT_CHARS})", 1, 1)
     col = 1 + len(text) - len(text.lstrip())
     parts = text.strip().split("+")
     if len(parts) != 3:
