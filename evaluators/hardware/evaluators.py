@@ -64,7 +64,7 @@ class OFAHardware(Evaluator):
     """OFA MobileNetV3: oracle top-1, counted MACs, optional LUT or measured latency, constraints."""
 
     name = "ofa-hw"
-    version = "1"
+    version = "2"  # 2: budgets are core constraints, no longer a constraint_violation objective (old cache keys retire)
     spaces = ("ofa-mbv3",)
     test_options = {"latency": "lut", "max_latency_ms": 12.0}
 
