@@ -35,7 +35,7 @@ SCHEMA = 1
 # its own short transaction): losing a few aliases to a kill costs a probe, nothing else.
 _COMMIT_INTERVAL_S = 0.25
 _BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction
-_COLS = "key, status, objectives, n, hits, cost_s, error, candidate, failure"
+_COLS = "key, status, objectives, n, hits, cost_s, error, candidate, failure, constraints"
 # Caches up to this many results are read into memory when opened.  A lookup that memory does not
 # answer as a full hit re-reads the row, so entries other processes write later are seen.
 _PRELOAD_MAX = 1_000_000
@@ -55,6 +55,9 @@ class Entry:
     error: str | None = None
     candidate: str | None = None  # text of the first candidate evaluated under this key
     failure: dict[str, Any] | None = None  # failed entries: {"kind", "settings", "session"}
+    # {name: violation} (<= 0 satisfied), functional like the objectives: the running mean over
+    # the n evaluations; None when the evaluator reports no constraints
+    constraints: dict[str, float] | None = None
 
     @property
     def mean_cost(self) -> float:
@@ -114,11 +117,13 @@ class Cache:
             db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS results(key TEXT PRIMARY KEY, status TEXT NOT NULL, "
                        "objectives TEXT NOT NULL, n INTEGER NOT NULL, hits INTEGER NOT NULL, "
-                       "cost_s REAL NOT NULL, error TEXT, candidate TEXT, updated REAL, failure TEXT)")
+                       "cost_s REAL NOT NULL, error TEXT, candidate TEXT, updated REAL, failure TEXT, constraints TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS aliases(structural TEXT PRIMARY KEY, functional TEXT NOT NULL)")
             cols = {r[1] for r in db.execute("PRAGMA table_info(results)")}
             if "failure" not in cols:  # caches written before failures carried their settings
                 db.execute("ALTER TABLE results ADD COLUMN failure TEXT")
+            if "constraints" not in cols:  # caches written before results carried their constraints
+                db.execute("ALTER TABLE results ADD COLUMN constraints TEXT")
             row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA),))
@@ -161,12 +166,13 @@ class Cache:
 
     def _entry(self, key: str, row: tuple) -> Entry | None:
         """An entry from a stored row, validated; a bad row is ignored (a miss) with one warning."""
-        status, obj, n, hits, cost, error, cand, failure = row
+        status, obj, n, hits, cost, error, cand, failure, cons = row
         try:
             objectives = json.loads(obj)
-            ok = (status in (OK, FAILED, INVALID) and isinstance(objectives, dict)
-                  and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-                          for k, v in objectives.items())
+            constraints = json.loads(cons) if cons is not None else None
+            ok = (status in (OK, FAILED, INVALID) and _numbers(objectives)
+                  and (constraints is None or (_numbers(constraints)
+                                               and all(math.isfinite(v) for v in constraints.values())))
                   and isinstance(n, int) and n >= 1 and isinstance(hits, int) and hits >= 0
                   and isinstance(cost, (int, float)) and math.isfinite(cost))
             if ok and status == OK:
@@ -181,7 +187,8 @@ class Cache:
                 warnings.warn(f"cache {self.path}: ignoring a corrupt entry ({key[:16]}...); it will be "
                               "re-evaluated and overwritten", stacklevel=3)
             return None
-        return Entry(status, {k: float(v) for k, v in objectives.items()}, n, hits, float(cost), error, cand, fail)
+        return Entry(status, {k: float(v) for k, v in objectives.items()}, n, hits, float(cost), error, cand, fail,
+                     None if constraints is None else {k: float(v) for k, v in constraints.items()})
 
     def _read(self, key: str) -> Entry | None:
         """The stored row for ``key`` (memory updated); None when absent or corrupt."""
@@ -210,9 +217,10 @@ class Cache:
         def body(db: sqlite3.Connection) -> Entry:
             row = db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone()
             e = fold(None if row is None else self._entry(row[0], row[1:]))
-            db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?,?,?,?,?,?,?,?)",
+            db.execute(f"INSERT OR REPLACE INTO results({_COLS}, updated) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                        (key, e.status, json.dumps(e.objectives), e.n, e.hits, e.cost_s, e.error,
-                        e.candidate, time.time(), json.dumps(e.failure) if e.failure else None))
+                        e.candidate, json.dumps(e.failure) if e.failure else None,
+                        None if e.constraints is None else json.dumps(e.constraints), time.time()))
             self._write_pending(db)
             return e
 
@@ -311,12 +319,15 @@ class Cache:
             self._maybe_commit()
 
     def fold(self, key: str, status: str, objectives: Mapping[str, float], cost_s: float,
-             error: str | None = None, candidate: str | None = None, failure: str | None = None) -> Entry:
-        """Fold one real evaluation into ``key``'s entry (running mean of OK results; a failure
-        stands on its own, but never replaces results), atomically against what is stored now;
-        return the updated entry.  ``failure`` (``final``/``transient``/``timeout``) classifies a
-        failed evaluation; it is stored with this cache's settings."""
+             error: str | None = None, candidate: str | None = None, failure: str | None = None,
+             constraints: Mapping[str, float] | None = None) -> Entry:
+        """Fold one real evaluation into ``key``'s entry (running mean of OK results, their
+        ``constraints`` too; a failure stands on its own, but never replaces results), atomically
+        against what is stored now; return the updated entry.  ``failure``
+        (``final``/``transient``/``timeout``) classifies a failed evaluation; it is stored with this
+        cache's settings."""
         status = str(status)
+        cons = None if constraints is None else {str(k): float(v) for k, v in constraints.items()}
         fail = None
         if status == FAILED:
             fail = {"kind": failure or FINAL, "settings": dict(self.settings), "session": self.session}
@@ -327,15 +338,17 @@ class Cache:
                 return dataclasses.replace(e, cost_s=e.cost_s + cost_s, hits=0)
             if e is None or e.status != OK or status != OK:
                 return Entry(status, dict(objectives), 1, 0, cost_s, error,
-                             candidate if e is None else (e.candidate or candidate), fail)
+                             candidate if e is None else (e.candidate or candidate), fail,
+                             cons if status == OK else None)
             n = e.n + 1
-            merged = {k: e.objectives.get(k, v) + (v - e.objectives.get(k, v)) / n for k, v in objectives.items()}
-            return Entry(str(OK), merged, n, 0, e.cost_s + cost_s, None, e.candidate)
+            return Entry(str(OK), _mean(e.objectives, objectives, n), n, 0, e.cost_s + cost_s, None, e.candidate,
+                         None, None if cons is None else _mean(e.constraints or {}, cons, n))
 
         return self._update(key, fold)
 
     def reconcile(self, key: str, status: str, objectives: Mapping[str, float], n: int, cost_s: float,
-                  error: str | None = None, candidate: str | None = None, failure: str | None = None) -> bool:
+                  error: str | None = None, candidate: str | None = None, failure: str | None = None,
+                  constraints: Mapping[str, float] | None = None) -> bool:
         """Make ``key``'s entry hold at least what a run log says was folded into it: ``n`` real
         evaluations with aggregate ``objectives``.  Used on resume (a kill -9 can leave the log ahead
         of the cache); an entry that already holds ``n`` or more is left alone.  True when changed."""
@@ -350,7 +363,9 @@ class Cache:
             if status == FAILED:
                 fail = {"kind": failure or FINAL, "settings": dict(self.settings), "session": self.session}
             return Entry(status, dict(objectives), max(int(n), 1), 0, float(cost_s), error,
-                         candidate if e is None else (e.candidate or candidate), fail)
+                         candidate if e is None else (e.candidate or candidate), fail,
+                         None if constraints is None or status != OK
+                         else {str(k): float(v) for k, v in constraints.items()})
 
         if self._db is None:
             self._update(key, fold)
@@ -385,7 +400,8 @@ class Cache:
             if shared is not None:
                 objectives = shared(objectives)
             fixed += self.reconcile(h, str(field(rec, "status")), objectives, int(field(rec, "n") or 1), cost[h],
-                                    field(rec, "error"), field(rec, "candidate"), field(rec, "failure"))
+                                    field(rec, "error"), field(rec, "candidate"), field(rec, "failure"),
+                                    field(rec, "constraints"))
         return fixed
 
     def __len__(self) -> int:
@@ -393,6 +409,17 @@ class Cache:
             self.flush()
             return self._retry(lambda: self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
         return len(self._mem)
+
+
+def _numbers(d: Any) -> bool:
+    """``d`` is a ``{str: number}`` dict (as stored objectives and constraints must be)."""
+    return isinstance(d, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                                       for k, v in d.items())
+
+
+def _mean(old: Mapping[str, float], new: Mapping[str, float], n: int) -> dict[str, float]:
+    """Running mean after the ``n``-th value: ``old`` holds the mean of the first ``n - 1``."""
+    return {k: old.get(k, v) + (v - old.get(k, v)) / n for k, v in new.items()}
 
 
 def failure_is_stale(e: Entry, settings: Mapping[str, Any], session: str) -> bool:
@@ -441,5 +468,7 @@ class NullCache(Cache):
         return False
 
     def fold(self, key: str, status: str, objectives: Mapping[str, float], cost_s: float,
-             error: str | None = None, candidate: str | None = None, failure: str | None = None) -> Entry:
-        return Entry(str(status), dict(objectives), 1, 0, cost_s, error, candidate)
+             error: str | None = None, candidate: str | None = None, failure: str | None = None,
+             constraints: Mapping[str, float] | None = None) -> Entry:
+        return Entry(str(status), dict(objectives), 1, 0, cost_s, error, candidate, None,
+                     None if constraints is None or str(status) != OK else dict(constraints))

@@ -140,7 +140,8 @@ class Seam:
             st.seconds_saved += saved
             self.cache.add_hit(f)  # (an increment: hits served by other processes add up)
             t.result = EvalResult(_STATUS[entry.status], self.own_objectives(cand, entry.status, entry.objectives),
-                                  cost, HIT, 0, entry.error, entry.n, s, f, None, saved)
+                                  cost, HIT, 0, entry.error, entry.n, s, f, None, saved,
+                                  constraints=_constraints(entry))
         return t
 
     def own_objectives(self, cand: Candidate, status: str, objectives: Mapping[str, float]) -> dict[str, float]:
@@ -174,13 +175,15 @@ class Seam:
         else:
             self.stats.misses += 1
         self.stats.evaluations += 1
+        constraints = raw.get("constraints") if status == OK else None
         e = self.cache.fold(ticket.hash, status, self._shared(objectives), cost, error, ticket.candidate.text,
-                            raw.get("failure"))
+                            raw.get("failure"), constraints)
         return EvalResult(Status(e.status), self.own_objectives(ticket.candidate, e.status, e.objectives),
                           cost + ticket.probe_cost, ticket.outcome, charged=1,
                           error=e.error, n=e.n, structural_hash=ticket.structural_hash, hash=ticket.hash,
                           extra={k: raw[k] for k in ("worker", "attempts", "failure") if k in raw} or None,
-                          constraints=raw.get("constraints"), info=raw.get("info"))
+                          constraints=_constraints(e) if e.status == OK else raw.get("constraints"),
+                          info=raw.get("info"))
 
     def coalesced(self, ticket: Ticket, result: EvalResult) -> EvalResult:
         """Result for a candidate that waited on an in-flight evaluation of the same digest: a hit."""
@@ -189,7 +192,9 @@ class Seam:
         self.stats.hits += 1
         self.stats.evaluations_saved += 1
         self.stats.seconds_saved += saved
+        constraints = _constraints(e) if e is not None and e.status == result.status else result.constraints
         return dataclasses.replace(result, cache=HIT, charged=0, cost_s=ticket.probe_cost, saved_s=saved,
+                                   constraints=constraints,
                                    objectives=self.own_objectives(ticket.candidate, result.status, result.objectives),
                                    structural_hash=ticket.structural_hash, hash=ticket.hash, extra=None)
 
@@ -207,6 +212,11 @@ class Seam:
                     self.cache.set_alias(self.hasher.alias_key(rec.structural_hash), rec.hash)
         self.cache.flush()
         return fixed
+
+
+def _constraints(e: Any) -> dict[str, float] | None:
+    """A cache entry's constraints as a result carries them (the class's aggregate, a copy)."""
+    return None if e.constraints is None else dict(e.constraints)
 
 
 # --- running one evaluation (every runner calls this, wherever it runs) --------------------------------

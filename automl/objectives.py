@@ -14,7 +14,7 @@ from typing import Any
 from .types import OK, Direction, Objective, objectives_of
 
 __all__ = ["Objective", "Direction", "objectives_of", "value", "fitness", "dominates", "pareto_front", "best",
-           "best_so_far"]
+           "best_so_far", "violation", "feasible"]
 
 
 def value(row: Any, objective: Objective) -> float | None:
@@ -30,6 +30,18 @@ def value(row: Any, objective: Objective) -> float | None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def violation(row: Any) -> float:
+    """The row's total constraint violation: the sum of its positive ``constraints`` values (see
+    :class:`~automl.types.Evaluation`); 0.0 when every constraint holds or there are none."""
+    cons = row.get("constraints") if type(row) is dict else getattr(row, "constraints", None)
+    return sum(max(float(v), 0.0) for v in (cons or {}).values())
+
+
+def feasible(row: Any) -> bool:
+    """True when no constraint of the row is violated (trivially so without constraints)."""
+    return violation(row) <= 0.0
 
 
 def fitness(row: Any, objective: Objective) -> float:

@@ -8,9 +8,9 @@ from typing import Any
 
 from .api import load_run
 from .hypervolume import hypervolume
-from .objectives import best_so_far, fitness, pareto_front, value
+from .objectives import best_so_far, feasible, fitness, pareto_front, value
 from .policy import seconds_saved
-from .types import CONSTRAINT_FIELD, HIT, MISS, OK, PARTIAL, Direction, Objective, objectives_of
+from .types import HIT, MISS, OK, PARTIAL, Direction, Objective, objectives_of
 
 
 def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Objective, ...]:
@@ -62,9 +62,9 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
                      "candidate": r["candidate"], "hash": r.get("hash")})
         if len(best) >= top:
             break
-    if len(dirs) > 1:  # constrained runs: only feasible results (constraint_violation 0) make the front
-        feasible = [r for r in ok if not (r["objectives"].get(CONSTRAINT_FIELD, 0.0) > 0)]
-        out_front = pareto_front(feasible, dirs)
+    if len(dirs) > 1:  # constrained runs: only feasible results (no constraint violated) make the front
+        ok_feasible = [r for r in ok if feasible(r)]
+        out_front = pareto_front(ok_feasible, dirs)
     dead = [r["stats"]["dead_fraction"] for r in recs if "dead_fraction" in (r.get("stats") or {})]
     out = {"run_dir": run_dir, "space": meta["config"]["space"]["name"],
            "evaluator": meta["config"]["evaluator"]["name"], "strategy": meta["config"]["strategy"]["name"],
@@ -79,10 +79,10 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
     if len(dirs) > 1:
         out["pareto_front"] = [{"id": r["id"], "objectives": r["objectives"], "candidate": r["candidate"]}
                                for r in out_front]
-        out["infeasible"] = len(ok) - len(feasible)
+        out["infeasible"] = len(ok) - len(ok_feasible)
         keys = list(dirs)
         out["front_objectives"] = keys
-        pts = [[r["objectives"][k] for k in keys] for r in feasible if all(k in r["objectives"] for k in keys)]
+        pts = [[r["objectives"][k] for k in keys] for r in ok_feasible if all(k in r["objectives"] for k in keys)]
         if pts:  # reference point: the run's feasible nadir, pushed out by 10 % of each objective's range
             # (of the value itself when the range is 0)
             pad = [0.1 * ((max(c) - min(c)) or abs(c[0]) or 1.0) for c in zip(*pts)]
@@ -181,7 +181,7 @@ def plot(run_dir: str, output: str | None = None, allow_import: bool = False) ->
     if multi:
         a, b = list(dirs)[:2]
         ok = [r for r in recs if r["status"] == OK and a in r["objectives"] and b in r["objectives"]
-              and not r["objectives"].get(CONSTRAINT_FIELD, 0.0) > 0]
+              and feasible(r)]
         pts = [(r["objectives"][a], r["objectives"][b]) for r in ok]
         front = [(r["objectives"][a], r["objectives"][b]) for r in pareto_front(ok, {a: dirs[a], b: dirs[b]})]
         if pts:

@@ -94,12 +94,6 @@ def objectives_of(spec: Any) -> tuple[Objective, ...]:
     return tuple(o if isinstance(o, Objective) else Objective.from_json(o) for o in spec)
 
 
-#: Result field for constraints (e.g. latency <= budget): 0 when feasible, > 0 by how much not.
-#: Not an objective: multi-objective strategies rank infeasible results after feasible ones, and
-#: reports leave them off Pareto fronts.
-CONSTRAINT_FIELD = "constraint_violation"
-
-
 @dataclasses.dataclass(frozen=True)
 class Candidate:
     """One proposal of a strategy.  Immutable once handed out; carries its lineage.

@@ -7,7 +7,8 @@ import pytest
 from automl.cache import Cache, NullCache
 from automl.errors import CacheError, ConfigError
 from automl.policy import CachePolicy, seconds_saved
-from automl.types import FAILED, HIT, MISS, OK, PARTIAL
+from automl.testing.toys import Quadratic, ToySpace
+from automl.types import FAILED, HIT, MISS, OK, PARTIAL, Evaluation
 
 RNG = np.random.default_rng(0)
 
@@ -130,3 +131,95 @@ def test_reopened_cache_answers_lazily_or_preloaded(tmp_path, monkeypatch, prelo
         assert (len(c._mem) == 5) == (preload_max >= 5)
         assert c.alias("s3") == "k3" and c.get("k3").objectives == {"loss": 3.0}
         assert c.get("nope") is None and c.alias("nope") is None
+
+
+# --- constraints are stored with the result (one mechanism: automl.types.Evaluation) ---------------------
+
+def test_constraints_are_stored_folded_and_validated(tmp_path):
+    p = tmp_path / "c.sqlite"
+    with Cache(p) as c:
+        c.fold("k", OK, {"loss": 1.0}, 1.0, constraints={"latency": 2.0})
+        e = c.fold("k", OK, {"loss": 3.0}, 1.0, constraints={"latency": -1.0})  # a noisy repeat: running mean
+        assert e.n == 2 and e.constraints == {"latency": 0.5}
+        c.fold("f", FAILED, {}, 0.1, error="boom", constraints={"latency": 9.0})
+        assert c.get("f").constraints is None  # a failure has no constraints to report
+        c.fold("plain", OK, {"loss": 1.0}, 1.0)
+    with Cache(p) as c:  # persisted
+        assert c.get("k").constraints == {"latency": 0.5} and c.get("plain").constraints is None
+    db = sqlite3.connect(p)
+    db.execute("""UPDATE results SET constraints='{"latency": "far"}' WHERE key='k'""")
+    db.execute("""UPDATE results SET constraints='NaN' WHERE key='plain'""")
+    db.commit()
+    db.close()
+    with pytest.warns(UserWarning, match="ignoring a corrupt entry"):  # rejected like a corrupt objective
+        c = Cache(p)
+    assert c.get("k") is None and c.get("plain") is None
+    c.close()
+
+
+def test_cache_without_the_constraints_column_opens_and_works(tmp_path):
+    p = tmp_path / "old.sqlite"
+    db = sqlite3.connect(p)  # the schema as written before results carried constraints
+    db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
+    db.execute("INSERT INTO meta VALUES('schema', '1')")
+    db.execute("CREATE TABLE results(key TEXT PRIMARY KEY, status TEXT NOT NULL, objectives TEXT NOT NULL, "
+               "n INTEGER NOT NULL, hits INTEGER NOT NULL, cost_s REAL NOT NULL, error TEXT, candidate TEXT, "
+               "updated REAL, failure TEXT)")
+    db.execute("CREATE TABLE aliases(structural TEXT PRIMARY KEY, functional TEXT NOT NULL)")
+    db.execute("""INSERT INTO results VALUES('old', 'ok', '{"loss": 2.0}', 1, 0, 1.0, NULL, 'x', 0.0, NULL)""")
+    db.commit()
+    db.close()
+    with Cache(p) as c:
+        e = c.get("old")
+        assert e.objectives == {"loss": 2.0} and e.constraints is None
+        c.fold("new", OK, {"loss": 1.0}, 1.0, constraints={"latency": 0.25})
+    with Cache(p) as c:
+        assert c.get("new").constraints == {"latency": 0.25} and c.get("old").n == 1
+
+
+class Budgeted(Quadratic):
+    """Quadratic with a functional constraint (it depends on the class, k mod m, like the loss)."""
+
+    name = "budgeted"
+
+    def evaluate(self, genome, space):
+        return Evaluation(super().evaluate(genome, space), constraints={"latency": genome % space.m - 10.0})
+
+
+def test_hits_twins_and_resume_keep_the_class_violation(tmp_path):
+    from automl.dispatch import Dispatcher
+    from automl.evaluation import Seam
+    from automl.runners.local import SerialRunner
+    from automl.strategies.base import Proposal
+    from automl.types import Candidate, Record
+
+    space, ev = ToySpace(n=200, m=50), Budgeted()
+    p = tmp_path / "c.sqlite"
+    recs: list[Record] = []
+    with Cache(p) as cache:
+        d = Dispatcher(Seam(space, ev, cache), tell=lambda c, r: None, log=recs.append)
+        # 13 and 63 are one class (13 mod 50) over the budget; 63 waits on 13's evaluation; 4 is within it
+        tickets = d.offer_many([d.candidate(Proposal(k)) for k in (13, 63, 4)])
+        runner = SerialRunner()
+        runner.start(None, None, local_space=space, local_evaluator=ev)
+        for t in tickets:
+            runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
+        while d.in_flight:
+            d.pump(runner)
+        by_text = {r.candidate: r for r in recs}
+        assert by_text["63"].cache == HIT and by_text["13"].cache == MISS  # the coalesced twin
+        for text, want in (("13", 3.0), ("63", 3.0), ("4", -6.0)):
+            assert by_text[text].constraints == {"latency": want}
+            rt = Record.from_json(json.loads(json.dumps(by_text[text].to_json())))  # the run log round trip
+            assert rt.candidate_and_result(None)[1].violation == max(want, 0.0)
+        # a later candidate of the violating class, served from the cache
+        hit = Seam(space, ev, cache).prepare(Candidate(9, 113, "113")).result
+        assert hit.cache == HIT and hit.constraints == {"latency": 3.0} and not hit.feasible
+    with Cache(p) as cache:  # reopened file
+        assert Seam(space, ev, cache).prepare(Candidate(9, 163, "163")).result.violation == 3.0
+    seam = Seam(space, ev, Cache(tmp_path / "lost.sqlite"))  # resume with the cache file lost
+    assert seam.refill([Record.from_json(r.to_json()) for r in recs]) == 2
+    hit = seam.prepare(Candidate(9, 113, "113")).result
+    assert hit.cache == HIT and hit.constraints == {"latency": 3.0} and not hit.feasible
+    assert seam.prepare(Candidate(10, 54, "54")).result.constraints == {"latency": -6.0}
+    seam.cache.close()

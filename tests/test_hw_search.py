@@ -9,6 +9,7 @@ import pytest
 
 import automl
 from automl.hypervolume import crowding_distance, hypervolume, nondominated_ranks, pareto_mask
+from automl.objectives import violation
 from automl.report import summarize
 
 
@@ -57,12 +58,16 @@ def test_constraints_are_respected_by_every_reported_front(tmp_path):
         out = _run(tmp_path, strategy, 24, opts, sopts)
         s = summarize(out)
         _, recs = automl.api.load_run(out)
-        violations = [r["objectives"]["constraint_violation"] for r in recs if r["status"] == "ok"]
+        oks = [r for r in recs if r["status"] == "ok"]
+        assert all(set(r["constraints"]) == {"latency_ms"} and "constraint_violation" not in r["objectives"]
+                   for r in oks)  # a constraint of core's, never an objective
+        for r in oks:  # relative excess over the budget, <= 0 when it holds
+            assert r["constraints"]["latency_ms"] == pytest.approx(r["objectives"]["latency_ms"] / 8.0 - 1.0)
+        violations = [violation(r) for r in oks]
         assert any(v > 0 for v in violations) and any(v == 0 for v in violations)
         assert s["infeasible"] == sum(v > 0 for v in violations)
         assert s["pareto_front"]
         for p in s["pareto_front"]:
-            assert p["objectives"]["constraint_violation"] == 0
             assert p["objectives"]["latency_ms"] <= 8.0
         assert s["hypervolume"]["value"] > 0
         assert "hypervolume" in automl.report.show(out)
@@ -115,6 +120,8 @@ def test_measured_latency_fidelity_separates_settings():
     lut = registry.get_evaluator("ofa-hw", latency="lut")
     assert "threads" not in lut.fidelity()
     out = one.evaluate(g, space)
-    assert out["latency_ms"] > 0 and out["latency_cv"] >= 0 and out["constraint_violation"] == 0
+    assert out.constraints is None  # no budget, no constraint
+    out = out.objectives
+    assert out["latency_ms"] > 0 and out["latency_cv"] >= 0
     # denormals are flushed only while measuring: the process's float behaviour is restored
     assert np.float64(5e-324) * 1.0 != 0.0 and float("5e-324") != 0.0

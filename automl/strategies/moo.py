@@ -8,9 +8,9 @@ prediction run vectorised over whole populations.  Optional space hooks (used wh
 * ``space.canonical_codes(X)`` — rows equal iff the candidates are the same network (default: X);
   used to avoid proposing a network that was already evaluated or is queued.
 
-Objectives are every objective of the evaluator (directions respected).  A result's
-``constraint_violation`` field (0 = feasible; see docs/hardware-aware.md) makes it rank after
-every feasible result, by violation (Deb's constrained domination).
+Objectives are every objective of the evaluator (directions respected).  A result that violates
+a constraint (``EvalResult.violation`` > 0; see :class:`automl.types.Evaluation`) ranks after
+every feasible result, by total violation (Deb's constrained domination).
 
 * :class:`NSGA2` (``nsga2-native``): elitist NSGA-II, (mu + lambda) over everything told: each
   batch of ``population_size`` children is bred by binary tournament on (rank, crowding), uniform
@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..hypervolume import crowding_distance, hypervolume, nondominated_ranks
 from ..regression import Ridge, RidgeCV
 from ..space import Categorical
-from ..types import CONSTRAINT_FIELD, OK, Candidate, EvalResult
+from ..types import OK, Candidate, EvalResult
 from .base import Proposal, Strategy
 
 
@@ -159,7 +159,7 @@ class _CategoricalStrategy(Strategy):
         self._seen.add(self._key(self._canon(x)[0]))
         self.X.append(x.tolist())
         self.F.append((self._sign * np.array([float(result.objectives[k]) for k in self._obj])).tolist())
-        self.CV.append(float(result.objectives.get(CONSTRAINT_FIELD, 0.0)))
+        self.CV.append(float(result.violation))
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         m = len(self._obj)

@@ -25,7 +25,7 @@ from automl.errors import AutoMLError
 from automl.evaluation import Seam
 from automl.space import has_crossover
 from automl.strategies.base import Proposal
-from automl.types import FAILED, INVALID, OK, Candidate, EvalResult
+from automl.types import FAILED, INVALID, OK, Candidate, EvalResult, Evaluation
 
 TOY_SPACE, TOY_EVALUATOR = "automl.testing.toys:ToySpace", "automl.testing.toys:Quadratic"
 
@@ -103,6 +103,9 @@ def evaluator_contract(name: str) -> None:
     space = registry.get_space(space_name)
     g = space.warm_start()[0] if space.warm_start() else space.sample(np.random.default_rng(0))
     out = ev.evaluate(g, space)
+    if isinstance(out, Evaluation):
+        assert all(isinstance(k, str) and math.isfinite(float(v)) for k, v in (out.constraints or {}).items())
+        out = out.objectives
     assert set(ev.objectives) <= set(out), f"evaluate returned {sorted(out)}, declared {sorted(ev.objectives)}"
     for k in ev.objectives:
         float(out[k])

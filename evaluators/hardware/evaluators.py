@@ -8,10 +8,11 @@
     measured table ``latency_table``, e.g. ``v100_bs1``) or ``"measured"`` (the sub-network is
     extracted from the elastic supernet — random init, or OFA's weights from ``checkpoint`` — and
     timed here with :mod:`evaluators.hardware.latency`);
-  * ``constraint_violation`` (a result field, not an objective): ``0`` when every budget holds
-    (``max_latency_ms``, ``max_macs``), else the sum of relative excesses.  Strategies treat
-    infeasible results as dominated by every feasible one (Deb's rule); ``automl show`` and the
-    Pareto fronts leave them out.
+  * constraints (core's mechanism, :class:`automl.types.Evaluation`, never objectives): one per
+    budget given, ``latency_ms`` for ``max_latency_ms`` and ``macs`` for ``max_macs``, each the
+    relative excess ``value / budget - 1`` (<= 0: the budget holds).  They are cached with the
+    result like objectives.  Strategies rank infeasible results after every feasible one, by total
+    violation (Deb's rule); ``automl show`` and the Pareto fronts leave them out.
 
 Every option is in the fidelity (so the cache keys measured latency by device, batch, dtype,
 threads and resolution).  Measured latency is ``noisy`` (the cache aggregates repeats).
@@ -25,7 +26,7 @@ import numpy as np
 
 from automl.errors import ConfigError
 from automl.evaluator import Evaluator
-from automl.types import CONSTRAINT_FIELD
+from automl.types import Evaluation
 
 from .counter import Counter
 from .predictors import KernelRidge, LatencyLUT, config_features
@@ -63,7 +64,7 @@ class OFAHardware(Evaluator):
     """OFA MobileNetV3: oracle top-1, counted MACs, optional LUT or measured latency, constraints."""
 
     name = "ofa-hw"
-    version = "1"
+    version = "2"  # 2: budgets are core constraints, no longer a constraint_violation objective (old cache keys retire)
     spaces = ("ofa-mbv3",)
     test_options = {"latency": "lut", "max_latency_ms": 12.0}
 
@@ -104,7 +105,7 @@ class OFAHardware(Evaluator):
             f.pop("latency_table")
         return f
 
-    def evaluate(self, genome: Any, space: Any) -> Mapping[str, float]:
+    def evaluate(self, genome: Any, space: Any) -> Evaluation:
         ks, e, d = np.array([genome.ks]), np.array([genome.e]), np.array([genome.d])
         if genome.r != 224:
             raise ConfigError("the accuracy oracle is fitted at r=224 (DyNAS-T's setting); use resolutions=[224]")
@@ -122,13 +123,13 @@ class OFAHardware(Evaluator):
             net = extract(_supernet(opts["checkpoint"], getattr(space, "width", 1.0)), genome)
             res = measure(net, int(opts["measure_resolution"] or genome.r), self.setting)
             out.update(res)
-        out[CONSTRAINT_FIELD] = self.violation(out)
-        return out
+        return Evaluation(out, self.constraints(out) or None)
 
-    def violation(self, out: Mapping[str, float]) -> float:
-        v = 0.0
+    def constraints(self, out: Mapping[str, float]) -> dict[str, float]:
+        """``{name: value / budget - 1}`` for each budget given (<= 0: the budget holds)."""
+        c: dict[str, float] = {}
         if self.max_latency_ms is not None:
-            v += max(0.0, out["latency_ms"] / self.max_latency_ms - 1.0)
+            c["latency_ms"] = out["latency_ms"] / self.max_latency_ms - 1.0
         if self.max_macs is not None:
-            v += max(0.0, out["macs"] / self.max_macs - 1.0)
-        return v
+            c["macs"] = out["macs"] / self.max_macs - 1.0
+        return c
