@@ -99,7 +99,7 @@ def evaluator_contract(name: str) -> None:
     assert ev.objectives and all(d in ("min", "max") for d in ev.objectives.values())
     json.dumps(ev.options())
     json.dumps(ev.fidelity())
-    space_name = ev.spaces[0] if ev.spaces else "expressions"
+    space_name = ev.spaces[0] if ev.spaces else registry.default("space")  # "any space": the plugins' default
     space = registry.get_space(space_name)
     g = space.warm_start()[0] if space.warm_start() else space.sample(np.random.default_rng(0))
     out = ev.evaluate(g, space)
