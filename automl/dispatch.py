@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .evaluation import Seam, Ticket
-from .objectives import value as objective_value
+from .objectives import ranked_value as objective_value
 from .strategies.base import Proposal
 from .types import Candidate, EvalResult, Record
 

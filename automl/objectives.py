@@ -44,9 +44,17 @@ def feasible(row: Any) -> bool:
     return violation(row) <= 0.0
 
 
-def fitness(row: Any, objective: Objective) -> float:
-    """The value as a number to maximise; -inf when the row does not rank."""
+def ranked_value(row: Any, objective: Objective) -> float | None:
+    """:func:`value` for ranking: None also when the row violates a constraint, so an infeasible
+    result is never the best, never a best-so-far and never a parent by fitness (multi-objective
+    strategies order infeasible results by their violation instead)."""
     v = value(row, objective)
+    return v if v is None or feasible(row) else None
+
+
+def fitness(row: Any, objective: Objective) -> float:
+    """The value as a number to maximise; -inf when the row does not rank (see :func:`ranked_value`)."""
+    v = ranked_value(row, objective)
     if v is None:
         return -math.inf
     return -v if objective.direction is Direction.MIN else v
@@ -56,7 +64,7 @@ def best(rows: Iterable[Any], objective: Objective) -> Any | None:
     """The first row with the best value (None when none ranks)."""
     out, out_v = None, None
     for r in rows:
-        v = value(r, objective)
+        v = ranked_value(r, objective)
         if v is not None and (out_v is None or objective.better(v, out_v)):
             out, out_v = r, v
     return out
@@ -66,7 +74,7 @@ def best_so_far(rows: Iterable[Any], objective: Objective) -> Iterator[float | N
     """For each row in order, the best value seen up to and including it (None before the first)."""
     cur: float | None = None
     for r in rows:
-        v = value(r, objective)
+        v = ranked_value(r, objective)
         if v is not None and (cur is None or objective.better(v, cur)):
             cur = v
         yield cur

@@ -54,7 +54,7 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
     ok = [r for r in recs if value(r, objective) is not None]
     # best distinct functions: one row per digest
     seen, best = set(), []
-    for r in sorted(ok, key=lambda r: -fitness(r, objective)):
+    for r in sorted((r for r in ok if feasible(r)), key=lambda r: -fitness(r, objective)):
         if r.get("hash") in seen:
             continue
         seen.add(r.get("hash"))

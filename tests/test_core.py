@@ -441,3 +441,25 @@ def test_objective_and_pareto_helpers():
     assert best(rows, objs[0])["objectives"] == {"acc": 3, "size": 2}
     assert list(best_so_far(rows, objs[0])) == [1, 3, 3, 3, 3]
     assert np.isinf(objs[0].worst) and objs[0].worst < 0
+
+
+def test_an_infeasible_result_never_ranks_first(tmp_path):
+    """A result that violates a constraint is neither the best, nor a best-so-far, nor a parent by
+    fitness; the run's summary shows the best feasible candidate."""
+    from automl.objectives import best, best_so_far, fitness
+
+    acc = Objective("acc", "max")
+    rows = [{"status": "ok", "objectives": {"acc": 0.5}},
+            {"status": "ok", "objectives": {"acc": 0.9}, "constraints": {"latency_ms": 0.2}},  # over budget
+            {"status": "ok", "objectives": {"acc": 0.7}, "constraints": {"latency_ms": -0.1}}]
+    assert best(rows, acc)["objectives"]["acc"] == 0.7
+    assert list(best_so_far(rows, acc)) == [0.5, 0.5, 0.7]
+    assert fitness(rows[1], acc) == -np.inf and fitness(rows[2], acc) == 0.7
+
+    summary = automl.search(space="ofa-mbv3", evaluator="ofa-hw", strategy="random", budget=30, seed=0,
+                            out=str(tmp_path / "run"), evaluator_options={"max_macs": 2.5e8})
+    _, records = automl.load_run(str(tmp_path / "run"))
+    feasible_best = max((r for r in records if r["status"] == "ok" and not any(
+        v > 0 for v in (r.get("constraints") or {}).values())), key=lambda r: r["objectives"]["top1"])
+    assert any(any(v > 0 for v in (r.get("constraints") or {}).values()) for r in records)
+    assert summary["best"]["objectives"]["top1"] == feasible_best["objectives"]["top1"]
