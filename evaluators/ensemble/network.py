@@ -80,25 +80,12 @@ class NB201StagesSupernet:
 
     def op_grad_norms(self, model) -> np.ndarray:
         """(18, 5) gradient norm of each conv op's weight, summed over the stage's cells."""
-        import torch
+        from evaluators.supernet.spaces import conv_grad_norms
         from search_spaces.cells.torch_cells import NB201SuperCell
 
-        where, norms = [], []
-        for li, group in enumerate(self._groups(model)):
-            for m in group:
-                if not isinstance(m, NB201SuperCell):
-                    continue
-                for k in range(self.per_layer):
-                    for o in self.parametric_ops:
-                        g = m.ops[k][o][1].weight.grad
-                        if g is not None:
-                            where.append((li * self.per_layer + k, o))
-                            norms.append(torch.linalg.vector_norm(g))
-        out = np.zeros((self.n_edges, self.n_ops))
-        if norms:
-            for (k, o), v in zip(where, torch.stack(norms).cpu().tolist()):
-                out[k, o] += v
-        return out
+        cells = ((li * self.per_layer, m) for li, group in enumerate(self._groups(model))
+                 for m in group if isinstance(m, NB201SuperCell))
+        return conv_grad_norms(cells, self.per_layer, self.parametric_ops, (self.n_edges, self.n_ops))
 
     def path_of(self, member: Sequence[Any]) -> tuple[int, ...]:
         """A member (one NB201 cell or text per stage) as a path."""

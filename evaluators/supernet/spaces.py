@@ -8,7 +8,7 @@ it in ``SUPERNET_SPACES``.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -50,24 +50,10 @@ class NB201Supernet:
     def op_grad_norms(self, model) -> np.ndarray:
         """(6, 5) gradient norm of each conv op's weight, summed over the searchable cells; 0 where
         the op has no parameters or got no gradient this step.  One device->host copy."""
-        import torch
         from search_spaces.cells.torch_cells import NB201SuperCell
 
-        where, norms = [], []
-        for layer in model.layers:
-            if not isinstance(layer, NB201SuperCell):
-                continue
-            for k in range(self.n_edges):
-                for o in self.parametric_ops:
-                    g = layer.ops[k][o][1].weight.grad
-                    if g is not None:
-                        where.append((k, o))
-                        norms.append(torch.linalg.vector_norm(g))
-        out = np.zeros((self.n_edges, self.n_ops))
-        if norms:
-            for (k, o), v in zip(where, torch.stack(norms).cpu().tolist()):
-                out[k, o] += v
-        return out
+        cells = ((0, layer) for layer in model.layers if isinstance(layer, NB201SuperCell))
+        return conv_grad_norms(cells, self.n_edges, self.parametric_ops, (self.n_edges, self.n_ops))
 
     def path_of(self, genome: Any) -> Path:
         g = self._nb201.from_text(genome) if isinstance(genome, str) else genome
@@ -122,3 +108,25 @@ def build_space(config: dict[str, Any]):
     if name not in SUPERNET_SPACES:
         raise ConfigError(f"no supernet for space {name!r}; supernet spaces: {', '.join(SUPERNET_SPACES)}")
     return SUPERNET_SPACES[name](**cfg)
+
+
+def conv_grad_norms(cells: Any, per_cell: int, ops: Sequence[int], shape: tuple[int, int]) -> np.ndarray:
+    """Gradient norm of each parametric op's conv weight, summed into ``shape`` (decisions, ops):
+    ``cells`` yields ``(offset, NB201SuperCell)``, edge ``k`` of a cell adding to row
+    ``offset + k``.  Shared by the single-path (PA&DA) and K-path (NEAS) adapters; one
+    device->host copy."""
+    import torch
+
+    where, norms = [], []
+    for offset, cell in cells:
+        for k in range(per_cell):
+            for o in ops:
+                g = cell.ops[k][o][1].weight.grad
+                if g is not None:
+                    where.append((offset + k, o))
+                    norms.append(torch.linalg.vector_norm(g))
+    out = np.zeros(shape)
+    if norms:
+        for (r, o), v in zip(where, torch.stack(norms).cpu().tolist()):
+            out[r, o] += v
+    return out
