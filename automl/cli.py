@@ -86,9 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--top", type=int, default=5, help="how many best candidates to list")
     sh.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    sub.add_parser("spaces", help="list registered search spaces")
-    sub.add_parser("evaluators", help="list registered evaluators")
-    sub.add_parser("strategies", help="list registered strategies")
+    for cmd, what, flag in (("spaces", "search spaces", "--space-opt"), ("evaluators", "evaluators", "--evaluator-opt"),
+                            ("strategies", "strategies", "--strategy-opt"), ("runners", "runners", "--runner")):
+        lp = sub.add_parser(cmd, help=f"list registered {what}, or one's options (--options NAME)",
+                            description=f"List the registered {what}; with --options NAME, each option NAME "
+                            f"takes (give it with {flag} K=V): its type, default and doc, from the constructor "
+                            "that checks them.")
+        lp.add_argument("--options", metavar="NAME", help="list this plugin's options")
+        lp.add_argument("--json", action="store_true", help="print as JSON")
 
     pl = sub.add_parser("plot", help="PNG of best-so-far vs charged evaluations, cache hits over time, Pareto front")
     pl.add_argument("run_dir")
@@ -203,11 +208,38 @@ def _search(a: argparse.Namespace) -> int:
     return {"interrupted": 130, "terminated": 143}.get(summary["stop_reason"], 0)
 
 
-def _list(family: str) -> int:
+def _list(family: str, a: argparse.Namespace) -> int:
     from . import registry
 
-    for name in registry.names(family):
-        print(f"{name:22s} {registry.describe(family, name)}")
+    if a.options is None:
+        if a.json:
+            print(json.dumps({n: registry.describe(family, n) for n in registry.names(family)}, indent=1))
+            return 0
+        for name in registry.names(family):
+            print(f"{name:22s} {registry.describe(family, name)}")
+        return 0
+    opts = registry.options(family, a.options)
+    more = registry.accepts_any_options(family, a.options)
+    if a.json:
+        print(json.dumps({"name": a.options, "family": family, "description": registry.describe(family, a.options),
+                          "accepts_any_options": more, "options": [o.to_dict() for o in opts]}, indent=1))
+        return 0
+    print(f"{family} {a.options}: {registry.describe(family, a.options)}")
+    if not opts:
+        print("  no options" + (" declared (it accepts any)" if more else ""))
+    import textwrap
+
+    source = ""
+    for o in opts:
+        if o.source != source:
+            source = o.source
+            print(f"  settings passed to {source}:")
+        default = "required" if o.required else f"default {o.default!r}"
+        print(f"  {o.name}" + (f": {o.type}" if o.type else "") + f"  ({default})")
+        for line in textwrap.wrap(o.doc or "(undocumented)", 96):
+            print(f"      {line}")
+    if more and opts:
+        print("  (also accepts options not listed here)")
     return 0
 
 
@@ -287,8 +319,8 @@ def _main(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 
             print(plot(a.run_dir, a.output, allow_import=a.allow_import))
             return 0
-        if a.command in ("spaces", "evaluators", "strategies"):
-            return _list(a.command[:-1] if a.command != "strategies" else "strategy")
+        if a.command in ("spaces", "evaluators", "strategies", "runners"):
+            return _list({"strategies": "strategy"}.get(a.command, a.command[:-1]), a)
         if a.command == "hash":
             return _hash(a)
         if a.command == "reproduce":

@@ -75,6 +75,11 @@ class NB201Tabular(Evaluator):
     ``noise > 0`` each call adds independent Gaussian noise of std ``noise`` percentage points,
     seeded from (seed, cell text, this instance's call counter): repeated evaluations differ and
     the evaluator is ``noisy``.  Unreachable-output cells are in the table (10% on CIFAR-10).
+
+    Options:
+        dataset: primary objective: cifar10 (default), cifar100 or imagenet16.
+        noise: std of the Gaussian noise added to each lookup, in percentage points (default 0).
+        seed: seeds the noise.
     """
 
     name = "nb201-tabular"
@@ -157,6 +162,9 @@ class NB101Tabular(Evaluator):
     matches.  The subset holds 292 distinct cells; where several records share a cell (they are
     different training seeds) their mean is returned.  A cell outside the subset raises
     ``CellNotInTable`` (a failed evaluation), or gives NaN objectives with ``missing="nan"``.
+
+    Options:
+        missing: ``"raise"`` (default: a cell outside the subset fails) or ``"nan"`` (it is invalid).
     """
 
     name = "nb101-tabular"
