@@ -95,9 +95,29 @@ def _parser() -> argparse.ArgumentParser:
         lp.add_argument("--options", metavar="NAME", help="list this plugin's options")
         lp.add_argument("--json", action="store_true", help="print as JSON")
 
-    pl = sub.add_parser("plot", help="PNG of best-so-far vs charged evaluations, cache hits over time, Pareto front")
+    pl = sub.add_parser("plot", help="PNG of best-so-far and cache-hit rate vs charged evaluations, status counts, "
+                        "Pareto panels for every pair of objectives")
     pl.add_argument("run_dir")
-    pl.add_argument("--output", help="PNG path (default <run_dir>/progress.png)")
+    pl.add_argument("--output", "--out", help="PNG path (default <run_dir>/progress.png)")
+    co = sub.add_parser("compare", help="several runs on one figure: best-so-far and cache-hit rate vs charged "
+                        "evaluations, status counts", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Draw several runs on one figure (PNG): best-so-far of their shared primary "
+                        "objective and the cumulative cache-hit rate against charged evaluations, with the status "
+                        "counts side by side, and the evaluator's reference line where it has one.",
+                        epilog="example:\n  automl compare runs/evo runs/tpe runs/random --out compare.png")
+    co.add_argument("run_dirs", nargs="+", metavar="RUN")
+    co.add_argument("--out", "--output", dest="output", default="compare.png", help="PNG path (default compare.png)")
+    co.add_argument("--label", action="append", metavar="TEXT", help="legend label of each run, in order "
+                    "(repeat once per run; default: folder name, strategy and seed)")
+    rt = sub.add_parser("report", help="a self-contained HTML page of a run: figure, statistics, status counts, "
+                        "best candidates", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Write one HTML file with everything about a run: the figure of `automl plot` "
+                        "(embedded), statistics, status counts, reference values, the best distinct candidates and "
+                        "the Pareto front.  It loads nothing from the network: open or mail it as it is.",
+                        epilog="example:\n  automl report runs/nb201 --out nb201.html")
+    rt.add_argument("run_dir")
+    rt.add_argument("--out", "--output", dest="output", help="HTML path (default <run_dir>/report.html)")
+    rt.add_argument("--top", type=int, default=10, help="how many best distinct candidates to list (default 10)")
 
     ha = sub.add_parser("hash", help="print the structural and functional digests of a candidate's text")
     ha.add_argument("--space", required=True)
@@ -133,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--storage", required=True, metavar="FILE", help="journal file to write (created if missing; "
                     "other studies in it are kept)")
     ex.add_argument("--study", metavar="NAME", help="study name (default: the run directory's name); must be new")
-    for parser in (s, sh, pl, rp, ex):
+    for parser in (s, sh, pl, co, rt, rp, ex):
         parser.add_argument("--allow-import", action="store_true",
                             help="let a run's files name plugins as module:Class paths that are not registered "
                             "(imports and runs that code: only for runs you trust)")
@@ -318,6 +338,16 @@ def _main(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
             from .report import plot
 
             print(plot(a.run_dir, a.output, allow_import=a.allow_import))
+            return 0
+        if a.command == "compare":
+            from .plots import compare
+
+            print(compare(a.run_dirs, a.output, a.label, allow_import=a.allow_import))
+            return 0
+        if a.command == "report":
+            from .plots import report
+
+            print(report(a.run_dir, a.output, a.top, allow_import=a.allow_import))
             return 0
         if a.command in ("spaces", "evaluators", "strategies", "runners"):
             return _list({"strategies": "strategy"}.get(a.command, a.command[:-1]), a)
