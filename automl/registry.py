@@ -441,9 +441,9 @@ def check_options(family: str, name: str, cls: Callable[..., Any], options: dict
         valid = [o.name for o in listed]
         unknown = sorted(set(options) - set(valid))
         if unknown:
+            hint = f" (`automl {_plural(family)} --options {name}` documents them)" if family in FAMILIES else ""
             raise ConfigError(f"{family} {name!r} has no option {', '.join(map(repr, unknown))}; valid options: "
-                              f"{', '.join(valid) or 'none'} (`automl {_plural(family)} --options {name}` "
-                              "documents them)")
+                              f"{', '.join(valid) or 'none'}{hint}")
     missing = [o.name for o in listed if o.required and not o.source and o.name not in options]
     if missing:
         raise ConfigError(f"{family} {name!r} needs option(s) {', '.join(missing)}")
