@@ -86,6 +86,10 @@ def test_reference_hook():
     assert registry.get_evaluator("optimizer-proxy").reference() == {"val_loss": {"value": 1.0, "label": "AdamW"}}
     assert registry.get_evaluator("optimizer-proxy", normalize=False).reference() == {}
     assert registry.get_evaluator("symbolic-regression").reference() == {}
+    # the tables' optimum is what evaluating every cell finds
+    nb101 = registry.get_evaluator("nb101-tabular")
+    best = max(nb101.evaluate(c)["val_accuracy"] for c in nb101.cells())
+    assert nb101.reference()["val_accuracy"]["value"] == pytest.approx(best)
 
 
 def test_status_counts_in_figure_and_report(runs):

@@ -202,6 +202,12 @@ class NB101Tabular(Evaluator):
                 "params": float(np.mean([r["params"] for r in recs])),
                 "flops": float(np.mean([r["flops"] for r in recs]))}
 
+    def reference(self) -> dict[str, dict[str, Any]]:
+        """The subset's best ``val_accuracy`` (over its distinct cells, seeds averaged as evaluate does)."""
+        table = nb101_table()
+        best = max(np.mean([table.records[i][1]["val_accuracy"] for i in idx]) for idx in table.by_key.values())
+        return {"val_accuracy": {"value": float(best), "label": "best of the NB101 subset"}}
+
     @staticmethod
     def cells() -> list[Any]:
         """One cell per distinct (pruned, up to isomorphism) cell in the subset, in file order."""
