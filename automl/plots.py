@@ -74,10 +74,12 @@ def status_counts(recs: Sequence[dict[str, Any]]) -> dict[str, int]:
     """What became of the candidates, in a fixed order: ``ok``, ``failed`` (of which
     ``failed (transient)``: retried by a later run), ``invalid``, ``infeasible`` (ok but violating a
     constraint), then how the cache answered: ``evaluated`` (miss), ``re-evaluated`` (partial hit,
-    folded into the mean), ``cached`` (hit; candidates that waited on an in-flight twin are hits too).
+    folded into the mean), ``cached`` (hit), of which ``coalesced``: answered by waiting on an
+    in-flight twin's evaluation rather than from the stored cache (logs written before this was
+    recorded count them as plain hits).
     Zero entries are kept, so tables and bars line up across runs."""
     out = {"ok": 0, "failed": 0, "failed (transient)": 0, "invalid": 0, "infeasible": 0,
-           "evaluated": 0, "re-evaluated": 0, "cached": 0}
+           "evaluated": 0, "re-evaluated": 0, "cached": 0, "coalesced": 0}
     for r in recs:
         st = r.get("status")
         if st in out:
@@ -91,6 +93,8 @@ def status_counts(recs: Sequence[dict[str, Any]]) -> dict[str, int]:
         key = {str(MISS): "evaluated", str(PARTIAL): "re-evaluated", str(HIT): "cached"}.get(str(r.get("cache")))
         if key:
             out[key] += 1
+        if r.get("coalesced"):
+            out["coalesced"] += 1
     return out
 
 

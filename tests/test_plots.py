@@ -110,6 +110,31 @@ def test_status_counts_in_figure_and_report(runs):
         assert re.search(rf"<td>{re.escape(name)}</td><td class=\"n\">{counts[name]}</td>", page), name
 
 
+def test_coalesced_twins_are_logged_and_counted():
+    """Candidates that waited on an in-flight twin are hits marked ``coalesced`` in the log."""
+    from automl.cache import Cache
+    from automl.dispatch import Dispatcher
+    from automl.evaluation import Seam
+    from automl.runners.local import SerialRunner
+    from automl.strategies.base import Proposal
+    from automl.testing.toys import Quadratic, ToySpace
+    from automl.types import Record
+
+    space, ev, recs = ToySpace(n=200, m=50), Quadratic(), []
+    d = Dispatcher(Seam(space, ev, Cache(None)), tell=lambda c, r: None, log=recs.append)
+    tickets = d.offer_many([d.candidate(Proposal(k)) for k in (3, 53, 103, 7, 7, 8)])  # 3 ~ 53 ~ 103; 7 twice
+    runner = SerialRunner()
+    runner.start(None, None, local_space=space, local_evaluator=ev)
+    for t in tickets:
+        runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
+    while d.in_flight:
+        d.pump(runner)
+    logged = [Record.from_json(r.to_json()).to_json() for r in recs]  # survives the log's round trip
+    counts = plots.status_counts(logged)
+    assert counts["coalesced"] == counts["cached"] == 3 and counts["evaluated"] == 3
+    assert sorted(r["id"] for r in logged if r.get("coalesced")) == [1, 2, 4]
+
+
 def test_compare_draws_runs_on_one_figure(runs, tmp_path):
     fig = plots.compare_figure([runs["evo"], runs["random"]])
     best_ax, hit_ax = fig.axes[0], fig.axes[1]
