@@ -69,7 +69,7 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
     out = {"run_dir": run_dir, "space": meta["config"]["space"]["name"],
            "evaluator": meta["config"]["evaluator"]["name"], "strategy": meta["config"]["strategy"]["name"],
            "seed": meta["config"]["seed"], "candidates": len(recs), "charged_evaluations": charged,
-           "cache": by_cache, "status": by_status,
+           "cache": by_cache, "status": by_status, "coalesced": sum(1 for r in recs if r.get("coalesced")),
            "hit_rate": by_cache[HIT] / len(recs) if recs else 0.0,
            "distinct_functions": len({r.get("hash") for r in recs if r.get("hash")}),
            "evaluations_saved": by_cache[HIT], "evaluator_seconds": sum(r.get("cost_s", 0.0) for r in real),
@@ -118,7 +118,9 @@ def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool =
     lines = [f"run {s['run_dir']}  ({s['space']} / {s['evaluator']} / {s['strategy']}, seed {s['seed']})",
              f"candidates {s['candidates']}   charged evaluations {s['charged_evaluations']}   "
              f"distinct functions {s['distinct_functions']}",
-             f"cache: {s['cache'][HIT]} hits, {s['cache'][PARTIAL]} partial, {s['cache'][MISS]} misses   "
+             f"cache: {s['cache'][HIT]} hits"
+             + (f" ({s['coalesced']} waited on an in-flight twin)" if s.get("coalesced") else "")
+             + f", {s['cache'][PARTIAL]} partial, {s['cache'][MISS]} misses   "
              f"hit rate {100 * s['hit_rate']:.1f}%   evaluations saved {s['evaluations_saved']}   "
              f"evaluator seconds spent {s['evaluator_seconds']:.2f}, saved ~{s['evaluator_seconds_saved']:.2f}",
              "status: " + ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))]
