@@ -335,7 +335,7 @@ class EnsembleSpace(SearchSpace):
             raise ConfigError(f"unknown layer-wise base {base!r}; choose one of {', '.join(BASES)}")
         self.base_name, self.base_options = base, dict(base_options or {})
         self.base = BASES[base](**self.base_options)
-        L, D, n_ops = self.base.n_layers, self.base.decisions_per_layer, self.base.n_ops
+        L, D = self.base.n_layers, self.base.decisions_per_layer
         if int(k) < 1:
             raise ConfigError(f"an ensemble needs k >= 1 members, got {k}")
         self.k = int(k)

@@ -99,8 +99,9 @@ def _train(a) -> int:
         sizes = {"base_options": {"width": a.width, "resolution": a.resolution,
                                   "kernels": _ints(a.kernels, "--kernels"),
                                   "expansions": _ints(a.expansions, "--expansions")}}
-    s = train_supernet(a.out, base=a.base, **sizes, k=a.k, splits=splits, shrink_every=a.shrink_every, shrink_drop=a.shrink_drop,
-                       lam=a.lam, score=a.score, score_samples=a.score_samples, probe_images=a.probe_images,
+    s = train_supernet(a.out, base=a.base, **sizes, k=a.k, splits=splits, shrink_every=a.shrink_every,
+                       shrink_drop=a.shrink_drop, lam=a.lam, score=a.score, score_samples=a.score_samples,
+                       probe_images=a.probe_images,
                        channels=a.channels, cells=a.cells, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                        seed=a.seed, data=a.data, train_per_class=a.train_per_class, device=a.device,
                        threads=a.threads, checkpoint_every=a.checkpoint_every, progress=not a.quiet)
