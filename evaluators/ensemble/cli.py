@@ -16,6 +16,7 @@ EPILOG = """examples:
   # NEAS's own setting: OFA MobileNetV3 layers (k {3,5,7} x e {4,6} + skip), splits 16 or 20 of 20
   automl ensemble train --base ofa-mbv3 --out runs/neas-ofa --data /path/cifar10_uint8.npz \
       --epochs 5 --train-per-class 200 --k 2 --splits 16,20 --batch-size 64
+  automl ensemble search runs/neas-ofa --macs-budget 2e7 --splits 16 --distinct --budget 50 --out runs/neas-ofa-k2
 """
 
 
@@ -66,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--budget", type=int, default=200, help="charged evaluations")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--full-space", action="store_true", help="ignore the shrinking (search every op)")
+    s.add_argument("--splits", help="only these split points, comma-separated (default: the supernet's)")
+    s.add_argument("--distinct", action="store_true", help="leave out ensembles whose members are all equal")
     s.add_argument("--heldout", default="val", help="val (training images after --train-per-class) or test")
     s.add_argument("--val-per-class", type=int, default=100)
     s.add_argument("--batch-size", type=int, default=500)
@@ -119,7 +122,8 @@ def _search(a) -> int:
 
     s = search(a.checkpoint, a.out, k=a.k, macs_budget=a.macs_budget, strategy=a.strategy, budget=a.budget,
                seed=a.seed, shrunk=not a.full_space, heldout=a.heldout, val_per_class=a.val_per_class,
-               batch_size=a.batch_size, device=a.device)
+               batch_size=a.batch_size, device=a.device, distinct=a.distinct,
+               splits=None if a.splits is None else _ints(a.splits, "--splits"))
     print(f"run {s['run_dir']}: {s['charged_evaluations']} charged evaluations, {s['candidates']} candidates")
     b = s["best_feasible"]
     if b is None:
