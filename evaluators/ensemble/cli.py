@@ -14,7 +14,7 @@ EPILOG = """examples:
   automl ensemble search runs/neas --k 1 --macs-budget 6e6 --budget 100 --out runs/neas-single
   automl ensemble retrain runs/neas "split=1 ; shared: ... ; member: ... ; member: ..." --epochs 10
   # NEAS's own setting: OFA MobileNetV3 layers (k {3,5,7} x e {4,6} + skip), splits 16 or 20 of 20
-  automl ensemble train --base ofa-mbv3 --out runs/neas-ofa --data /path/cifar10_uint8.npz \
+  automl ensemble train --base ofa-mbv3 --out runs/neas-ofa --data /path/cifar10_uint8.npz \\
       --epochs 5 --train-per-class 200 --k 2 --splits 16,20 --batch-size 64
   automl ensemble search runs/neas-ofa --macs-budget 2e7 --splits 16 --distinct --budget 50 --out runs/neas-ofa-k2
 """
