@@ -323,6 +323,10 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
                 plugins[family] = _build_strategy(given, opts if isinstance(given, str) else {}, trusted)
             if kind is not None and plugins[family].entry["name"] != entry["name"]:
                 changes.append(f"{family}: {entry['name']!r} -> {plugins[family].entry['name']!r}")
+            elif kind == "object":  # an object brings its own options: they must be the run's
+                was, now = entry["options"], plugins[family].entry["options"]
+                changes += [f"{family} option {k}: {was.get(k)!r} -> {now.get(k)!r}"
+                            for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
         if objectives is not None or direction is not None:
             new = [o.to_json() for o in FunctionEvaluator(_told, objectives, direction).objective_list()]
             if new != cfg.get("objectives"):

@@ -113,7 +113,7 @@ class Engine:
         return self.n_failed > 0 and self.n_succeeded == 0
 
     def failed_error(self) -> SearchFailed:
-        return SearchFailed(f"every evaluation failed ({self.n_failed} of {self.n_failed}); the search stopped early. "
+        return SearchFailed(f"every evaluation failed ({self.n_failed} results, none succeeded); the search stopped early. "
                             f"First error: {self.first_error}.  Records are kept in {self.log.dir}")
 
     @property
