@@ -43,7 +43,7 @@ from .runners.base import ObjectPlugin, PluginSpec
 from .runners.local import check_timeout
 from .space import SearchSpace
 from .strategies.base import Strategy
-from .types import Candidate, Objective, objectives_of
+from .types import Candidate, Objective
 
 #: What a callback is: ``fn(run, record)``, or an object with ``on_result(run, record)``.
 Callback = Union[Callable[["Run", dict], Any], Any]
@@ -396,7 +396,7 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
                                                     **runner_opts)
     # Objects reach worker processes and Ray actors by value; the in-process serial runner uses them as they are.
     in_process = runner_name == "serial" and cfg.get("timeout") is None
-    specs = {}
+    specs: dict[str, PluginSpec | None] = {}
     for family, p in (("space", plugins["space"]), ("evaluator", plugins["evaluator"])):
         if p.is_object:
             specs[family] = None if in_process or ask_tell else ObjectPlugin.ship(p.obj, repr(p.entry["name"]), family)
