@@ -82,9 +82,9 @@ def search(checkpoint: str | os.PathLike, out: str | os.PathLike, *, k: int | No
         space_options["distinct"] = True
     ev = {"checkpoint": os.path.abspath(checkpoint), "heldout": heldout, "val_per_class": val_per_class,
           "batch_size": batch_size, "macs_budget": macs_budget, "device": device, "threads": threads}
-    summary = engine_search(space="nb201-ensemble", evaluator="ensemble-supernet", strategy=strategy, budget=budget,
-                            seed=seed, out=str(out), space_options=space_options, evaluator_options=ev,
-                            strategy_options=strategy_options, cache=cache)
+    summary = dict(engine_search(space="nb201-ensemble", evaluator="ensemble-supernet", strategy=strategy,
+                                 budget=budget, seed=seed, out=str(out), space_options=space_options,
+                                 evaluator_options=ev, strategy_options=strategy_options, cache=cache).summary)
     b = summary.get("best")
     summary["best_feasible"] = b if b and b["objectives"].get("macs_violation", 0.0) == 0.0 else None
     summary["space_options"] = space_options
