@@ -14,6 +14,7 @@ import automl
 from automl.errors import CallbackError, ConfigError, RunDirError, SearchFailed
 from automl.lock import RunLock
 from automl.testing.toys import Quadratic, ToySpace
+from ray_fixtures import ray_session  # noqa: F401  (session-scoped fixture, shared with test_ray_runner)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -260,6 +261,20 @@ def test_objects_and_closures_are_shipped_by_value_to_worker_processes(tmp_path)
     with pytest.raises(ConfigError, match="cannot be sent to worker processes.*lock"):
         automl.search(ToySpace(), unshippable, budget=3, out=tmp_path / "u", workers=2)
     assert not (tmp_path / "u").exists()  # refused before the run started
+
+
+@pytest.mark.ray
+def test_a_closure_reaches_ray_actors_by_value(ray_session, tmp_path):
+    offset = 11
+
+    def objective(genome):
+        return float(abs(genome - offset))
+
+    run = automl.search(ToySpace(n=40, m=40), objective, "random", budget=6, seed=0, out=tmp_path / "ray",
+                        runner="ray", runner_options={"num_actors": 2})
+    recs = [r for r in run.candidates() if r["charged"]]
+    assert len(recs) == 6 and all(r["status"] == "ok" and isinstance(r["worker"], str) for r in recs)
+    assert all(r["objectives"]["value"] == abs(int(r["candidate"]) - 11) for r in recs)
 
 
 def test_an_evaluator_registered_in_a_script_works_with_workers(tmp_path):
