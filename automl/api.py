@@ -274,6 +274,12 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
             raise ConfigError("resume needs the run directory (out=...)")
         log, meta = RunLog.open_existing(out)
         cfg = meta["config"]
+        told_run = cfg["evaluator"].get("kind") == "told"
+        if told_run != ask_tell:
+            raise ConfigError(f"{out} is an ask/tell run: reopen it with automl.create_run(out=..., resume=True)"
+                              if told_run else f"{out} is a search run with evaluator {cfg['evaluator']['name']!r}: "
+                              "continue it with automl.search(out=..., resume=True); create_run reopens ask/tell "
+                              "runs only")
         for key, given in (("space", space), ("evaluator", evaluator), ("strategy", strategy)):
             if isinstance(given, str) and given != cfg[key]["name"]:
                 raise ConfigError(f"{out} is a run with {key} {cfg[key]['name']!r}; resuming continues it as it "

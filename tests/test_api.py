@@ -164,6 +164,8 @@ def test_ask_tell_goes_through_the_cache_and_the_log(tmp_path):
         automl.create_run(out=tmp_path / "at", resume=True)
     with pytest.raises(ConfigError, match="space option n: 40 -> 41"):
         automl.create_run(ToySpace(n=41, m=20), out=tmp_path / "at", resume=True)
+    with pytest.raises(ConfigError, match="ask/tell run: reopen it with automl.create_run"):
+        automl.search(ToySpace(n=40, m=20), out=tmp_path / "at", resume=True)
     with automl.create_run(ToySpace(n=40, m=20), out=tmp_path / "at", resume=True, max_candidates=500) as again:
         t = again.ask()  # ids continue; known functions are still answered by the cache
         assert t is not None and t.id >= 60 and t.genome % 20 not in told
