@@ -118,7 +118,12 @@ def direction_of(direction: Any) -> str:
 
 
 def callable_label(fn: Any) -> str:
-    """``module.qualname`` of a function or callable object (what a run logs as its evaluator)."""
+    """``module.qualname`` of a function or callable object (what a run logs as its evaluator);
+    a ``functools.partial`` is named by the function it wraps."""
+    import functools
+
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     target = fn if hasattr(fn, "__qualname__") else type(fn)
     return f"{getattr(target, '__module__', None) or '?'}.{getattr(target, '__qualname__', type(fn).__name__)}"
 
@@ -127,10 +132,13 @@ def _code_digest(fn: Any) -> str:
     """A digest of what ``fn`` runs: its source text when it can be read, else its bytecode and
     constants.  The evaluator's version: editing the function starts a new cache namespace, and
     resuming a run with an edited function is refused (see ``automl.api``)."""
+    import functools
     import inspect
 
     import xxhash
 
+    if isinstance(fn, functools.partial):  # the wrapped function and the arguments bound to it
+        return xxhash.xxh3_64_hexdigest(f"{_code_digest(fn.func)}{fn.args!r}{sorted(fn.keywords.items())!r}".encode())
     target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
     try:
         text = inspect.getsource(target)
@@ -155,7 +163,8 @@ class FunctionEvaluator(Evaluator):
     ``options`` are passed to ``fn`` as keyword arguments and are its fidelity (part of every
     cache key, recorded in run.json).  The version is a digest of ``fn``'s source, so an edited
     function never reuses the old one's cached results; values ``fn`` reads from globals or a
-    closure are not seen: pass them as options.
+    closure or its object are not seen: pass them as options (a ``functools.partial``'s bound
+    arguments are seen).
     """
 
     def __init__(self, fn: Any, objectives: Any = None, direction: Any = None, name: str | None = None,

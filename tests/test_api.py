@@ -380,3 +380,23 @@ def test_resuming_a_finished_run_says_nothing_to_do(tmp_path):
     assert run["stop_reason"] == "finished" and "nothing to do" in run["message"]
     assert automl.load_run(out).summary["charged_evaluations"] == 5  # the last real summary is kept
     assert automl.search(out=out, resume=True, budget=8)["charged_evaluations"] == 8  # a larger budget continues
+
+
+def test_a_callables_cache_namespace_follows_its_code_and_bound_arguments(tmp_path):
+    import functools
+
+    from automl.evaluator import FunctionEvaluator
+
+    def scaled(genome, scale):
+        return float(genome) * scale
+
+    a, b = FunctionEvaluator(functools.partial(scaled, scale=1.0)), FunctionEvaluator(functools.partial(scaled, scale=2.0))
+    assert a.name == b.name == f"callable:{scaled.__module__}.{scaled.__qualname__}" and a.version != b.version
+    cache = str(tmp_path / "shared.sqlite")  # one cache file: the second objective must not be served the first's
+    automl.search(ToySpace(n=10, m=10), functools.partial(scaled, scale=1.0), "random", budget=5, seed=0,
+                  cache=cache, out=tmp_path / "a")
+    run = automl.search(ToySpace(n=10, m=10), functools.partial(scaled, scale=2.0), "random", budget=5, seed=0,
+                        cache=cache, out=tmp_path / "b")
+    recs = run.candidates()
+    assert all(r["cache"] != "hit" or r["objectives"]["value"] == 2 * int(r["candidate"]) for r in recs)
+    assert all(r["objectives"]["value"] == 2 * int(r["candidate"]) for r in recs if r["status"] == "ok")
