@@ -338,9 +338,10 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
             if new != cfg.get("objectives"):
                 changes.append(f"objectives: {cfg.get('objectives')!r} -> {new!r}")
         if cache_policy is not None:
-            new_policy = CachePolicy.resolve(cache_policy, plugins["evaluator"].obj).to_json()
-            if new_policy != cfg["cache"]["policy"]:
-                changes.append(f"cache_policy: {cfg['cache']['policy']!r} -> {new_policy!r}")
+            old_policy = CachePolicy.resolve(cfg["cache"]["policy"], plugins["evaluator"].obj)
+            new_policy = CachePolicy.resolve(cache_policy, plugins["evaluator"].obj)
+            if new_policy.to_json() != old_policy.to_json():
+                changes.append(f"cache_policy: {old_policy.describe()} -> {new_policy.describe()}")
         if changes:
             raise ConfigError(f"cannot resume {out} with changed options: {'; '.join(changes)}.  Resuming continues a "
                               f"run as it was made; only {', '.join(SAFE_ON_RESUME)} may change (start a new run, "
@@ -580,6 +581,7 @@ def create_run(space: str | SearchSpace | type[SearchSpace] | None = None, strat
     :meth:`Run.close` (or the ``with`` block ends); ``resume=True`` continues it later.
     ``objectives``/``direction`` as for a callable in :func:`search`: ``tell`` takes a float (the
     objective ``"value"``), a dict, an :class:`~automl.Evaluation`, or an exception (a failed trial).
+    Call ``ask``/``tell`` from one thread (several trials may be out at once).
     """
     result, _ = _open(space, None, strategy, budget=budget, seed=seed, out=out, resume=resume, overwrite=overwrite,
                       seconds=None, max_candidates=max_candidates, stall=stall, objectives=objectives,

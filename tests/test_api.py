@@ -4,6 +4,7 @@ runs; resume refusing changed options; a finished run saying so."""
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -340,15 +341,20 @@ def test_resume_refuses_changed_options_listing_old_and_new(tmp_path):
     r = _cli("search", "--space", "expressions", "--evaluator", "symbolic-regression", "--budget", "10",
              "--population", "12", "--out", out, "--quiet")
     assert r.returncode == 0, r.stderr
-    for flags, expect in ((["--seed", "3"], "seed: 0 -> 3"),
-                          (["--population", "16"], "strategy option population_size: 12 -> 16"),
-                          (["--evaluator-opt", "target=nguyen2"], "evaluator option target: 'x**3 + x**2 + x' -> 'nguyen2'"),
-                          (["--cache-policy", "aggregating:2"], "cache_policy"),
-                          (["--dedupe", "structural"], "dedupe: 'functional' -> 'structural'"),
-                          (["--tournament", "3"], "strategy option tournament_size: 10 -> 3")):
+    for flags, expect in ((["--seed", "3"], ["seed: 0 -> 3"]),
+                          (["--population", "16", "--evaluator-opt", "target=nguyen2"],
+                           ["strategy option population_size: 12 -> 16",
+                            "evaluator option target: 'x**3 + x**2 + x' -> 'nguyen2'"])):
         r = _cli("search", "--resume", out, "--budget", "20", *flags)
-        assert r.returncode == 2 and expect in r.stderr, (flags, r.stderr)
+        assert r.returncode == 2 and all(e in r.stderr for e in expect), (flags, r.stderr)
         assert "budget, seconds, max_candidates, stall, workers, runner" in r.stderr
+    for kw, expect in (({"cache_policy": "aggregating:2"}, "cache_policy: deterministic -> aggregating(k=2)"),
+                       ({"dedupe": "structural"}, "dedupe: 'functional' -> 'structural'"),
+                       ({"probe_seed": 5}, "probe_seed: None -> 5"),
+                       ({"strategy_options": {"tournament_size": 3}}, "strategy option tournament_size: 10 -> 3"),
+                       ({"space_options": {"max_depth": 3}}, "space option max_depth: 7 -> 3")):
+        with pytest.raises(ConfigError, match=re.escape(expect)):
+            automl.search(out=out, resume=True, budget=20, **kw)
     r = _cli("search", "--resume", out, "--budget", "20", "--seed", "0", "--population", "12", "--workers", "1")
     assert r.returncode == 0 and "20 charged evaluations" in r.stdout, r.stderr  # unchanged values are fine
     help_text = _cli("search", "--help").stdout
