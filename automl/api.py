@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import json
 import os
 import shutil
 import time
@@ -188,6 +189,17 @@ def _resume_changes(cfg: Mapping[str, Any], given: Mapping[str, Any], trusted: b
             if old != v:
                 changes.append(f"{family} option {k}: {old!r} -> {v!r}")
     return changes
+
+
+def _check_jsonable(family: str, options: Mapping[str, Any]) -> None:
+    """Options are recorded in run.json and are part of every cache key: JSON only."""
+    for k, v in options.items():
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{family} option {k!r} is a {type(v).__name__}, not JSON (options are recorded in run.json "
+                              "and are part of every cache key); pass data to a function through a closure or "
+                              "functools.partial instead") from None
 
 
 def _check_compatible(space_name: str, evaluator: Any) -> None:
@@ -419,6 +431,8 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
         if not callable(getattr(cb, "on_result", cb)):
             raise ConfigError(f"a callback must be callable as fn(run, record) or have on_result(run, record); got "
                               f"{type(cb).__name__}")
+    for family in ("space", "evaluator", "strategy"):
+        _check_jsonable(family, cfg[family]["options"])
     # Everything is validated before the run directory is created: a bad option leaves nothing behind.
     settings = {"timeout": cfg.get("timeout")}  # what a cached failure is judged against
     lock = RunLock(out)

@@ -84,6 +84,8 @@ def test_a_callable_returning_a_dict_names_objectives_and_direction_applies(tmp_
     assert run.best["value"] == max(r["objectives"]["value"] for r in run.candidates("ok"))
     with pytest.raises(ConfigError, match="not an automl.Evaluator subclass"):
         automl.search(ToySpace(), dict, budget=3, out=tmp_path / "bad")
+    with pytest.raises(ConfigError, match="evaluator option 'data' is a set, not JSON.*functools.partial"):
+        automl.search(ToySpace(), lambda g, data: 1.0, budget=3, out=tmp_path / "bad", evaluator_options={"data": {1}})
     with pytest.raises(ConfigError, match="objectives/direction apply to a callable"):
         automl.search("expressions", "symbolic-regression", budget=3, direction="max", out=tmp_path / "bad")
     assert not (tmp_path / "bad").exists()  # refused before the folder is made
