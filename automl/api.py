@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 from . import registry
 from .cache import Cache, NullCache
-from .engine import ALL_FAILED_AFTER, SNAPSHOT_EVERY_S, Budget, Engine
+from .engine import ALL_FAILED_AFTER, SNAPSHOT_EVERY_S, Budget, Engine, as_callback
 from .errors import CallbackError, ConfigError, RunDirError, SearchFailed
 from .evaluator import Evaluator, FunctionEvaluator, callable_label
 from .lock import RunLock
@@ -428,9 +428,7 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
     if cfg.get("dedupe", "functional") not in ("functional", "structural"):
         raise ConfigError(f"dedupe must be 'functional' or 'structural', got {cfg['dedupe']!r}")
     for cb in callbacks:
-        if not callable(getattr(cb, "on_result", cb)):
-            raise ConfigError(f"a callback must be callable as fn(run, record) or have on_result(run, record); got "
-                              f"{type(cb).__name__}")
+        as_callback(cb)  # ConfigError now, before the run folder is made
     for family in ("space", "evaluator", "strategy"):
         _check_jsonable(family, cfg[family]["options"])
     # Everything is validated before the run directory is created: a bad option leaves nothing behind.

@@ -50,6 +50,16 @@ class Budget:
                 raise ConfigError(f"budget {name} must be positive, got {v}")
 
 
+def as_callback(cb: Any) -> Any:
+    """A result callback as a function ``fn(run, record)``: ``cb`` itself, or its ``on_result``
+    method (a tracker object); ConfigError for anything else."""
+    fn = getattr(cb, "on_result", cb)
+    if not callable(fn):
+        raise ConfigError(f"a callback must be callable as fn(run, record) or have on_result(run, record); got "
+                          f"{type(cb).__name__}")
+    return fn
+
+
 class Engine:
     """Budgets, stop rules, progress, checkpoint and resume around a :class:`~automl.dispatch.Dispatcher`."""
 
@@ -66,12 +76,7 @@ class Engine:
         self.progress = progress
         self._t0 = time.perf_counter()
         self.reconciled = 0  # cache entries repaired from the log on resume
-        # on_result callbacks: fn(owner, record) or obj.on_result(owner, record), after each record is logged
-        self.callbacks = [getattr(cb, "on_result", cb) for cb in callbacks]
-        for cb in self.callbacks:
-            if not callable(cb):
-                raise ConfigError(f"a callback must be callable as fn(run, record) or have on_result(run, record); "
-                                  f"got {type(cb).__name__}")
+        self.callbacks = [as_callback(cb) for cb in callbacks]  # called after each record is logged
         self.owner = owner
         self.callback_error: CallbackError | None = None
         self.all_failed_after = all_failed_after

@@ -203,6 +203,10 @@ def test_callbacks_see_every_record_and_an_exception_stops_the_run_cleanly(tmp_p
                         callbacks=[t, lambda run, rec: plain.append(rec["status"])])
     assert t.ids == [r["id"] for r in run.candidates()] and len(plain) == len(t.ids)
 
+    with pytest.raises(ConfigError, match="a callback must be callable"):
+        automl.search(ToySpace(), toy_objective, budget=3, out=tmp_path / "bad", callbacks=["print"])
+    assert not (tmp_path / "bad").exists()
+
     def explode(run, record):
         if record["id"] == 4:
             raise ValueError("tracker is down")

@@ -58,8 +58,8 @@ class ObjectPlugin(PluginSpec):
         except Exception as exc:  # pickling runs arbitrary __reduce__ code: any error means "cannot ship"
             raise ConfigError(f"the {family} {label} cannot be sent to worker processes: {how} failed with "
                               f"{type(exc).__name__}: {exc}.  Use runner='serial' (workers=1), or make it picklable "
-                              "(no open files, locks, sockets or live models among its attributes; build those "
-                              "lazily in evaluate())") from None
+                              "(no open files, locks, sockets or database connections among its attributes or "
+                              "in its closure; open those lazily in evaluate())") from None
         return cls(label, {}, True, payload)
 
     def build(self, family: str) -> Any:
