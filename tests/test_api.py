@@ -306,6 +306,11 @@ def test_an_evaluator_registered_in_a_script_works_with_workers(tmp_path):
     assert r.returncode == 0, r.stderr
     reason, best, statuses = r.stdout.split(" ", 2)
     assert reason == "budget" and statuses.strip() == "['ok']"
+    # without the __main__ guard, spawned workers re-run the script: a clear error, not failed candidates
+    script.write_text(script.read_text().replace("if __name__ == '__main__':", "if True:").replace("runs/m", "runs/m2"))
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert r.returncode != 0 and "call automl.search under `if __name__ == \"__main__\":`" in r.stderr
 
 
 def test_a_search_whose_every_evaluation_fails_stops_early_with_exit_2(tmp_path):
