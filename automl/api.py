@@ -151,6 +151,10 @@ class _TellEvaluator(FunctionEvaluator):
         super().__init__(_told, objectives, direction, name="told")
         self.version = "1"
 
+    @property
+    def source(self) -> str:
+        return "the value given to run.tell()"
+
     def evaluate(self, genome: Any, space: Any) -> Any:
         raise ConfigError("an ask/tell run has no evaluator: its results come from run.tell()")
 

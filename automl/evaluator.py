@@ -189,6 +189,11 @@ class FunctionEvaluator(Evaluator):
         self.name = name or f"callable:{callable_label(fn)}"
         self.version = _code_digest(fn)
 
+    @property
+    def source(self) -> str:
+        """What the values converted come from, for messages."""
+        return f"what {callable_label(self.fn)} returned"
+
     def evaluate(self, genome: Any, space: Any) -> Mapping[str, float] | Evaluation:
         return self.convert(self.fn(genome, **self._options))
 
@@ -200,17 +205,17 @@ class FunctionEvaluator(Evaluator):
         if isinstance(out, Mapping):
             missing = [k for k in self.objectives if k not in out]
             if missing:
-                raise ConfigError(f"{callable_label(self.fn)} returned a dict with keys {sorted(map(str, out))}, "
+                raise ConfigError(f"{self.source} is a dict with keys {sorted(map(str, out))}, "
                                   f"without objective(s) {missing}; declare the objectives it returns, e.g. "
                                   f"objectives={{{', '.join(repr(str(k)) + ': ' + repr('min') for k in out)}}}")
             objs = {k: out[k] for k in self.objectives}
             rest = {str(k): v for k, v in out.items() if k not in self.objectives}
             return Evaluation(objs, info=rest or None)
         if len(self.objectives) != 1:
-            raise ConfigError(f"{callable_label(self.fn)} returned {type(out).__name__}; with several objectives it "
+            raise ConfigError(f"{self.source} is a {type(out).__name__}; with several objectives it "
                               f"must return a dict with keys {list(self.objectives)}")
         try:
             return {self.primary: float(out)}
         except (TypeError, ValueError):
-            raise ConfigError(f"{callable_label(self.fn)} returned {type(out).__name__}, expected a number or a dict "
+            raise ConfigError(f"{self.source} is a {type(out).__name__}, expected a number or a dict "
                               "of objectives") from None

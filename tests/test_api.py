@@ -172,8 +172,10 @@ def test_ask_tell_goes_through_the_cache_and_the_log(tmp_path):
     with automl.create_run(ToySpace(n=40, m=20), out=tmp_path / "at", resume=True, max_candidates=500) as again:
         t = again.ask()  # ids continue; known functions are still answered by the cache
         assert t is not None and t.id >= 60 and t.genome % 20 not in told
-        with pytest.raises(ConfigError, match="keys"):
+        with pytest.raises(ConfigError, match="the value given to run.tell.. is a dict with keys"):
             again.tell(t, {"wrong": 1.0})  # refused, nothing logged
+        with pytest.raises(ConfigError, match="the value given to run.tell.. is a NoneType"):
+            again.tell(t, None)
         again.tell(t, 2.0)
     assert len(automl.load_run(tmp_path / "at").candidates()) == t.id + 1
 
