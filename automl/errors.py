@@ -49,3 +49,13 @@ class CacheError(AutoMLError, OSError):
 class TransientEvaluationError(AutoMLError, RuntimeError):
     """Raised by an evaluator for a failure that says nothing about the candidate (a lost file
     server, a busy GPU): the failure is cached as ``transient`` and retried by a later run."""
+
+
+class SearchFailed(AutoMLError, RuntimeError):
+    """A search whose every evaluation failed (a broken evaluator, a plugin the workers cannot
+    build, a device that is not there): stopped early, records kept."""
+
+
+class CallbackError(AutoMLError, RuntimeError):
+    """A user callback raised; the run stopped cleanly with its results kept (``__cause__`` is
+    the callback's exception)."""
