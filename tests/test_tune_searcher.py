@@ -121,6 +121,12 @@ def test_what_the_searcher_cannot_do_is_refused_loudly():
         s.set_search_properties("loss", "min", {"lr": tune.uniform(0, 1), "opt": {"beta": tune.grid_search([1, 2])},
                                                 "tag": "x"})
     assert (s.metric, s.mode) == ("loss", "min")  # nothing refused was applied
+    built = _searcher(metric="loss")  # a metric given to the constructor is not overridden silently
+    with pytest.raises(ConfigError, match=r"built with metric='loss' but Tune asks for metric='size'"):
+        built.set_search_properties("size", "min", {})
+    assert built.set_search_properties("loss", "min", {}) is True
+    with pytest.raises(ConfigError, match=r"built with mode='max' but Tune asks for metric='loss' mode='min'"):
+        _searcher(mode="max").set_search_properties("loss", "min", {})
     s.suggest("t0")
     with pytest.raises(ConfigError, match=r"already proposed 1 candidates ranked by 'loss' \(min\)"):
         s.set_search_properties("size", "min", {})

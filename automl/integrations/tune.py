@@ -18,7 +18,8 @@ declared direction searches the other way, e.g. the largest expressions); a mult
 strategy keeps the declared directions of the other objectives.  They can be given to the
 constructor or late through ``set_search_properties`` (what ``TuneConfig(metric=, mode=)``
 sends) until the first ``suggest``; after that a different metric or mode raises
-:class:`~automl.errors.ConfigError` (the strategy's population was ranked by the old one).  An
+:class:`~automl.errors.ConfigError` (the strategy's population was ranked by the old one), and so
+does one that contradicts a metric or mode given to the constructor.  An
 unknown metric, a list of metrics, a mode other than min/max, or a ``param_space`` with search
 domains (the strategy owns the search space; constants are fine, Tune adds them to each config)
 raise :class:`~automl.errors.ConfigError` naming the problem.
@@ -145,7 +146,6 @@ class AutoMLSearcher(Searcher):
         self.dispatcher = Dispatcher(self.seam, tell=self.strategy.tell, log=self._log)
         self.dispatcher.objective = Objective(metric, Direction(mode))  # its best-so-far ranks the same way
         self._metric, self._mode = metric, mode
-        self._init_args.update(metric=metric, mode=mode)
 
     @property
     def started(self) -> bool:
@@ -166,7 +166,8 @@ class AutoMLSearcher(Searcher):
         Returns True: the strategy now ranks by them.  Raises :class:`~automl.errors.ConfigError`
         for what the searcher cannot do: an unknown or multi-objective metric, a bad mode, a
         ``config`` with search domains (the strategy owns the search space; constants are fine),
-        or a different metric/mode after the first ``suggest``.
+        a metric/mode other than one given to the constructor, or a different metric/mode after
+        the first ``suggest``.
         Tune calls this only when the Tuner has a non-empty ``param_space``; without one, give
         ``metric``/``mode`` to the constructor (see docs/ray.md)."""
         _refuse_search_domains(config)
@@ -176,6 +177,11 @@ class AutoMLSearcher(Searcher):
         new_metric, new_mode = self._resolve(new_metric, mode)
         if (new_metric, new_mode) == (self._metric, self._mode):
             return True
+        given = {k: self._init_args[k] for k in ("metric", "mode") if self._init_args[k] is not None}
+        if given and (new_metric, new_mode) != (given.get("metric", new_metric), given.get("mode", new_mode)):
+            raise ConfigError(f"the searcher was built with {', '.join(f'{k}={v!r}' for k, v in given.items())} "
+                              f"but Tune asks for metric={new_metric!r} mode={new_mode!r} (TuneConfig): "
+                              f"give them in one place only")
         if self.started:
             raise ConfigError(f"the searcher has already proposed {self.dispatcher.next_id} candidates ranked by "
                               f"{self._metric!r} ({self._mode}); it cannot switch to {new_metric!r} ({new_mode}). "
@@ -248,7 +254,7 @@ class AutoMLSearcher(Searcher):
         d = self.dispatcher
         pending = d.pending_to_json()
         return {"format": STATE_FORMAT, "init": json.loads(json.dumps(self._init_args)),
-                "strategy": self.strategy.state_dict(), "next_id": d.next_id,
+                "metric": self._metric, "mode": self._mode, "strategy": self.strategy.state_dict(), "next_id": d.next_id,
                 "n_stall": self.n_stall, "finished": self._finished, "records": self.records,
                 "live": {tid: pending["live"][str(cid)] for tid, cid in self._trials.items()},
                 "waiters": pending["waiters"], "policy_rng": self.seam._rng.bit_generator.state,
@@ -279,6 +285,8 @@ class AutoMLSearcher(Searcher):
 
     def _load(self, state: Mapping[str, Any]) -> None:
         """Load ``state`` into this freshly built searcher."""
+        if (state.get("metric", self._metric), state.get("mode", self._mode)) != (self._metric, self._mode):
+            self._bind(*self._resolve(state["metric"], state["mode"]))  # set late, by set_search_properties
         self.strategy.load_state_dict(state["strategy"])
         self.records = [dict(r) for r in state["records"]]
         d = self.dispatcher
