@@ -24,6 +24,7 @@ pytest.importorskip("ray.tune")
 from ray import tune  # noqa: E402
 from ray.tune.search import ConcurrencyLimiter, Searcher  # noqa: E402
 
+from automl import registry  # noqa: E402
 from automl.errors import ConfigError  # noqa: E402
 from automl.integrations.tune import AutoMLSearcher, trainable  # noqa: E402
 from automl.policy import CachePolicy  # noqa: E402
@@ -98,6 +99,14 @@ def test_late_metric_and_mode_through_set_search_properties_run_the_same_search(
     s = _searcher()
     assert s.set_search_properties("size", None, {}) is True and (s.metric, s.mode) == ("size", "min")
     assert s.set_search_properties(None, None, {}) is True and (s.metric, s.mode) == ("size", "min")
+
+
+@pytest.mark.parametrize("strategy", registry.names("strategy"))
+def test_every_registered_strategy_takes_a_late_metric_against_its_declared_direction(strategy):
+    s = AutoMLSearcher(SPACE, EVAL, strategy, space_options=SMALL, seed=0)
+    assert s.set_search_properties("size", "max", {}) is True
+    assert s.strategy.objectives == {"size": "max", "loss": "min"}  # the metric first, ranked as asked
+    assert len(_drive(s, 6)) == 6 and s.best["objectives"]["size"] == max(_sizes(s))
 
 
 def test_set_search_properties_passes_through_a_concurrency_limiter():
@@ -278,7 +287,7 @@ def test_tuner_metric_mode_reach_the_strategy_behind_a_concurrency_limiter(ray_s
         trainable(SPACE, EVAL, SMALL, {"nan_on": [0, 1, 2], "fail_on": [3]}),
         param_space={"tag": "constant"},  # Tune forwards TuneConfig's metric/mode only with a param_space
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), metric="size",
-                                    mode="max", num_samples=24, reuse_actors=True),
+                                    mode="max", num_samples=16, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="mm", verbose=0))
     results = tuner.fit()
     assert not results.errors

@@ -329,7 +329,7 @@ def _refuse_search_domains(config: Mapping[str, Any] | None) -> None:
         return
     from ray.tune.search.variant_generator import parse_spec_vars
 
-    _, domains, grids = parse_spec_vars(config)
+    _, domains, grids = parse_spec_vars(dict(config))
     paths = ["/".join(map(str, path)) for path, _ in domains + grids]
     if paths:
         raise ConfigError(f"AutoMLSearcher searches its space with its strategy; the param_space may hold only "
