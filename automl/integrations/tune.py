@@ -80,8 +80,9 @@ class AutoMLSearcher(Searcher):
     """A registered strategy driving Tune trials, with the equivalence cache in front.
 
     ``space``/``evaluator``/``strategy`` are registered names (or ``module:Class`` paths) with
-    their ``*_options``.  ``metric``/``mode`` default to the evaluator's primary objective and its
-    direction.  ``cache``: None keeps the cache in memory (restored from the saved records);
+    their ``*_options``.  ``metric``/``mode``: what the strategy ranks by, any objective the
+    evaluator declares in either direction (default: its primary objective and its declared
+    direction); see the module docstring for setting them late.  ``cache``: None keeps the cache in memory (restored from the saved records);
     a path shares a persistent cache file with other runs.  ``records`` lists every candidate
     (hits included) in the run-log record format.
     """
