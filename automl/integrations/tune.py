@@ -12,17 +12,17 @@ cache and tells the strategy.  ``suggest`` returns ``Searcher.FINISHED`` when th
 nothing left (``ask()`` is None), after ``max_candidates`` candidates (cache hits included), or
 after ``stall`` consecutive proposals that the cache answered.
 
-**Metric and mode.**  The strategy ranks by the searcher's ``metric`` and ``mode``: any objective
-the evaluator declares (default: its primary one), in either direction (``mode`` opposite to the
-declared direction searches the other way, e.g. the largest expressions); a multi-objective
-strategy keeps the declared directions of the other objectives.  They can be given to the
-constructor or late through ``set_search_properties`` (what ``TuneConfig(metric=, mode=)``
-sends) until the first ``suggest``; after that a different metric or mode raises
-:class:`~automl.errors.ConfigError` (the strategy's population was ranked by the old one), and so
-does one that contradicts a metric or mode given to the constructor.  An
-unknown metric, a list of metrics, a mode other than min/max, or a ``param_space`` with search
-domains (the strategy owns the search space; constants are fine, Tune adds them to each config)
-raise :class:`~automl.errors.ConfigError` naming the problem.
+**Metric and mode.** The strategy ranks by the searcher's ``metric`` and ``mode``: any objective the
+evaluator declares (default: its primary one), in either direction (``mode`` opposite to the
+declared direction searches the other way, e.g. the largest expressions); a multi-objective strategy
+keeps the declared directions of the other objectives. They can be given to the constructor or late
+through ``set_search_properties`` (what ``TuneConfig(metric=, mode=)`` sends, Tune does so only for
+a Tuner with a non-empty ``param_space``) until the first ``suggest``; after that a different metric
+or mode raises :class:`~automl.errors.ConfigError` (the strategy's population was ranked by the old
+one), and so does one that contradicts a metric or mode given to the constructor. An unknown metric,
+a list of metrics, a mode other than min/max, or a ``param_space`` with search domains (the strategy
+owns the search space; constants are fine, Tune adds them to each config) raise
+:class:`~automl.errors.ConfigError` naming the problem.
 
 **Results.**  A trial that errored, reported no value for an objective the trial must report (the
 evaluator's ``per_candidate`` objectives are recomputed here), or reported ``automl_error`` is
@@ -30,11 +30,11 @@ recorded ``failed``; a NaN or infinite value is recorded ``invalid``.  Neither e
 strategy is told, so it keeps proposing.
 
 The state (``save``/``restore``, ``get_state``/``set_state``) is JSON: the constructor arguments
-(with the current metric and mode), the strategy's ``state_dict``, the records of every candidate,
-the trials still running and the cache policy's RNG.  Restoring it into any ``AutoMLSearcher``
-(a default-constructed one included, as Tune's searchers allow) makes that searcher the saved
-one.  Pickling and ``copy.deepcopy`` (Tune pickles its search algorithm with the experiment)
-carry only that JSON state.
+and the current metric and mode, the strategy's ``state_dict``, the records of every candidate,
+the trials still running, the cache policy's RNG and (in-memory cache) its hit counts. Restoring it
+into any ``AutoMLSearcher`` (a default-constructed one included, as Tune's searchers allow) makes
+that searcher the saved one. Pickling and ``copy.deepcopy`` (Tune pickles its search algorithm with
+the experiment) carry only that JSON state.
 
 Example (see docs/ray.md)::
 
@@ -79,12 +79,12 @@ MAX_ASKS_PER_SUGGEST = 1000
 class AutoMLSearcher(Searcher):
     """A registered strategy driving Tune trials, with the equivalence cache in front.
 
-    ``space``/``evaluator``/``strategy`` are registered names (or ``module:Class`` paths) with
-    their ``*_options``.  ``metric``/``mode``: what the strategy ranks by, any objective the
-    evaluator declares in either direction (default: its primary objective and its declared
-    direction); see the module docstring for setting them late.  ``cache``: None keeps the cache in memory (restored from the saved records);
-    a path shares a persistent cache file with other runs.  ``records`` lists every candidate
-    (hits included) in the run-log record format.
+    ``space``/``evaluator``/``strategy`` are registered names (or ``module:Class`` paths) with their
+    ``*_options``. ``metric``/``mode``: what the strategy ranks by, any objective the evaluator
+    declares in either direction (default: its primary objective and its declared direction); see
+    the module docstring for setting them late. ``cache``: None keeps the cache in memory (restored
+    from the saved records); a path shares a persistent cache file with other runs. ``records``
+    lists every candidate (hits included) in the run-log record format.
     """
 
     def __init__(self, space: str | None = None, evaluator: str | None = None, strategy: str | None = None, *,
