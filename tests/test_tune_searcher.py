@@ -180,6 +180,8 @@ def test_failed_evaluations_report_nan_the_worst_under_either_mode():
     run = _run({"fail_on": [7]})
     out = run({"candidate": "7"})
     assert math.isnan(out["loss"]) and math.isnan(out["size"]) and "cannot evaluate 7" in out["automl_error"]
+    out = _run({"nan_on": [7]})({"candidate": "7"})  # an invalid result: its finite size must not rank either
+    assert math.isnan(out["loss"]) and math.isnan(out["size"]) and out["automl_error"] == ""
     fail = {"fail_on": [k for k in range(200) if k % 100 >= 50]}  # whole functions fail (k and k + 100)
     s = _searcher(metric="size", mode="max", evaluator_options=fail)
     _drive(s, 40, _run(fail))

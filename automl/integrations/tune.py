@@ -348,9 +348,9 @@ def trainable(space: str, evaluator: str, space_options: Mapping[str, Any] | Non
               timeout: float | None = None) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A Tune function trainable: evaluates ``config["candidate"]`` with the registered evaluator
     (built once per worker process) and returns its objectives, plus ``automl_cost_s`` and
-    ``automl_error`` ("" when it succeeded).  When the evaluation failed every objective is NaN:
-    the worst value under either mode (Tune's ``get_best_result`` skips NaN), so a searcher or
-    ``TuneConfig`` ranking a metric against its declared direction never picks a failure."""
+    ``automl_error`` ("" when it succeeded).  When the evaluation failed, or any objective is NaN
+    or infinite (an invalid result), every objective is NaN: the worst value under either mode
+    (Tune's ``get_best_result`` skips NaN), so Tune never ranks a result the searcher does not."""
     specs = (PluginSpec(space, dict(space_options or {})), PluginSpec(evaluator, dict(evaluator_options or {})))
     key = json.dumps([[s.name, s.options] for s in specs], sort_keys=True, default=str)
 
@@ -363,8 +363,11 @@ def trainable(space: str, evaluator: str, space_options: Mapping[str, Any] | Non
         objectives = raw["objectives"] if isinstance(raw["objectives"], Mapping) else None
         bad = raw["error"] is not None or objectives is None or any(
             not isinstance(objectives.get(k), (int, float)) for k in ev.objectives)
+        values = {} if bad or objectives is None else {k: float(objectives[k]) for k in ev.objectives}
+        if not all(math.isfinite(v) for v in values.values()):
+            values = {}  # an invalid result (the searcher records it so): no objective of it may rank in Tune
         for o in ev.objective_list():
-            out[o.name] = math.nan if bad or objectives is None else float(objectives[o.name])
+            out[o.name] = values.get(o.name, math.nan)
         if bad and not out["automl_error"]:
             out["automl_error"] = f"evaluator returned {objectives!r}"
         return out
