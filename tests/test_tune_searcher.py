@@ -141,6 +141,8 @@ def test_what_the_searcher_cannot_do_is_refused_loudly():
         s.set_search_properties("size", "min", {})
     assert s.set_search_properties("loss", "min", {}) is True  # no change: fine at any time
     assert s.strategy.primary == "loss"
+    with pytest.raises(NotImplementedError, match="share a cache file"):  # Tune's optional warm start
+        s.add_evaluated_point({"candidate": "3"}, 1.0)
 
 
 # --- results Tune may deliver ----------------------------------------------------------------------------

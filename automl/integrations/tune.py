@@ -231,6 +231,15 @@ class AutoMLSearcher(Searcher):
         self.dispatcher.complete(cid, self._raw(result, error), trial_id=trial_id)
         self.cache.flush()
 
+    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, pruned: bool = False,
+                            intermediate_values: list | None = None) -> None:
+        """Not supported: a point carries one metric value, but the cache and the strategy need every
+        objective of the candidate.  Warm-start with ``cache=PATH`` (a cache file earlier runs
+        filled) or ``restore`` instead."""
+        raise NotImplementedError("AutoMLSearcher takes no single evaluated points (they carry one metric, the "
+                                  "cache needs every objective): share a cache file (cache=PATH) or restore a "
+                                  "saved searcher state instead")
+
     def _raw(self, result: Mapping[str, Any] | None, error: bool) -> dict[str, Any]:
         """A Tune result as a runner's raw outcome (see automl.evaluation.run_evaluation)."""
         if error or not result:
