@@ -267,7 +267,7 @@ class AutoMLSearcher(Searcher):
                 "metric": self._metric, "mode": self._mode, "strategy": self.strategy.state_dict(), "next_id": d.next_id,
                 "n_stall": self.n_stall, "finished": self._finished, "records": self.records,
                 "live": {tid: pending["live"][str(cid)] for tid, cid in self._trials.items()},
-                "waiters": pending["waiters"], "policy_rng": self.seam._rng.bit_generator.state,
+                "waiters": pending["waiters"], "policy_rng": self.seam.rng.bit_generator.state,
                 "hits": self._hit_counts()}
 
     def _hit_counts(self) -> dict[str, int]:
@@ -306,7 +306,7 @@ class AutoMLSearcher(Searcher):
         d.next_id, self.n_stall = int(state["next_id"]), int(state["n_stall"])
         self._finished = bool(state.get("finished", False))
         if "policy_rng" in state:
-            self.seam._rng.bit_generator.state = state["policy_rng"]
+            self.seam.rng.bit_generator.state = state["policy_rng"]
         for h, n in state.get("hits", {}).items():
             e = self.cache.get(h)
             if e is not None:
