@@ -162,6 +162,9 @@ def test_nan_inf_missing_and_errored_results_are_recorded_and_never_rank():
     errors = {r["trial_id"]: r["error"] for r in s.records if "trial_id" in r}
     assert "reported no loss" in errors["missing"] and "Tune trial failed" in errors["error"]
     assert "not a number" in errors["text"]
+    kinds = {r["trial_id"]: r.get("failure") for r in s.records if r["status"] == "failed"}
+    assert kinds["error"] == kinds["none"] == "transient"  # Tune's error: a later run retries the candidate
+    assert kinds["missing"] is None and kinds["text"] is None  # the result's own fault: final (no kind logged)
     assert s.best is None  # -inf on a minimised metric is not the best loss
     s.on_trial_result("nan", {"loss": 1.0})  # reports after completion, or twice, are ignored
     s.on_trial_complete("nan", {"loss": 1.0})
@@ -182,6 +185,7 @@ def test_failed_evaluations_report_nan_the_worst_under_either_mode():
     run = _run({"fail_on": [7]})
     out = run({"candidate": "7"})
     assert math.isnan(out["loss"]) and math.isnan(out["size"]) and "cannot evaluate 7" in out["automl_error"]
+    assert out["automl_failure"] == "final"  # the evaluator raised on the candidate itself
     out = _run({"nan_on": [7]})({"candidate": "7"})  # an invalid result: its finite size must not rank either
     assert math.isnan(out["loss"]) and math.isnan(out["size"]) and out["automl_error"] == ""
     fail = {"fail_on": [k for k in range(200) if k % 100 >= 50]}  # whole functions fail (k and k + 100)

@@ -24,10 +24,11 @@ a list of metrics, a mode other than min/max, or a ``param_space`` with search d
 owns the search space; constants are fine, Tune adds them to each config) raise
 :class:`~automl.errors.ConfigError` naming the problem.
 
-**Results.**  A trial that errored, reported no value for an objective the trial must report (the
+**Results.** A trial that errored, reported no value for an objective the trial must report (the
 evaluator's ``per_candidate`` objectives are recomputed here), or reported ``automl_error`` is
-recorded ``failed``; a NaN or infinite value is recorded ``invalid``.  Neither ever ranks, and the
-strategy is told, so it keeps proposing.
+recorded ``failed`` (an errored trial as a ``transient`` failure, which a later run retries; the
+trainable's own failures keep the kind it reports in ``automl_failure``); a NaN or infinite value is
+recorded ``invalid``. Neither ever ranks, and the strategy is told, so it keeps proposing.
 
 The state (``save``/``restore``, ``get_state``/``set_state``) is JSON: the constructor arguments
 and the current metric and mode, the strategy's ``state_dict``, the records of every candidate,
@@ -59,7 +60,7 @@ from typing import Any, Callable, Mapping
 from ray.tune.search import Searcher
 
 from .. import registry
-from ..cache import Cache, NullCache
+from ..cache import FINAL, TIMEOUT, TRANSIENT, Cache, NullCache
 from ..dispatch import Dispatcher
 from ..errors import ConfigError
 from ..evaluation import Seam, Ticket, run_evaluation
@@ -242,11 +243,14 @@ class AutoMLSearcher(Searcher):
 
     def _raw(self, result: Mapping[str, Any] | None, error: bool) -> dict[str, Any]:
         """A Tune result as a runner's raw outcome (see automl.evaluation.run_evaluation)."""
-        if error or not result:
-            return {"objectives": None, "error": "the Tune trial failed (see its error file)", "cost_s": 0.0}
+        if error or not result:  # the worker or the trainable died: nothing says the candidate is at fault
+            return {"objectives": None, "error": "the Tune trial failed (see its error file)", "cost_s": 0.0,
+                    "failure": TRANSIENT}
         cost = float(result.get("automl_cost_s", result.get("time_total_s", 0.0)) or 0.0)
         if result.get("automl_error"):
-            return {"objectives": None, "error": str(result["automl_error"]), "cost_s": cost}
+            kind = result.get("automl_failure")
+            return {"objectives": None, "error": str(result["automl_error"]), "cost_s": cost,
+                    "failure": kind if kind in (FINAL, TRANSIENT, TIMEOUT) else FINAL}
         own = set(getattr(self.evaluator, "per_candidate", ()) or ())  # recomputed here (Seam.own_objectives)
         needed = [k for k in self.evaluator.objectives if k not in own]
         missing = [k for k in needed if k not in result]
@@ -357,9 +361,11 @@ def trainable(space: str, evaluator: str, space_options: Mapping[str, Any] | Non
               timeout: float | None = None) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A Tune function trainable: evaluates ``config["candidate"]`` with the registered evaluator
     (built once per worker process) and returns its objectives, plus ``automl_cost_s`` and
-    ``automl_error`` ("" when it succeeded).  When the evaluation failed, or any objective is NaN
-    or infinite (an invalid result), every objective is NaN: the worst value under either mode
-    (Tune's ``get_best_result`` skips NaN), so Tune never ranks a result the searcher does not."""
+    ``automl_error`` ("" when it succeeded) with ``automl_failure``, its kind (``final``: the
+    candidate's own fault; ``transient``: retried by a later run; ``timeout``). When the evaluation
+    failed, or any objective is NaN or infinite (an invalid result), every objective is NaN: the
+    worst value under either mode (Tune's ``get_best_result`` skips NaN), so Tune never ranks a
+    result the searcher does not."""
     specs = (PluginSpec(space, dict(space_options or {})), PluginSpec(evaluator, dict(evaluator_options or {})))
     key = json.dumps([[s.name, s.options] for s in specs], sort_keys=True, default=str)
 
@@ -368,7 +374,8 @@ def trainable(space: str, evaluator: str, space_options: Mapping[str, Any] | Non
             _built[key] = (specs[0].build("space"), specs[1].build("evaluator"))
         sp, ev = _built[key]
         raw = run_evaluation(ev, sp, config["candidate"], timeout)
-        out: dict[str, Any] = {"automl_cost_s": raw["cost_s"], "automl_error": raw["error"] or ""}
+        out: dict[str, Any] = {"automl_cost_s": raw["cost_s"], "automl_error": raw["error"] or "",
+                               "automl_failure": raw.get("failure") or ""}
         objectives = raw["objectives"] if isinstance(raw["objectives"], Mapping) else None
         bad = raw["error"] is not None or objectives is None or any(
             not isinstance(objectives.get(k), (int, float)) for k in ev.objectives)
