@@ -26,7 +26,7 @@ class EnvReport(Evaluator):
     name = "env-report"
     objectives = {"gpu": "max", "pid": "max"}
 
-    def __init__(self, sleep: float = 0.0, barrier: str | None = None, barrier_timeout: float = 150.0):
+    def __init__(self, sleep: float = 0.0, barrier: str | None = None, barrier_timeout: float = 120.0):
         super().__init__(sleep=sleep, barrier=barrier, barrier_timeout=barrier_timeout)
         self.sleep, self.barrier, self.barrier_timeout = float(sleep), barrier, float(barrier_timeout)
 
