@@ -130,9 +130,14 @@ class ProcessPoolRunner(_PoolRunner):
                                 evaluator if evaluator is not None else local_evaluator, self.timeout,
                                 self.retry, self.torch_threads, self.max_tasks, self.max_rss_mb)
 
-    def submit(self, task_id: int, text: str, genome: Any = None) -> None:
-        self._pool.submit(task_id, text)
+    def _started(self) -> WorkerPool:
+        if self._pool is None:
+            raise RuntimeError("ProcessPoolRunner: call start() before submit()/poll()")
+        return self._pool
 
-    def poll(self, timeout=None):
-        return self._pool.poll(timeout)
+    def submit(self, task_id: int, text: str, genome: Any = None) -> None:
+        self._started().submit(task_id, text)
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+        return self._started().poll(timeout)
 
