@@ -12,6 +12,8 @@ from .objectives import feasible, fitness, pareto_front, value
 from .policy import seconds_saved
 from .types import HIT, MISS, PARTIAL, Direction, Objective, objectives_of
 
+Loaded = tuple[dict[str, Any], list[dict[str, Any]]]  # (run.json, log records): what read_run returns
+
 
 def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Objective, ...]:
     """The run's objectives (name, direction) in order, as stored in its run.json.  Runs written
@@ -25,7 +27,9 @@ def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Ob
 
     ev = cfg["evaluator"]
     try:
-        return create("evaluator", ev["name"], allow_import, **ev["options"]).objective_list()
+        objectives: tuple[Objective, ...] = tuple(create("evaluator", ev["name"], allow_import, **ev["options"])
+                                                  .objective_list())
+        return objectives
     except (AutoMLError, ImportError):
         warnings.warn(f"run.json names no objective directions and evaluator {ev['name']!r} is not available "
                       "here: ranking assumes every objective is minimised", stacklevel=2)
@@ -36,7 +40,7 @@ def _directions(meta: dict[str, Any], allow_import: bool = False) -> dict[str, s
     return {o.name: o.direction.value for o in run_objectives(meta, allow_import)}
 
 
-def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_import: bool = False) -> dict[str, Any]:
+def summarize(run_dir: str, top: int = 5, loaded: Loaded | None = None, allow_import: bool = False) -> dict[str, Any]:
     """Counts, hit rates, evaluations saved and the best candidates of a run (from its log;
     ``loaded`` is its ``read_run`` result when the caller already has it)."""
     meta, recs = loaded or read_run(run_dir)
