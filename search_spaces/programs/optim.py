@@ -442,8 +442,6 @@ def _lowered_step(plan: _Plan, params, grads, ms, vs, scalars, steps) -> None:
 
 
 _compile_count = itertools.count()
-#: why torch.compile failed in this process (then "auto" stops trying), or None
-_COMPILE_UNAVAILABLE: list[str] = []
 
 
 def _compile(plan: _Plan) -> Callable:
@@ -590,7 +588,8 @@ class ProgramOptimizer(torch.optim.Optimizer):
         unknown = sorted(set(hyperparameters) - set(names))
         if unknown:
             raise ConfigError(self._unknown_message(unknown))
-        defaults: dict[str, Any] = {"lr": lr, **names, **hyperparameters}
+        # "differentiable": torch's Optimizer adds it on unpickling; in from the start, copies compare equal
+        defaults: dict[str, Any] = {"lr": lr, **names, **hyperparameters, "differentiable": False}
         super().__init__(params, defaults)
 
     def _setup(self, text: str, backend: str, names: Mapping[str, float]) -> None:
@@ -634,6 +633,8 @@ class ProgramOptimizer(torch.optim.Optimizer):
                     _real(name, param_group[name])
             if "lr" in param_group:
                 _lr(param_group["lr"])
+            if param_group.get("differentiable"):
+                raise ConfigError("ProgramOptimizer does not support differentiable=True")
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         _lr(group["lr"])
@@ -652,7 +653,7 @@ class ProgramOptimizer(torch.optim.Optimizer):
             return "foreach"
         if self.backend == "compile":
             return "compile"
-        if _COMPILE_UNAVAILABLE or sum(p.numel() for p in params) < AUTO_COMPILE_NUMEL:
+        if sum(p.numel() for p in params) < AUTO_COMPILE_NUMEL:
             return "foreach"
         return "compile" if params[0].device.type != "cpu" or _have_cxx() else "foreach"
 
@@ -679,8 +680,6 @@ class ProgramOptimizer(torch.optim.Optimizer):
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             self._compile_failed = reason
             self._compiled = None
-            if not _COMPILE_UNAVAILABLE:
-                _COMPILE_UNAVAILABLE.append(reason)
             if self.backend == "compile":
                 warnings.warn(f"ProgramOptimizer: torch.compile failed ({reason}); using the foreach backend",
                               RuntimeWarning, stacklevel=3)
