@@ -8,18 +8,27 @@ zero at the start), ``lr`` (the group's current ``lr``, so torch LR schedulers w
 parameters' dtype on their device; scalars that depend only on ``lr``, ``t`` and constants are
 computed on the host in float64 (as torch's own optimizers do), reductions stay on the device.
 
+Hyper-parameters: the program's tunable constants (``constants.constants``) are per-group
+options with the program's values as defaults, named by :func:`hyperparameter_names`; the plan
+reads them from registers fed by the group at every step, so param groups, constructor keywords
+and schedulers set them as they set torch's ``weight_decay`` or ``momentum``.
+
 Per-parameter state: ``step`` (int) and the program's *live* slots among ``m`` and ``v`` (a slot
 the update never reads cannot change the weights, so it is neither computed nor stored).
 
-Fast path (``foreach=True``, the default): elementwise ops run over all parameters at once with
+Backends.  ``"foreach"``: elementwise ops run over all parameters at once with
 ``torch._foreach_*`` kernels, write in place into buffers that are dead afterwards or into scratch
 buffers kept across steps (no per-step allocation), and ``x + y*c`` / ``w - y*c`` are fused into
-one ``add(alpha=c)`` pass (which may round once where the program rounds twice).  Every other op,
-and the whole generic path (``foreach=False``), uses the per-tensor torch implementation of the
-function table (search_spaces/programs/ops.py).  Both agree with the numpy interpreter that the
-hash uses to ~1e-15 relative per step (tests/test_optim.py checks every op and random programs).
+one ``add(alpha=c)`` pass (which may round once where the program rounds twice).  ``"interp"``:
+the per-tensor torch implementation of the function table (search_spaces/programs/ops.py), op by
+op.  ``"compile"``: the program lowered to straight-line per-parameter code (``_lowered_step``)
+and torch.compile'd, so inductor fuses the whole update into one loop per parameter (the
+interpreter's "foreach" path is the fallback when compiling fails).  All agree with the numpy
+interpreter that the hash uses to ~1e-15 relative per step (tests/test_optim.py checks every op
+and random programs; tests/test_program_optimizer_contract.py the lowering and torch's contract).
 
-Imports torch at module import; ``import automl`` never imports this module.
+Imports torch at module import (torch._dynamo only when a step is compiled); ``import automl``
+never imports this module.
 """
 from __future__ import annotations
 
