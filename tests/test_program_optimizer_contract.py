@@ -164,6 +164,8 @@ def test_hyperparameter_names():
         hyperparameter_names(prog, None, {"beta2": 0.5})
     with pytest.raises(ConfigError, match="cannot name"):
         hyperparameter_names(prog, None, {"lr": 0.9})
+    with pytest.raises(ConfigError, match="two names"):
+        hyperparameter_names(prog, None, {"a": 0.9, "b": 0.9})
     # structural constants (0, ±1, ±2, 0.5) shape the program and are not offered
     assert hyperparameter_names(parse(H + "  u = g * 0.5\n  u = u * lr\n  return u, m, v\n")) == {}
 
@@ -305,7 +307,7 @@ def test_closure_is_called_once_and_its_loss_returned():
 
 # --- backends -----------------------------------------------------------------------------------------
 
-def _trajectory(program, backend, steps=4, lowered=False):
+def _trajectory(program, backend, steps=4, lowered=False, late=False):
     torch.manual_seed(0)
     ps = [torch.nn.Parameter(torch.randn(6, 3, dtype=torch.float64)), torch.nn.Parameter(torch.randn(5, dtype=torch.float64))]
     opt = ProgramOptimizer(ps, program, lr=0.05, backend=backend)
@@ -314,9 +316,11 @@ def _trajectory(program, backend, steps=4, lowered=False):
         opt._compiled_ran = True
     g = torch.Generator().manual_seed(5)
     out = []
-    for _ in range(steps):
+    for s in range(steps):
         for p in ps:
             p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64)
+        if late and s == 0:
+            ps[1].grad = None  # then the two parameters' step counts differ: t per parameter
         opt.step()
         out.append(torch.cat([p.detach().flatten() for p in ps]).numpy().copy())
     return np.array(out)
@@ -328,15 +332,19 @@ def test_lowered_step_agrees_with_the_interpreter_on_random_programs():
     space = ProgramSpace()
     rng = np.random.default_rng(7)
     agree = 0
-    for _ in range(60):
+    for k in range(60):
         p = space.sample(rng)
         for _ in range(int(rng.integers(0, 4))):
             p = space.mutate(p, rng)
         with np.errstate(all="ignore"):
-            a = _trajectory(p, "interp")
-            b = _trajectory(p, "compile", lowered=True)
+            a = _trajectory(p, "interp", late=k % 2 == 1)
+            b = _trajectory(p, "compile", lowered=True, late=k % 2 == 1)
         agree += np.allclose(a, b, rtol=1e-12, atol=1e-14, equal_nan=True)
     assert agree >= 57  # chaotic programs may amplify last-bit differences (see test_optim.py)
+    adam = CLASSIC_PROGRAMS["adam"]  # bias corrections with t per parameter
+    np.testing.assert_allclose(_trajectory(adam, "compile", lowered=True, late=True),
+                               _trajectory(adam, "interp", late=True), rtol=1e-14, atol=0)
+    assert not np.allclose(_trajectory(adam, "interp", late=True), _trajectory(adam, "interp"))
     swap = H + "  u = g * lr\n  return u, v, m\n"  # m and v exchange buffers every step
     alias = H + "  m2 = m + g\n  u = m * lr\n  return u, m2, m\n"  # v takes m's old value while m moves on
     for text in (swap, alias):

@@ -416,24 +416,25 @@ class _Plan:
 def _lowered_step(plan: _Plan, params, grads, ms, vs, scalars, steps) -> None:
     """One step of ``plan.straight`` as straight-line per-parameter torch code, for torch.compile.
 
-    Every register is a list with one entry per parameter (scalars repeated, ``t`` per parameter),
-    so there is no host-side scalar math and no branching on values: traced once, the whole group's
-    update becomes one graph that inductor fuses into one pass per parameter.  ``scalars`` = [lr,
-    *hyper-parameters] and ``steps`` (per parameter) are float64 tensors on the parameters' device,
-    so a scheduler changing them does not recompile.  Updates ``params`` and the state buffers
+    A tensor register is a list with one tensor per parameter; a scalar register is one 0-d tensor
+    shared by the group, or a list of per-parameter 0-d tensors once it depends on ``t`` and the
+    parameters' step counts differ.  There is no host-side math and no branching on values:
+    traced once, the whole group's update becomes one graph that inductor fuses into one loop per
+    parameter.  ``scalars`` = [lr, *hyper-parameters] and ``steps`` (one entry when all step counts
+    are equal, else one per parameter) are float64 tensors on the parameters' device, so a
+    scheduler changing them does not recompile.  Updates ``params`` and the state buffers
     ``ms``/``vs`` in place."""
     n = len(params)
     regs: list[Any] = [None] * plan.n_regs
     regs[_W], regs[_G], regs[_M], regs[_V] = params, grads, ms, vs
-    regs[_LR] = [scalars[0]] * n
-    regs[_T] = [steps[i] for i in range(n)]
+    regs[_LR] = scalars[0]
+    regs[_T] = steps[0] if steps.shape[0] == 1 else [steps[i] for i in range(n)]
     for k, r in enumerate(plan.hp_regs):
-        regs[r] = [scalars[1 + k]] * n
+        regs[r] = scalars[1 + k]
     for spec, dest, args in plan.straight:
         vals = [regs[a] if type(a) is int else a for a in args]
-        if spec.arg_types is not None:  # whole-group reduction (a scalar argument is per parameter)
-            out = spec.torch(*vals)
-            regs[dest] = out if isinstance(out, list) else [out] * n
+        if spec.arg_types is not None or not any(isinstance(x, list) for x in vals):
+            regs[dest] = spec.torch(*vals)  # a whole-group reduction, or scalar math shared by the group
         else:
             regs[dest] = [spec.torch(*[x[i] if isinstance(x, list) else x for x in vals]) for i in range(n)]
     u, mo, vo = plan.outputs
@@ -492,6 +493,8 @@ def hyperparameter_names(genome, text: str | None = None,
     for name, value in explicit.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"constant_names[{name!r}] must be one of the program's constants, got {value!r}")
+        if any(float(value) == v for _, v in sources):
+            raise ConfigError(f"constant_names gives the constant {value!r} two names")
         if float(value) not in values:
             raise ConfigError(f"constant_names[{name!r}] = {value!r} is not a tunable constant of the program "
                               f"(its tunable constants: {values})")
@@ -674,7 +677,10 @@ class ProgramOptimizer(torch.optim.Optimizer):
                                                                                    device=dev)])
         else:
             scalars = torch.tensor([lr, *hp], dtype=torch.float64, device=dev)
-        steps = torch.tensor([float(st["step"]) for st in states], dtype=torch.float64, device=dev)
+        counts = [float(st["step"]) for st in states]
+        if all(c == counts[0] for c in counts):
+            counts = counts[:1]  # one shared t: the scalar math (bias corrections ...) is done once per group
+        steps = torch.tensor(counts, dtype=torch.float64, device=dev)
         ms = [st["m"] for st in states] if "m" in self._straight.live_slots else []
         vs = [st["v"] for st in states] if "v" in self._straight.live_slots else []
         try:
