@@ -327,8 +327,8 @@ def _trajectory(program, backend, steps=4, lowered=False, late=False):
 
 
 def test_lowered_step_agrees_with_the_interpreter_on_random_programs():
-    """The straight-line lowering that backend "compile" hands to torch.compile, run eagerly, on random
-    programs (reductions, swapped and aliased slots, per-parameter t) against backend "interp"."""
+    """The straight-line lowering that backend "compile" hands to torch.compile (host prelude + body), run
+    eagerly, on random programs (reductions, swapped and aliased slots, per-parameter t) against "interp"."""
     space = ProgramSpace()
     rng = np.random.default_rng(7)
     agree = 0

@@ -37,8 +37,8 @@ import itertools
 import numbers
 import os
 import shutil
-import types
 import warnings
+from types import FunctionType
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -314,7 +314,20 @@ class _Plan:
                 folded[ins.dest] = _scalar_apply(spec, list(args))
                 continue
             code.append((spec, ins.dest, args))
-        self.straight = tuple(code)  # before fusion: the lowered (compiled) step runs this
+        self.straight = tuple(code)  # before fusion: "interp" runs this, the lowered step its body
+        # the lowered (compiled) step: a host prelude (scalar math on lr, t, hyper-parameters and
+        # constants, in float64 like the other backends) and a body (the rest, fed the prelude's values
+        # as inputs, so the compiled loop does not redo that math for every vector of elements)
+        host = {_LR, _T, *self.hp_regs}
+        self.prelude, self.body = [], []
+        for spec, dest, args in code:
+            if spec.arg_types is None and all(type(a) is float or a in host for a in args):
+                self.prelude.append((spec, dest, args))
+                host.add(dest)
+            else:
+                self.body.append((spec, dest, args))
+        read = {a for _, _, args in self.body for a in args if type(a) is int}
+        self.pre_regs = tuple(r for r in sorted(host) if r in read)  # host scalars the body reads
         self.final_scale = None  # (register y, scalar operand c): w -= y * c
         if fuse:
             uses: dict[int, int] = {}
@@ -413,28 +426,37 @@ class _Plan:
 
 # --- the lowered step (backend "compile") ------------------------------------------------------------
 
-def _lowered_step(plan: _Plan, params, grads, ms, vs, scalars, steps) -> None:
-    """One step of ``plan.straight`` as straight-line per-parameter torch code, for torch.compile.
+def _host_scalars(plan: _Plan, lr: float, steps: list[float], hp: list[float]) -> list[list[float]]:
+    """The lowered step's host prelude: the values of ``plan.pre_regs``, one row for all parameters
+    when their step counts agree, else one row per parameter.  Same numpy scalar math as "foreach"."""
+    rows = []
+    for t in (steps[:1] if all(s == steps[0] for s in steps) else steps):
+        regs: dict[int, Any] = {_LR: lr, _T: t, **dict(zip(plan.hp_regs, hp))}
+        for spec, dest, args in plan.prelude:
+            regs[dest] = _scalar_apply(spec, [regs[a] if type(a) is int else a for a in args])
+        rows.append([float(regs[r]) for r in plan.pre_regs])
+    return rows
+
+
+def _lowered_step(plan: _Plan, params, grads, ms, vs, pre) -> None:
+    """One step of ``plan.body`` as straight-line per-parameter torch code, for torch.compile.
 
     A tensor register is a list with one tensor per parameter; a scalar register is one 0-d tensor
-    shared by the group, or a list of per-parameter 0-d tensors once it depends on ``t`` and the
-    parameters' step counts differ.  There is no host-side math and no branching on values:
-    traced once, the whole group's update becomes one graph that inductor fuses into one loop per
-    parameter.  ``scalars`` = [lr, *hyper-parameters] and ``steps`` (one entry when all step counts
-    are equal, else one per parameter) are float64 tensors on the parameters' device, so a
-    scheduler changing them does not recompile.  Updates ``params`` and the state buffers
-    ``ms``/``vs`` in place."""
+    shared by the group, or a list of per-parameter 0-d tensors when the parameters' step counts
+    differ.  ``pre`` (float64, on the parameters' device) holds the host prelude's values
+    (:func:`_host_scalars`: one row, or one per parameter), so a scheduler changing lr or a
+    hyper-parameter does not recompile.  No host math and no branching on values: traced once,
+    the group's update becomes one graph that inductor fuses into one loop per parameter.
+    Updates ``params`` and the state buffers ``ms``/``vs`` in place."""
     n = len(params)
     regs: list[Any] = [None] * plan.n_regs
     regs[_W], regs[_G], regs[_M], regs[_V] = params, grads, ms, vs
-    regs[_LR] = scalars[0]
-    regs[_T] = steps[0] if steps.shape[0] == 1 else [steps[i] for i in range(n)]
-    for k, r in enumerate(plan.hp_regs):
-        regs[r] = scalars[1 + k]
-    for spec, dest, args in plan.straight:
+    for j, r in enumerate(plan.pre_regs):
+        regs[r] = pre[0, j] if pre.shape[0] == 1 else [pre[i, j] for i in range(n)]
+    for spec, dest, args in plan.body:
         vals = [regs[a] if type(a) is int else a for a in args]
         if spec.arg_types is not None or not any(isinstance(x, list) for x in vals):
-            regs[dest] = spec.torch(*vals)  # a whole-group reduction, or scalar math shared by the group
+            regs[dest] = spec.torch(*vals)  # a whole-group reduction, or scalar math on one
         else:
             regs[dest] = [spec.torch(*[x[i] if isinstance(x, list) else x for x in vals]) for i in range(n)]
     u, mo, vo = plan.outputs
@@ -459,7 +481,7 @@ def _compile(plan: _Plan) -> Callable:
     the function's code object, because dynamo keeps its compiled graphs (and its recompile limit)
     per code object: optimizers running different programs must not evict each other."""
     code = _lowered_step.__code__.replace(co_name=f"program_step_{next(_compile_count)}")
-    fn = types.FunctionType(code, _lowered_step.__globals__, code.co_name)
+    fn = FunctionType(code, _lowered_step.__globals__, code.co_name)
     return torch.compile(functools.partial(fn, plan), fullgraph=True, dynamic=False)
 
 
@@ -672,21 +694,15 @@ class ProgramOptimizer(torch.optim.Optimizer):
     def _step_compiled(self, params, grads, states, lr, hp) -> bool:
         """Run the compiled step; False (nothing changed) when torch.compile is unavailable."""
         dev = params[0].device
-        if isinstance(lr, torch.Tensor):
-            scalars = torch.cat([lr.reshape(1).to(dev, torch.float64), torch.tensor(hp, dtype=torch.float64,
-                                                                                   device=dev)])
-        else:
-            scalars = torch.tensor([lr, *hp], dtype=torch.float64, device=dev)
-        counts = [float(st["step"]) for st in states]
-        if all(c == counts[0] for c in counts):
-            counts = counts[:1]  # one shared t: the scalar math (bias corrections ...) is done once per group
-        steps = torch.tensor(counts, dtype=torch.float64, device=dev)
+        lr = float(lr) if isinstance(lr, torch.Tensor) else lr  # the prelude runs on the host
+        rows = _host_scalars(self._straight, lr, [float(st["step"]) for st in states], hp)
+        pre = torch.tensor(rows, dtype=torch.float64, device=dev).reshape(len(rows), len(self._straight.pre_regs))
         ms = [st["m"] for st in states] if "m" in self._straight.live_slots else []
         vs = [st["v"] for st in states] if "v" in self._straight.live_slots else []
         try:
             if self._compiled is None:
                 self._compiled = _compile(self._straight)
-            self._compiled(params, grads, ms, vs, scalars, steps)
+            self._compiled(params, grads, ms, vs, pre)
             self._compiled_ran = True
             return True
         except (RuntimeError, OSError, ImportError) as exc:
