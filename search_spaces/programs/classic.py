@@ -85,6 +85,17 @@ def train(w, g, m, v, lr):
   return update, m, v
 """
 
+#: name -> the conventional names of its tunable constants ((name, value) pairs): ProgramOptimizer
+#: offers them as per-group hyper-parameters (``{"params": no_decay, "weight_decay": 0.0}``).
+CLASSIC_CONSTANT_NAMES: dict[str, tuple[tuple[str, float], ...]] = {
+    "momentum": (("momentum", 0.9),),
+    "adam": (("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-08)),
+    "adamw": (("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-08), ("weight_decay", 0.01)),
+    "lion": (("beta1", 0.9), ("beta2", 0.99), ("weight_decay", 0.01)),
+    "rmsprop": (("alpha", 0.99), ("eps", 1e-08)),
+    "adagrad": (("eps", 1e-10),),
+}
+
 #: name -> canonical program text.
 CLASSIC_PROGRAMS: dict[str, str] = {
     "sgd": SGD, "momentum": MOMENTUM, "adam": ADAM, "adamw": ADAMW, "lion": LION, "rmsprop": RMSPROP,

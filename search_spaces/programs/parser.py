@@ -76,6 +76,7 @@ class _Builder:
         self.env: dict[str, int | float] = {}
         self.used = used_names
         self.tmp = 0
+        self.bound_constants: list[tuple[str, float]] = []  # ``name = <number>`` bindings, in text order
 
     def emit(self, op: str, args: list[int | float], name: str, node: ast.AST) -> int:
         if len(self.instrs) >= MAX_STATEMENTS:
@@ -186,6 +187,8 @@ class _Builder:
         atom = self.atom(value)
         if atom is not None:
             self.env[name] = atom
+            if type(atom) is float:
+                self.bound_constants.append((name, atom))
             return
         op, args = self.operation(value, 1)
         self.env[name] = self.emit(op, args, name, value)
@@ -207,6 +210,18 @@ def _check_signature(fn: ast.FunctionDef) -> list[str]:
 
 def parse(text: str, *, flatten: bool = True) -> Program:
     """Parse program text (see the module docstring); raise ``ParseError(message, line, col)``."""
+    return _parse(text, flatten)[0]
+
+
+def named_constants(text: str) -> list[tuple[str, float]]:
+    """The names the text binds to constants (``beta1 = 0.9``, ``eps = 1e-8``), as ``(name,
+    value)`` pairs in text order (a name bound twice appears twice).  The IR keeps constants
+    inline and nameless; ProgramOptimizer uses these names for the program's hyper-parameters.
+    Raises ParseError like :func:`parse`."""
+    return list(_parse(text, True)[1].bound_constants)
+
+
+def _parse(text: str, flatten: bool) -> tuple[Program, _Builder]:
     if not isinstance(text, str):
         raise ParseError(f"program text must be a str, got {type(text).__name__}", 1, 1)
     if len(text) > MAX_CHARS:
@@ -264,4 +279,4 @@ def parse(text: str, *, flatten: bool = True) -> Program:
         if isinstance(r, float):
             raise _err("return values must be variables, not constants", elt)
         outputs.append(r)
-    return Program(tuple(b.instrs), tuple(outputs), tuple(b.names))
+    return Program(tuple(b.instrs), tuple(outputs), tuple(b.names)), b
