@@ -598,21 +598,24 @@ class ProgramOptimizer(torch.optim.Optimizer):
     ``torch._foreach_*`` kernels with in-place buffer reuse), "compile" (the program lowered to
     straight-line code and torch.compile'd: one fused pass per parameter; falls back to "foreach"
     with a warning when compiling fails) or "auto" ("compile" for groups of at least
-    ``AUTO_COMPILE_NUMEL`` elements when a compiler is available, else "foreach").  ``foreach``
-    is the older spelling: False means "interp", True "foreach".
+    ``AUTO_COMPILE_NUMEL`` elements when a compiler is available, else "foreach").  The default
+    is "foreach": compiling is opt-in, as ``fused=True`` is for torch's optimizers, because a cold
+    compile takes seconds to a minute on the first step.  ``foreach`` is the older spelling: False
+    means "interp", True "foreach".
 
     Raises ParseError / InvalidCandidate for a bad program.  ``state_dict()`` also records the
     program text; loading a state saved by a different program raises ConfigError.  The optimizer
     survives copy.deepcopy, pickle and torch.save (the program travels as its text).
     """
 
-    def __init__(self, params: Iterable[Any], program: Any, lr: Any = 1.0, *, backend: str = "auto",
+    def __init__(self, params: Iterable[Any], program: Any, lr: Any = 1.0, *, backend: str | None = None,
                  foreach: bool | None = None, constant_names: Mapping[str, float] | None = None,
                  **hyperparameters: Any):
         if foreach is not None:
-            if backend not in ("auto", "foreach" if foreach else "interp"):
+            if backend is not None and backend != ("foreach" if foreach else "interp"):
                 raise ConfigError(f"foreach={foreach} contradicts backend={backend!r}")
             backend = "foreach" if foreach else "interp"
+        backend = backend or "foreach"
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         genome, space = load_program(program)
