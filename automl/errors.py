@@ -49,3 +49,12 @@ class CacheError(AutoMLError, OSError):
 class TransientEvaluationError(AutoMLError, RuntimeError):
     """Raised by an evaluator for a failure that says nothing about the candidate (a lost file
     server, a busy GPU): the failure is cached as ``transient`` and retried by a later run."""
+
+
+class MissingDependencyError(AutoMLError, ImportError):
+    """A feature whose optional dependency is not installed; the message names the pip extra that
+    installs it (``pip install 'automl-evo[torch]'``).  ``modules`` and ``extras`` list them."""
+
+    def __init__(self, message: str, modules: list[str] | None = None, extras: list[str] | None = None):
+        super().__init__(message)
+        self.modules, self.extras = list(modules or ()), list(extras or ())

@@ -147,8 +147,9 @@ def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool =
 def plot(run_dir: str, output: str | None = None, allow_import: bool = False) -> str:
     """Write a PNG: best-so-far vs charged evaluations, cumulative cache-hit rate, and the Pareto
     front when the evaluator has several objectives.  Returns the PNG path."""
-    import matplotlib
+    from ._optional import require
 
+    matplotlib = require("matplotlib", "automl plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

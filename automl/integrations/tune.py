@@ -35,7 +35,12 @@ import json
 import os
 from typing import Any, Callable, Mapping
 
-from ray.tune.search import Searcher
+from .._optional import missing_error
+
+try:
+    from ray.tune.search import Searcher
+except ModuleNotFoundError as exc:
+    raise missing_error([exc.name or "ray"], "automl.integrations.tune") from exc
 
 from .. import registry
 from ..cache import Cache, NullCache
