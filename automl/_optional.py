@@ -54,10 +54,11 @@ def install_hint(extras: Iterable[str]) -> str:
     return f"pip install '{DISTRIBUTION}[{','.join(names)}]'" if names else ""
 
 
-def missing_error(modules: Iterable[str], what: str) -> MissingDependencyError:
-    """The error for ``what`` needing ``modules`` that are not installed."""
+def missing_error(modules: Iterable[str], what: str, extras: Iterable[str] | None = None) -> MissingDependencyError:
+    """The error for ``what`` needing ``modules`` that are not installed; ``extras`` overrides the
+    extras looked up in :data:`EXTRAS` (a package that several extras provide, e.g. scipy)."""
     modules = list(dict.fromkeys(m.partition(".")[0] for m in modules))
-    extras = [e for e in (extra_of(m) for m in modules) if e]
+    extras = list(extras) if extras is not None else [e for e in (extra_of(m) for m in modules) if e]
     pkgs = ", ".join(EXTRAS[m][1] if m in EXTRAS else m for m in modules)
     how = install_hint(extras) if extras else f"pip install {' '.join(modules)}"
     return MissingDependencyError(f"{what} needs {pkgs}, which is not installed: {how} (or '{DISTRIBUTION}[all]')",
@@ -73,9 +74,9 @@ def require(module: str, what: str) -> ModuleType:
         raise missing_error([exc.name or module], what) from exc  # the package actually missing
 
 
-def require_all(modules: Iterable[str], what: str) -> None:
+def require_all(modules: Iterable[str], what: str, extras: Iterable[str] | None = None) -> None:
     """Check (without importing) that every module in ``modules`` is installed; one error naming all
-    the missing ones and their extras otherwise."""
+    the missing ones and their extras (or ``extras``) otherwise."""
     gone = [m for m in modules if not available(m)]
     if gone:
-        raise missing_error(gone, what)
+        raise missing_error(gone, what, extras)

@@ -59,7 +59,8 @@ class OptunaStrategy(Strategy):
         if sampler not in SAMPLERS:
             raise ConfigError(f"unknown Optuna sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
         # fail now, naming the pip extra, not at the first ask
-        require_all(("optuna", *_NEEDS.get(sampler, ())), f"Optuna's {sampler} sampler")
+        needs = ("optuna", *_NEEDS.get(sampler, ()))
+        require_all(needs, f"Optuna's {sampler} sampler", extras=["optuna", "torch"] if "torch" in needs else ["optuna"])
         self.sampler_name = sampler
         self.multi_objective = (sampler == "nsga2") if multi_objective is None else bool(multi_objective)
         self.sampler_options = dict(sampler_options or {})
