@@ -86,13 +86,38 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--top", type=int, default=5, help="how many best candidates to list")
     sh.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    sub.add_parser("spaces", help="list registered search spaces")
-    sub.add_parser("evaluators", help="list registered evaluators")
-    sub.add_parser("strategies", help="list registered strategies")
+    for cmd, what, flag in (("spaces", "search spaces", "--space-opt"), ("evaluators", "evaluators", "--evaluator-opt"),
+                            ("strategies", "strategies", "--strategy-opt"), ("runners", "runners", "--runner")):
+        lp = sub.add_parser(cmd, help=f"list registered {what}, or one's options (--options NAME)",
+                            description=f"List the registered {what}; with --options NAME, each option NAME "
+                            f"takes (give it with {flag} K=V): its type, default and doc, from the constructor "
+                            "that checks them.")
+        lp.add_argument("--options", metavar="NAME", help="list this plugin's options")
+        lp.add_argument("--json", action="store_true", help="print as JSON")
 
-    pl = sub.add_parser("plot", help="PNG of best-so-far vs charged evaluations, cache hits over time, Pareto front")
+    pl = sub.add_parser("plot", help="PNG of best-so-far and cache-hit rate vs charged evaluations, status counts, "
+                        "Pareto panels for every pair of objectives")
     pl.add_argument("run_dir")
-    pl.add_argument("--output", help="PNG path (default <run_dir>/progress.png)")
+    pl.add_argument("--output", "--out", help="PNG path (default <run_dir>/progress.png)")
+    co = sub.add_parser("compare", help="several runs on one figure: best-so-far and cache-hit rate vs charged "
+                        "evaluations, status counts", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Draw several runs on one figure (PNG): best-so-far of their shared primary "
+                        "objective and the cumulative cache-hit rate against charged evaluations, with the status "
+                        "counts side by side, and the evaluator's reference line where it has one.",
+                        epilog="example:\n  automl compare runs/evo runs/tpe runs/random --out compare.png")
+    co.add_argument("run_dirs", nargs="+", metavar="RUN")
+    co.add_argument("--out", "--output", dest="output", default="compare.png", help="PNG path (default compare.png)")
+    co.add_argument("--label", action="append", metavar="TEXT", help="legend label of each run, in order "
+                    "(repeat once per run; default: folder name, strategy and seed)")
+    rt = sub.add_parser("report", help="a self-contained HTML page of a run: figure, statistics, status counts, "
+                        "best candidates", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Write one HTML file with everything about a run: the figure of `automl plot` "
+                        "(embedded), statistics, status counts, reference values, the best distinct candidates and "
+                        "the Pareto front.  It loads nothing from the network: open or mail it as it is.",
+                        epilog="example:\n  automl report runs/nb201 --out nb201.html")
+    rt.add_argument("run_dir")
+    rt.add_argument("--out", "--output", dest="output", help="HTML path (default <run_dir>/report.html)")
+    rt.add_argument("--top", type=int, default=10, help="how many best distinct candidates to list (default 10)")
 
     ha = sub.add_parser("hash", help="print the structural and functional digests of a candidate's text")
     ha.add_argument("--space", required=True)
@@ -139,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     da.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     da.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     da.add_argument("--study", metavar="NAME", help="study name (default: the run directory's name)")
-    for parser in (s, sh, pl, rp, ex, da):
+    for parser in (s, sh, pl, co, rt, rp, ex, da):
         parser.add_argument("--allow-import", action="store_true",
                             help="let a run's files name plugins as module:Class paths that are not registered "
                             "(imports and runs that code: only for runs you trust)")
@@ -214,15 +239,42 @@ def _search(a: argparse.Namespace) -> int:
     return {"interrupted": 130, "terminated": 143}.get(summary["stop_reason"], 0)
 
 
-def _list(family: str) -> int:
+def _list(family: str, a: argparse.Namespace) -> int:
     from . import registry
 
-    from ._optional import extra_of, install_hint
+    if a.options is None:
+        if a.json:
+            print(json.dumps({n: registry.describe(family, n) for n in registry.names(family)}, indent=1))
+            return 0
+        from ._optional import extra_of, install_hint
 
-    for name in registry.names(family):
-        gone = registry.missing_requirements(family, name)
-        needs = f"  [not installed: {install_hint(filter(None, map(extra_of, gone)))}]" if gone else ""
-        print(f"{name:22s} {registry.describe(family, name)}{needs}")
+        for name in registry.names(family):
+            gone = registry.missing_requirements(family, name)
+            needs = f"  [not installed: {install_hint(filter(None, map(extra_of, gone)))}]" if gone else ""
+            print(f"{name:22s} {registry.describe(family, name)}{needs}")
+        return 0
+    opts = registry.options(family, a.options)
+    more = registry.accepts_any_options(family, a.options)
+    if a.json:
+        print(json.dumps({"name": a.options, "family": family, "description": registry.describe(family, a.options),
+                          "accepts_any_options": more, "options": [o.to_dict() for o in opts]}, indent=1))
+        return 0
+    print(f"{family} {a.options}: {registry.describe(family, a.options)}")
+    if not opts:
+        print("  no options" + (" declared (it accepts any)" if more else ""))
+    import textwrap
+
+    source = ""
+    for o in opts:
+        if o.source != source:
+            source = o.source
+            print(f"  settings passed to {source}:")
+        default = "required" if o.required else f"default {o.default!r}"
+        print(f"  {o.name}" + (f": {o.type}" if o.type else "") + f"  ({default})")
+        for line in textwrap.wrap(o.doc or "(undocumented)", 96):
+            print(f"      {line}")
+    if more and opts:
+        print("  (also accepts options not listed here)")
     return 0
 
 
@@ -302,8 +354,18 @@ def _main(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 
             print(plot(a.run_dir, a.output, allow_import=a.allow_import))
             return 0
-        if a.command in ("spaces", "evaluators", "strategies"):
-            return _list(a.command[:-1] if a.command != "strategies" else "strategy")
+        if a.command == "compare":
+            from .plots import compare
+
+            print(compare(a.run_dirs, a.output, a.label, allow_import=a.allow_import))
+            return 0
+        if a.command == "report":
+            from .plots import report
+
+            print(report(a.run_dir, a.output, a.top, allow_import=a.allow_import))
+            return 0
+        if a.command in ("spaces", "evaluators", "strategies", "runners"):
+            return _list({"strategies": "strategy"}.get(a.command, a.command[:-1]), a)
         if a.command == "hash":
             return _hash(a)
         if a.command == "reproduce":

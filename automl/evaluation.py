@@ -196,7 +196,8 @@ class Seam:
         return dataclasses.replace(result, cache=HIT, charged=0, cost_s=ticket.probe_cost, saved_s=saved,
                                    constraints=constraints,
                                    objectives=self.own_objectives(ticket.candidate, result.status, result.objectives),
-                                   structural_hash=ticket.structural_hash, hash=ticket.hash, extra=None)
+                                   structural_hash=ticket.structural_hash, hash=ticket.hash,
+                                   extra={"coalesced": True})
 
     # --- resume ---------------------------------------------------------------------------------
     def refill(self, records: Iterable[Record]) -> int:

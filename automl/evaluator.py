@@ -84,6 +84,14 @@ class Evaluator:
         """
         raise NotImplementedError
 
+    def reference(self) -> dict[str, dict[str, Any]]:
+        """Known reference values of objectives, drawn as lines on plots and listed in reports:
+        ``{objective: {"value": float, "label": str}}`` (e.g. a benchmark table's optimum, the
+        score of a hand-designed baseline).  Default: none.  Called on the reading side
+        (``automl plot``/``report``), so it must be cheap and need nothing the evaluation needs
+        (no device, no training)."""
+        return {}
+
     def candidate_objectives(self, genome: Any, space: Any) -> Mapping[str, float]:
         """The :attr:`per_candidate` objectives of ``genome`` (required when any are declared)."""
         raise NotImplementedError(f"{type(self).__name__} declares per_candidate objectives "

@@ -18,10 +18,15 @@ Strict by design:
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import inspect
+import json
+import re
+import types
 from importlib import metadata
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import _optional
 from .errors import ConfigError, RegistryError
@@ -238,26 +243,255 @@ def get_class(family: str, name: str, allow_import: bool = False) -> Callable[..
     return _resolve(target, f"{family} {name!r}")
 
 
+# --- options: one source for validating, listing and documenting ------------------------------
+#
+# A plugin's options are its constructor's keyword parameters: names, defaults and annotations
+# come from the signature, docs from the class (or ``__init__``) docstring.  :func:`check_options`
+# (called by :func:`create` before anything is built) and :func:`options` (``automl evaluators
+# --options NAME``) read the same :func:`_specs`, so what is listed is exactly what is accepted.
+#
+# A constructor that forwards ``**kwargs`` to another callable (an Optuna strategy to its sampler)
+# declares it with a classmethod ``forwarded_options() -> (target, excluded_names)``; the target's
+# JSON-settable parameters then count as the plugin's own options.
+#
+# Docstrings are parsed here rather than with a docstring library: the core installs with numpy and
+# xxhash only, and the forms needed are few (see :func:`option_docs`).
+
+REQUIRED: Any = inspect.Parameter.empty  # the default of an option that must be given
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One constructor option of a plugin."""
+
+    name: str
+    type: str  # the annotation as written ("" when unannotated)
+    default: Any  # REQUIRED when it must be given
+    doc: str
+    source: str = ""  # where the option goes when not to the plugin itself (e.g. "optuna.samplers.TPESampler")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the default as JSON when it is, else its repr)."""
+        default: Any = None if self.required else self.default
+        try:
+            json.dumps(default)
+        except (TypeError, ValueError):
+            default = repr(default)
+        return {"name": self.name, "type": self.type, "default": default, "required": self.required,
+                "doc": self.doc, "source": self.source}
+
+
+_SECTION = re.compile(r"^(Options|Args|Arguments|Parameters|Keyword [Aa]rgs|Other Parameters)\s*:?\s*$")
+_END = re.compile(r"^(Returns|Yields|Raises|Note|Notes|Example|Examples|Attributes|See Also|Warns|Warning)\s*:?\s*$"
+                  r"|^\.\. ")
+_BULLET = re.compile(r"^[-*]\s+``(\w+)``\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")  # - ``name`` (type): doc
+_ENTRY = re.compile(r"^\**(\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")  # name (type): doc, in a section
+
+
+def _role(m: re.Match) -> str:  # Sphinx roles as plain text: :obj:`True` -> True, :class:`~a.b.C` -> C
+    text = m.group(1)
+    return text.rsplit(".", 1)[-1] if text.startswith("~") else text
+
+
+def _clean(text: str) -> str:
+    text = re.sub(r":\w+:`([^`]*)`", _role, text)
+    return re.sub(r"\s+", " ", text).strip().rstrip(";").strip()
+
+
+def _public_name(obj: Any) -> str:
+    """``package.Class`` for a class defined in ``package._private.module`` and exported higher up."""
+    module, qual = getattr(obj, "__module__", "?"), getattr(obj, "__qualname__", "?")
+    parts = module.split(".")
+    for i in range(1, len(parts) + 1):
+        mod = importlib.import_module(".".join(parts[:i])) if i < len(parts) else None
+        if mod is not None and getattr(mod, qual, None) is obj:
+            return f"{mod.__name__}.{qual}"
+    return f"{module}.{qual}"
+
+
+def option_docs(doc: str | None) -> dict[str, str]:
+    """``{option: doc}`` from a docstring, in the forms this project and Optuna use:
+
+    * bullets anywhere: ``- ``name``: doc`` or ``* ``name`` (type): doc``, continued by indented lines;
+    * a Google-style section (``Options:``, ``Args:``, ``Parameters:``): ``name: doc`` or
+      ``name (type): doc`` entries, the doc on the same or the following, more indented, lines.
+
+    Only the first paragraph of each entry is kept."""
+    lines = inspect.cleandoc(doc or "").splitlines()
+    out: dict[str, str] = {}
+    cur: str | None = None
+    cur_indent = 0
+    section_indent: int | None = None
+    buf: list[str] = []
+
+    def flush() -> None:
+        if cur is not None and cur not in out:
+            out[cur] = _clean(" ".join(buf))
+
+    for raw in lines:
+        stripped = raw.strip()
+        indent = len(raw) - len(raw.lstrip())
+        if not stripped:
+            if cur is not None and buf:  # a paragraph ends the entry's doc
+                flush()
+                cur = None
+            continue
+        if _SECTION.match(stripped):
+            flush()
+            cur, section_indent = None, None
+            section_indent = -1  # set by the first entry
+            continue
+        if _END.match(stripped) and (section_indent is None or section_indent < 0 or indent <= section_indent):
+            flush()
+            cur, section_indent = None, None
+            continue
+        m = _BULLET.match(stripped)
+        in_section = section_indent is not None and (section_indent < 0 or indent <= section_indent)
+        if not m and in_section:
+            m = _ENTRY.match(stripped)
+            if m and section_indent is not None and section_indent < 0:
+                section_indent = indent
+        if m and (cur is None or indent <= cur_indent):
+            flush()
+            cur, cur_indent, buf = m.group(1), indent, [m.group(3)]
+            continue
+        if cur is not None and (indent > cur_indent or not _BULLET.match(stripped)):
+            buf.append(stripped)
+            continue
+        if section_indent is not None and section_indent >= 0 and indent < section_indent:
+            flush()
+            cur, section_indent = None, None
+    flush()
+    prose = _clean(" ".join(lines))
+    sentences = re.split(r"(?<!e\.g\.)(?<!i\.e\.)(?<=\.)\s+(?=[A-Z`(*-])", prose)
+    for name in re.findall(r"``(\w+)(?:[ =][^`]*)?``", prose):  # prose: the first sentence naming ``name``
+        if name not in out:
+            pattern = re.compile(rf"``{name}(?:[ =][^`]*)?``")
+            sentence = re.sub(r"^[-*]\s+", "", next((x for x in sentences if pattern.search(x)), ""))
+            out[name] = re.sub(rf"^``{name}``\s*:\s*", "", sentence)
+    return {k: v for k, v in out.items() if v}
+
+
+@functools.lru_cache(maxsize=256)
+def _docs_of(cls: Any) -> Mapping[str, str]:
+    """Option docs of ``cls``: its docstring, then its ``__init__``'s, then its bases' (the first
+    that documents a name wins)."""
+    out: dict[str, str] = {}
+    for klass in (inspect.getmro(cls) if inspect.isclass(cls) else (cls,)):
+        if klass is object:
+            continue
+        for doc in (klass.__dict__.get("__doc__") if inspect.isclass(klass) else klass.__doc__,
+                    getattr(klass.__dict__.get("__init__"), "__doc__", None) if inspect.isclass(klass) else None):
+            for k, v in option_docs(doc).items():
+                out.setdefault(k, v)
+    return types.MappingProxyType(out)
+
+
+_JSON_TYPES = frozenset(("int", "float", "bool", "str", "None", "NoneType", "dict", "list", "tuple", "Any",
+                         "Sequence", "Mapping", "Literal", "Optional", "Union", "typing", "collections", "abc"))
+
+
+def _json_settable(p: inspect.Parameter) -> bool:
+    """False for a parameter that takes an object no JSON option can give (a callable, a sampler)."""
+    if callable(p.default) and p.default is not p.empty:
+        return False
+    ann = p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
+    if p.annotation is p.empty:
+        return True
+    return set(re.findall(r"[A-Za-z_]\w*", ann)) <= _JSON_TYPES
+
+
+def _type_text(p: inspect.Parameter) -> str:
+    if p.annotation is not p.empty:
+        return p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
+    if p.default is not p.empty and p.default is not None:
+        return type(p.default).__name__
+    return ""
+
+
+def _signature(cls: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(cls)
+    except (TypeError, ValueError):  # a builtin or C type: nothing to introspect
+        return None
+
+
+def _params(sig: inspect.Signature) -> list[inspect.Parameter]:
+    return [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def forwarded_options(cls: Any) -> list[Option]:
+    """The options ``cls`` forwards through ``**kwargs`` (its ``forwarded_options`` hook), or []."""
+    hook = getattr(cls, "forwarded_options", None)
+    if hook is None:
+        return []
+    target, excluded = hook()
+    sig = _signature(target)
+    if sig is None:
+        return []
+    docs = _docs_of(target)
+    source = _public_name(target)
+    return [Option(p.name, _type_text(p), p.default, docs.get(p.name, ""), source)
+            for p in _params(sig) if p.name not in excluded and _json_settable(p)]
+
+
+def option_specs(cls: Any) -> tuple[list[Option], bool] | None:
+    """``(options, accepts_any)`` of a plugin class: its constructor's keyword parameters (with
+    the ones it forwards), and whether it also takes any other name (``**kwargs`` it does not
+    declare as forwarded).  None when the constructor cannot be introspected."""
+    sig = _signature(cls)
+    if sig is None:
+        return None
+    docs = _docs_of(cls)
+    own = [Option(p.name, _type_text(p), p.default, docs.get(p.name, "")) for p in _params(sig)]
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    if var_kw and getattr(cls, "forwarded_options", None) is not None:
+        return own + [o for o in forwarded_options(cls) if o.name not in {x.name for x in own}], False
+    return own, var_kw
+
+
+def options(family: str, name: str, allow_import: bool = False) -> list[Option]:
+    """The options of registered plugin ``name`` of ``family`` (space, evaluator, strategy,
+    runner): name, type, default and doc of each, from the source :func:`create` validates with.
+    ``Option.to_dict()`` gives JSON-able records.  A plugin whose constructor also takes any
+    ``**options`` lists its named ones (``accepts_any_options`` tells)."""
+    if family not in _registry:
+        raise RegistryError(f"unknown plugin family {family!r}; one of {', '.join(FAMILIES)}")
+    specs = option_specs(get_class(family, name, allow_import))
+    return [] if specs is None else specs[0]
+
+
+def accepts_any_options(family: str, name: str, allow_import: bool = False) -> bool:
+    """True when plugin ``name`` takes ``**options`` beyond the ones :func:`options` lists."""
+    specs = option_specs(get_class(family, name, allow_import))
+    return specs is None or specs[1]
+
+
 def check_options(family: str, name: str, cls: Callable[..., Any], options: dict[str, Any]) -> None:
     """ConfigError naming the valid options when ``options`` has a name ``cls`` does not take, or
-    lacks one it requires.  Constructors taking ``**kwargs`` accept any name."""
-    try:
-        sig = inspect.signature(cls)
-    except (TypeError, ValueError):  # a builtin or C type: let the call speak
+    lacks one it requires.  Constructors taking undeclared ``**kwargs`` accept any name."""
+    specs = option_specs(cls)
+    if specs is None:  # let the call speak
         return
-    params = sig.parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    valid = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"{family} {name!r} has no option {', '.join(map(repr, unknown))}; valid options: "
-                          f"{', '.join(valid) or 'none'}")
-    missing = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD,
-                                                                             p.KEYWORD_ONLY)
-               and p.name not in options]
+    listed, accepts_any = specs
+    if not accepts_any:
+        valid = [o.name for o in listed]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            hint = f" (`automl {_plural(family)} --options {name}` documents them)" if family in FAMILIES else ""
+            raise ConfigError(f"{family} {name!r} has no option {', '.join(map(repr, unknown))}; valid options: "
+                              f"{', '.join(valid) or 'none'}{hint}")
+    missing = [o.name for o in listed if o.required and not o.source and o.name not in options]
     if missing:
         raise ConfigError(f"{family} {name!r} needs option(s) {', '.join(missing)}")
+
+
+def _plural(family: str) -> str:
+    return {"strategy": "strategies"}.get(family, f"{family}s")
 
 
 def create(family: str, name: str, allow_import: bool = False, **options: Any) -> Any:

@@ -1,16 +1,16 @@
-"""Reading a run back: the ``automl show`` summary and the ``automl plot`` figure."""
+"""Reading a run back: the ``automl show`` summary, ``automl reproduce``; the figures and the HTML
+report are in :mod:`automl.plots`."""
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from typing import Any
 
 from .api import load_run
 from .hypervolume import hypervolume
-from .objectives import best_so_far, feasible, fitness, pareto_front, value
+from .objectives import feasible, fitness, pareto_front, value
 from .policy import seconds_saved
-from .types import HIT, MISS, OK, PARTIAL, Direction, Objective, objectives_of
+from .types import HIT, MISS, PARTIAL, Direction, Objective, objectives_of
 
 
 def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Objective, ...]:
@@ -69,7 +69,7 @@ def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_imp
     out = {"run_dir": run_dir, "space": meta["config"]["space"]["name"],
            "evaluator": meta["config"]["evaluator"]["name"], "strategy": meta["config"]["strategy"]["name"],
            "seed": meta["config"]["seed"], "candidates": len(recs), "charged_evaluations": charged,
-           "cache": by_cache, "status": by_status,
+           "cache": by_cache, "status": by_status, "coalesced": sum(1 for r in recs if r.get("coalesced")),
            "hit_rate": by_cache[HIT] / len(recs) if recs else 0.0,
            "distinct_functions": len({r.get("hash") for r in recs if r.get("hash")}),
            "evaluations_saved": by_cache[HIT], "evaluator_seconds": sum(r.get("cost_s", 0.0) for r in real),
@@ -118,7 +118,9 @@ def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool =
     lines = [f"run {s['run_dir']}  ({s['space']} / {s['evaluator']} / {s['strategy']}, seed {s['seed']})",
              f"candidates {s['candidates']}   charged evaluations {s['charged_evaluations']}   "
              f"distinct functions {s['distinct_functions']}",
-             f"cache: {s['cache'][HIT]} hits, {s['cache'][PARTIAL]} partial, {s['cache'][MISS]} misses   "
+             f"cache: {s['cache'][HIT]} hits"
+             + (f" ({s['coalesced']} waited on an in-flight twin)" if s.get("coalesced") else "")
+             + f", {s['cache'][PARTIAL]} partial, {s['cache'][MISS]} misses   "
              f"hit rate {100 * s['hit_rate']:.1f}%   evaluations saved {s['evaluations_saved']}   "
              f"evaluator seconds spent {s['evaluator_seconds']:.2f}, saved ~{s['evaluator_seconds_saved']:.2f}",
              "status: " + ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))]
@@ -145,62 +147,13 @@ def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool =
 
 
 def plot(run_dir: str, output: str | None = None, allow_import: bool = False) -> str:
-    """Write a PNG: best-so-far vs charged evaluations, cumulative cache-hit rate, and the Pareto
-    front when the evaluator has several objectives.  Returns the PNG path."""
-    from ._optional import require
+    """Write the run's PNG (default ``<run_dir>/progress.png``): best-so-far and cumulative
+    cache-hit rate against charged evaluations, status counts, one Pareto panel per pair of
+    objectives, reference lines where the evaluator knows them (see :mod:`automl.plots`).
+    Returns the PNG path."""
+    from .plots import plot as _plot
 
-    matplotlib = require("matplotlib", "automl plot")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    meta, recs = load_run(run_dir)
-    dirs = _directions(meta, allow_import)
-    primary = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})), "objective")
-    objective = Objective(primary, Direction(dirs.get(primary, "min")))
-    maximize = objective.direction is Direction.MAX
-    multi = len(dirs) > 1
-    fig, axes = plt.subplots(1, 3 if multi else 2, figsize=(15 if multi else 10, 4))
-    xs, ys, charged = [], [], 0
-    hit_x, hit_y, n_hit = [], [], 0
-    so_far = best_so_far(recs, objective)
-    for i, (r, best_v) in enumerate(zip(recs, so_far), 1):
-        charged += int(r.get("charged", 0))
-        n_hit += r.get("cache") == HIT
-        hit_x.append(i)
-        hit_y.append(100.0 * n_hit / i)
-        if best_v is not None:
-            xs.append(charged)
-            ys.append(best_v)
-    axes[0].step(xs, ys, where="post")
-    axes[0].set_xlabel("charged evaluations")
-    axes[0].set_ylabel(f"best {primary} so far")
-    if not maximize and ys and min(ys) > 0:
-        axes[0].set_yscale("log")
-    axes[1].plot(hit_x, hit_y)
-    axes[1].set_xlabel("candidates")
-    axes[1].set_ylabel("cumulative cache-hit rate (%)")
-    if multi:
-        a, b = list(dirs)[:2]
-        ok = [r for r in recs if r["status"] == OK and a in r["objectives"] and b in r["objectives"]
-              and feasible(r)]
-        pts = [(r["objectives"][a], r["objectives"][b]) for r in ok]
-        front = [(r["objectives"][a], r["objectives"][b]) for r in pareto_front(ok, {a: dirs[a], b: dirs[b]})]
-        if pts:
-            axes[2].scatter(*zip(*pts), s=4, alpha=0.3, label="candidates")
-        if front:
-            axes[2].step(*zip(*front), where="post", color="C3", marker="o", ms=3, label="Pareto front")
-        axes[2].set_xlabel(a)
-        axes[2].set_ylabel(b)
-        if Direction(dirs[a]) is Direction.MIN and pts and min(p[0] for p in pts) > 0:
-            axes[2].set_xscale("log")
-        axes[2].legend()
-    fig.suptitle(f"{meta['config']['space']['name']} / {meta['config']['evaluator']['name']} / "
-                 f"{meta['config']['strategy']['name']}")
-    fig.tight_layout()
-    output = output or os.path.join(run_dir, "progress.png")
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
-    return output
+    return _plot(run_dir, output, allow_import)
 
 
 def reproduce(run_dir: str, top: int = 1, allow_import: bool = False) -> list[dict[str, Any]]:

@@ -183,7 +183,8 @@ def classify_objectives(objectives: Any) -> tuple[Status, dict[str, float], str 
 
 # --- the run-log record ----------------------------------------------------------------------------
 
-_OPTIONAL = ("params", "origin", "stats", "worker", "attempts", "trial_id", "constraints", "info", "failure")
+_OPTIONAL = ("params", "origin", "stats", "worker", "attempts", "trial_id", "constraints", "info", "failure",
+             "coalesced")
 _MAPPINGS = frozenset(("params", "stats", "constraints", "info"))
 
 
@@ -218,6 +219,7 @@ class Record:
     constraints: Mapping[str, float] | None = None
     info: Mapping[str, Any] | None = None
     failure: str | None = None  # failed evaluations: final / transient / timeout (see automl.cache)
+    coalesced: bool | None = None  # a hit answered by waiting on an in-flight twin (not from the stored cache)
 
     @classmethod
     def of(cls, cand: Candidate, res: EvalResult, t: float | None = None,
@@ -228,7 +230,8 @@ class Record:
                    res.structural_hash, res.hash, res.cost_s, res.charged, res.n, res.error, t, res.saved_s,
                    cand.params, meta.get("origin") if meta else None, stats or None,
                    extra.get("worker") if extra else None, extra.get("attempts") if extra else None, trial_id,
-                   res.constraints, res.info, extra.get("failure") if extra else None)
+                   res.constraints, res.info, extra.get("failure") if extra else None,
+                   extra.get("coalesced") if extra else None)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "parents": list(self.parents), "generation": self.generation,
@@ -258,6 +261,8 @@ class Record:
             d["info"] = dict(self.info)
         if self.failure is not None:
             d["failure"] = self.failure
+        if self.coalesced is not None:
+            d["coalesced"] = self.coalesced
         return d
 
     @classmethod

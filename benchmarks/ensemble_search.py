@@ -21,6 +21,17 @@ final retrained networks.  Writes benchmarks/results/ensemble_search.json after 
 (``partial`` true until everything ran).
 
     nice -n 10 python benchmarks/ensemble_search.py [--data PATH] [--tiny]
+
+OFA MobileNetV3 base, CPU smoke (``--base ofa-mbv3 --quick``; writes
+benchmarks/results/ensemble_search_ofa.json, never the NB201 file): NEAS's own layer-wise space
+(20 block slots, MBConv k {3,5,7} x e {4,6} + skip, width 1.0, 32x32 inputs) on a small CIFAR-10
+subset, protocol in OFA_QUICK and in the results file: one K=2 supernet with split points {16, 20}
+and one shrink, evolution of K=2 ensembles at split 16 under the MACs of the largest single network,
+evolution of single networks under the found ensemble's MACs (same evaluation budget), both
+retrained from scratch and tested on a test subset.  Minutes, one seed: it shows the OFA path end to
+end (supernet, shrinking, constrained search, retraining), not NEAS's claim.
+
+    nice -n 10 python benchmarks/ensemble_search.py --base ofa-mbv3 --quick [--data PATH]
 """
 from __future__ import annotations
 
@@ -45,6 +56,11 @@ TINY = dict(channels=4, cells=1, train_per_class=20, val_per_class=5, supernet_e
             score_samples=4, probe_images=50, search_budget=8, population=4, tournament=2, retrain_epochs=1,
             batch_size=64, tau_sample=3,
             seeds=[0, 1], test_per_class=5, threads=1)
+
+
+OFA_QUICK = dict(train_per_class=100, val_per_class=20, test_per_class=100, supernet_epochs=3, shrink_every=2,
+                 score_samples=8, probe_images=200, batch_size=64, splits=[16, 20], search_split=16,
+                 search_budget=16, population=8, tournament=3, retrain_epochs=4, seeds=[0], threads=1)
 
 
 def protocol_text(p: dict, data: str) -> str:
@@ -74,7 +90,16 @@ def main(argv=None) -> int:
                     "OUT_tau.json (run it beside `--part seeds` with the same --work: it retrains its sample, then "
                     "waits for the seed-0 supernets); all: both, one after the other")
     ap.add_argument("--merge", action="store_true", help="fold OUT_tau.json into OUT (after --part seeds/tau)")
+    ap.add_argument("--base", choices=("nb201-stages", "ofa-mbv3"), default="nb201-stages",
+                    help="layer-wise base; ofa-mbv3 runs only as --quick (a CPU smoke, its own results file)")
+    ap.add_argument("--quick", action="store_true", help="with --base ofa-mbv3: the OFA_QUICK protocol")
     a = ap.parse_args(argv)
+    if a.base == "ofa-mbv3":
+        if not a.quick:
+            raise SystemExit("--base ofa-mbv3 runs as --quick only (a CPU smoke of the OFA path)")
+        out = a.out if a.out != str(ROOT / "benchmarks" / "results" / "ensemble_search.json") else \
+            str(ROOT / "benchmarks" / "results" / "ensemble_search_ofa.json")
+        return ofa_quick(a.data, a.work + "-ofa", out, a.tiny)
     tau_out = a.out[:-5] + "_tau.json" if a.out.endswith(".json") else a.out + "_tau.json"
     if a.merge:
         return _merge(a.out, tau_out, (TINY if a.tiny else FULL)["seeds"])
@@ -211,6 +236,104 @@ def main(argv=None) -> int:
     write()
     if a.part == "all":
         _table(res)
+    return 0
+
+
+def ofa_quick(data_path: str, work: str, out: str, tiny: bool = False) -> int:
+    """The OFA MobileNetV3 smoke (see the module docstring and OFA_QUICK)."""
+    import torch
+
+    from automl.registry import get_space
+    from evaluators.ensemble import retrain, search, train_supernet
+    from evaluators.supernet import data as _data
+    from search_spaces.ensemble import Ensemble
+
+    p = dict(OFA_QUICK)
+    if tiny:  # seconds: generated 32x32 data
+        p.update(train_per_class=4, val_per_class=2, test_per_class=2, supernet_epochs=2, shrink_every=1,
+                 score_samples=2, probe_images=20, batch_size=20, search_budget=4, population=2, tournament=2,
+                 retrain_epochs=1)
+        data = "synthetic:200:40:32:0"
+    else:
+        if not Path(data_path).exists():
+            raise SystemExit(f"CIFAR-10 npz not found at {data_path} (pass --data PATH)")
+        data = data_path
+    torch.set_num_threads(p["threads"])
+    images = _data.resolve(data)
+    work_dir = Path(work)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    protocol = (f"data {data}; base ofa-mbv3 (20 block slots, MBConv k{{3,5,7}} x e{{4,6}} + skip, w1.0, 32x32), "
+                f"train split first {p['train_per_class']}/class, validation next {p['val_per_class']}/class, test "
+                f"first {p['test_per_class']}/class of the test set; supernet K=2, split points {p['splits']}, "
+                f"{p['supernet_epochs']} epochs, batch {p['batch_size']}, SGD 0.05/0.9/2.5e-4 cosine, clip 5, crop+flip, "
+                f"BN batch statistics, shrink 1 op/slot every {p['shrink_every']} epochs by potential + 1.0*diversity "
+                f"({p['score_samples']} ensembles on {p['probe_images']} images); search: aging evolution (population "
+                f"{p['population']}, tournament {p['tournament']}), {p['search_budget']} charged evaluations; K=2 at "
+                f"split {p['search_split']}, members not equal, MACs budget = largest single network (constraint); "
+                f"single (K=1): same budget, MACs budget = the found ensemble's; retrain {p['retrain_epochs']} epochs "
+                f"from scratch, batch {p['batch_size']}, SGD nesterov 0.05/0.9/5e-4 cosine; torch threads "
+                f"{p['threads']}; seeds {p['seeds']}")
+    res = {"protocol": protocol, "base": "ofa-mbv3", "per_seed": [], "partial": True}
+    t_all = time.perf_counter()
+    for seed in p["seeds"]:
+        t0 = time.perf_counter()
+        ck = work_dir / f"s{seed}"
+        summ = train_supernet(ck, base="ofa-mbv3", epochs=p["supernet_epochs"], batch_size=p["batch_size"], data=data,
+                              train_per_class=p["train_per_class"], k=2, splits=p["splits"],
+                              shrink_every=p["shrink_every"], score_samples=p["score_samples"],
+                              probe_images=p["probe_images"], seed=seed, device="cpu", threads=p["threads"],
+                              images=images)
+        t_sn = time.perf_counter() - t0
+        single_space = get_space("ofa-ensemble", k=1, splits=[20], base_options={"num_classes": images.num_classes})
+        largest = Ensemble(20, tuple(["k7e6"] * 20), ((),), "ofa-ensemble")
+        budget = float(single_space.macs(largest))
+        sk = dict(budget=p["search_budget"], val_per_class=p["val_per_class"], device="cpu", threads=p["threads"],
+                  seed=seed, strategy_options={"population_size": p["population"], "tournament_size": p["tournament"]})
+        runs = {}
+        for name, kw in (("ensemble", dict(k=2, macs_budget=budget, splits=[p["search_split"]], distinct=True)),):
+            runs[name] = search(ck, work_dir / f"s{seed}-{name}", **kw, **sk)
+        b = runs["ensemble"]["best_feasible"]
+        runs["single"] = search(ck, work_dir / f"s{seed}-single", k=1, macs_budget=b["objectives"]["macs"], **sk)
+        row = {"seed": seed, "supernet_s": round(t_sn, 1), "macs_budget": budget,
+               "alive_ops_after_shrink": summ["history"][-1]["alive_ops"],
+               "dropped": [h["dropped"] for h in summ["history"]]}
+        for name, s in runs.items():
+            best = s["best_feasible"]
+            space = get_space("ofa-ensemble", **s["space_options"])
+            g = space.from_text(best["candidate"])
+            t1 = time.perf_counter()
+            r = retrain(g, space, images, epochs=p["retrain_epochs"], batch_size=p["batch_size"], seed=seed,
+                        train_per_class=p["train_per_class"], test_per_class=p["test_per_class"], device="cpu")
+            with open(Path(s["run_dir"]) / "candidates.jsonl", encoding="utf-8") as f:
+                recs = [json.loads(line) for line in f]
+            ok = [x for x in recs if x.get("status") == "ok"]
+            row[name] = {"genome": best["candidate"], "supernet_val_acc": best["objectives"]["ensemble_accuracy"],
+                         "macs": best["objectives"]["macs"], "retrained_macs": r["macs"], "test_acc": r["test_acc"],
+                         "test_images": r["test_images"], "retrain_s": round(time.perf_counter() - t1, 1),
+                         "candidates": len(ok), "over_budget": sum(1 for x in ok if x["constraints"]["macs"] > 0)}
+            allowed = budget if name == "ensemble" else b["objectives"]["macs"]
+            print(f"seed {seed} {name}: test {r['test_acc']:.2f}%, {r['macs'] / 1e6:.2f} MMACs (budget "
+                  f"{allowed / 1e6:.2f}), supernet val {best['objectives']['ensemble_accuracy']:.2f}%", flush=True)
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        res["per_seed"].append(row)
+        res["timing_s"] = {"total": round(time.perf_counter() - t_all, 1)}
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(res, indent=1))
+    res["partial"] = False
+    res["ensemble_acc"] = [r["ensemble"]["test_acc"] for r in res["per_seed"]]
+    res["single_acc"] = [r["single"]["test_acc"] for r in res["per_seed"]]
+    res["flops"] = {"unit": "MACs", "ensemble": [r["ensemble"]["macs"] for r in res["per_seed"]],
+                    "single": [r["single"]["macs"] for r in res["per_seed"]]}
+    Path(out).write_text(json.dumps(res, indent=1))
+    print(f"\n{'seed':>4s} {'':9s} {'test top-1':>10s} {'MMACs':>8s} {'val (supernet)':>15s} {'over budget':>12s}")
+    for r in res["per_seed"]:
+        for name in ("ensemble", "single"):
+            x = r[name]
+            print(f"{r['seed']:4d} {name:9s} {x['test_acc']:10.2f} {x['macs'] / 1e6:8.2f} {x['supernet_val_acc']:15.2f} "
+                  f"{x['over_budget']:5d}/{x['candidates']:<6d}")
+        print(f"     MACs single/ensemble {r['single']['macs'] / r['ensemble']['macs']:.3f}; "
+              f"budget {r['macs_budget'] / 1e6:.2f} MMACs")
+    print(f"wrote {out} ({res['timing_s']['total']:.0f} s)")
     return 0
 
 

@@ -11,4 +11,7 @@ register_space("ofa-mbv3", "search_spaces.ofa:OFASpace",
                "OFA MobileNetV3 sub-networks (ks, e, d, r; DyNAS-T's text form)")
 register_space("nb201-ensemble", "search_spaces.ensemble:EnsembleSpace",
                "NEAS ensembles: K NB201 networks (one genotype per stage) sharing their first layers")
+register_space("ofa-ensemble", "search_spaces.ensemble:OFAEnsembleSpace",
+               "NEAS ensembles: K OFA MobileNetV3 networks (per block slot: MBConv k x e or skip) "
+               "sharing their first layers")
 set_default("space", "expressions")

@@ -6,13 +6,18 @@ ensemble is the network ``shared + branches[m]``; the ensemble's output is the m
 members' logits.  This module is numpy-only (no torch).
 
 Layer-wise base spaces
-  A base is a small class (see :class:`NB201Stages`) that says how many layers there are, how a
-  layer choice is drawn, mutated, written and read, how it splits into *decisions* (one op index
-  per decision: the unit search-space shrinking works on), its multiply-accumulate count, and the
-  functional digest of a layer choice -- taken from the base's registered search space through
-  ``automl.hashing.Hasher``, so the ensemble hash follows the base's probe.  ``BASES`` maps a
-  name to the class; a MobileNetV3/OFA base (layer = MBConv kernel x expansion or skip, one
-  decision per layer) plugs in by implementing the same methods.
+  A base (:class:`LayerwiseBase`; ``BASES`` maps a name to the class) is a network of ``n_layers``
+  searchable layers, each one *choice* made of ``decisions_per_layer`` decisions (one op index
+  each, ``0..n_ops-1``: the unit search-space shrinking works on).  It says which ops each
+  decision may take (``default_allowed``), how a layer choice is drawn, written, read and keyed
+  (``sample_layer``, ``codes``/``from_codes``, ``to_text``/``from_text``, ``structural_key``),
+  the functional digest of a choice (``digest``) and the multiply-accumulates of the stem (run
+  once, in the trunk), of each layer choice and of one head (one per member branch).  Two bases
+  ship: :class:`NB201Stages` (NB201 with one cell genotype per stage; 3 layers of 6 decisions)
+  and :class:`OFALayers` (OFA MobileNetV3's 20 block slots, one decision each: an MBConv kernel x
+  expansion or skip, as in NEAS's released networks).  The torch half of a base (shared supernet
+  trunk and K branches, the stand-alone network) is its supernet adapter in
+  :mod:`evaluators.ensemble.network`.
 
 Functional hash (the ensemble is one function)
   A member is identified by the tuple of its layers' functional digests (equal tuples compute the
@@ -43,14 +48,53 @@ from .cells import nb201 as _nb201
 PROBE_DIM = 16
 
 
-# --- layer-wise base: NB201 with one genotype per stage ---------------------------------------------
+# --- the layer-wise base interface -------------------------------------------------------------------
 
-class NB201Stages:
+class LayerwiseBase:
+    """What the ensemble space needs from a layer-wise base space (subclass it, put it in ``BASES``).
+
+    Class attributes: ``name``; ``n_layers`` (searchable layers = possible split points 0..L);
+    ``decisions_per_layer`` (op indices per layer choice); ``n_ops`` (op indices 0..n_ops-1).
+    A *choice* is any immutable, comparable value the base picks for one layer.  Methods:
+
+    * ``config()``: the JSON-able keyword options that rebuild the base;
+    * ``default_allowed(layer)``: per decision, the op indices the layer may take (default all);
+    * ``sample_layer(layer, rng, allowed)``: a choice whose decision ``d`` is drawn from ``allowed[d]``;
+    * ``codes(choice)`` / ``from_codes(layer, codes)``: a choice as op indices and back;
+    * ``to_text(choice)`` / ``from_text(text)``: one whitespace-free token per choice;
+    * ``validate_layer(layer, choice)``: raise ``InvalidCandidate`` when the choice cannot sit at ``layer``;
+    * ``structural_key(choice)``: equal keys = the same layer, as written;
+    * ``digest(choice)``: the layer's *functional* identity (equal digests compute the same
+      function at the same position, with the supernet's weights);
+    * ``fixed_macs()`` (the stem: counted once, in the trunk), ``layer_macs(layer, choice)``,
+      ``head_macs()`` (counted once per distinct member branch).
+    """
+
+    name = ""
+    n_layers = 0
+    decisions_per_layer = 1
+    n_ops = 1
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def default_allowed(self, layer: int) -> list[list[int]]:
+        return [list(range(self.n_ops)) for _ in range(self.decisions_per_layer)]
+
+    def validate_layer(self, layer: int, choice: Any) -> None:
+        return None
+
+
+# --- NB201 with one genotype per stage -----------------------------------------------------------------
+
+class NB201Stages(LayerwiseBase):
     """NB201's skeleton (stem, 3 stages of ``cells`` cells at C, 2C, 4C channels, ResNet reduction
     blocks, head) with **one cell genotype per stage**: layer ``l`` = the reduction block into
     stage ``l`` (none for stage 0) + the stage's ``cells`` cells.  Decisions: the 6 edges of the
     stage's cell, 5 ops each (``search_spaces.cells.nb201.OPS`` order).  MACs: convolutions and the
-    linear head on 32x32 inputs, live edges only (a dead edge computes nothing)."""
+    linear head on 32x32 inputs, live edges only (a dead edge computes nothing).  A layer's
+    functional digest is its cell's, from the registered ``nb201`` space (so a dead edge's op does
+    not matter)."""
 
     name = "nb201-stages"
     space = "nb201"  # the registered space whose functional digest identifies one layer choice
@@ -75,7 +119,7 @@ class NB201Stages:
     def codes(self, choice) -> tuple[int, ...]:
         return tuple(choice.codes)
 
-    def from_codes(self, codes: Sequence[int]):
+    def from_codes(self, layer: int, codes: Sequence[int]):
         return _nb201.NB201Cell.from_codes(codes)
 
     def to_text(self, choice) -> str:
@@ -112,6 +156,117 @@ class NB201Stages:
         return macs
 
 
+# --- OFA MobileNetV3, one layer per block slot ------------------------------------------------------------
+
+class OFALayers(LayerwiseBase):
+    """OFA MobileNetV3 (``search_spaces.ofa``: first conv, first block, 5 stages x 4 block slots,
+    head) as NEAS's layer-wise space: **layer ``l`` = block slot ``l``** (20 layers), one decision
+    per layer whose ops are ``skip`` (op 0) and every MBConv ``k{kernel}e{expansion}`` of
+    ``kernels`` x ``expansions`` (default NEAS's {3,5,7} x {4,6}: 7 ops; OFA's supernet also
+    runs expansion 3).  The first slot of a stage changes width and stride, so it is never
+    ``skip``; any later slot may be (a superset of OFA's elastic depth, which only drops a
+    stage's trailing slots).  Choices are their text tokens (``"k5e6"``, ``"skip"``).
+
+    The digest of a choice is its token: with the supernet's weights fixed, distinct (kernel,
+    expansion) pairs at one slot are distinct functions (other kernel crops or channel counts,
+    see ``OFASpace``) and skip is the identity.  MACs come from the OFA counter
+    (``search_spaces.ofa.counter``, the one the hardware-aware evaluators use) at ``resolution``
+    and ``num_classes``; stem = first conv + first block, head = final expand + feature mix +
+    classifier."""
+
+    name = "ofa-mbv3"
+    n_layers = 20
+    decisions_per_layer = 1
+    SKIP = "skip"
+
+    def __init__(self, width: float = 1.0, resolution: int = 32, num_classes: int = 10,
+                 kernels: Sequence[int] = (3, 5, 7), expansions: Sequence[int] = (4, 6)):
+        from .ofa import space as _ofa
+
+        if float(width) not in (1.0, 1.2):
+            raise ConfigError(f"width must be 1.0 or 1.2 (the OFA MobileNetV3 supernets), got {width!r}")
+        ks, es = sorted({int(k) for k in kernels}), sorted({int(e) for e in expansions})
+        if not ks or not set(ks) <= set(_ofa.KS_CHOICES) or not es or not set(es) <= set(_ofa.E_CHOICES):
+            raise ConfigError(f"kernels must be a subset of {_ofa.KS_CHOICES} and expansions of {_ofa.E_CHOICES}, "
+                              f"got {list(kernels)}, {list(expansions)}")
+        if not 32 <= int(resolution) <= 512 or int(num_classes) < 2:
+            raise ConfigError(f"resolution must be in 32..512 and num_classes >= 2, got {resolution}, {num_classes}")
+        self.width, self.resolution, self.num_classes = float(width), int(resolution), int(num_classes)
+        self.kernels, self.expansions = tuple(ks), tuple(es)
+        self.ops = (self.SKIP,) + tuple(f"k{k}e{e}" for k in ks for e in es)
+        self.n_ops = len(self.ops)
+        self._index = {t: i for i, t in enumerate(self.ops)}
+        self._ks_choices, self._e_choices = _ofa.KS_CHOICES, _ofa.E_CHOICES
+        self._stage_first = {s * _ofa.MAX_DEPTH for s in range(_ofa.N_STAGES)}
+
+    def config(self) -> dict[str, Any]:
+        return {"width": self.width, "resolution": self.resolution, "num_classes": self.num_classes,
+                "kernels": list(self.kernels), "expansions": list(self.expansions)}
+
+    def kernel_expansion(self, choice: str) -> tuple[int, int] | None:
+        """(kernel, expansion) of a choice, None for skip."""
+        if choice == self.SKIP:
+            return None
+        k, e = choice[1:].split("e")
+        return int(k), int(e)
+
+    # choices
+    def default_allowed(self, layer: int) -> list[list[int]]:
+        return [list(range(1 if layer in self._stage_first else 0, self.n_ops))]
+
+    def sample_layer(self, layer: int, rng: np.random.Generator, allowed: Sequence[Sequence[int]]) -> str:
+        return self.ops[int(rng.choice(allowed[0]))]
+
+    def codes(self, choice: str) -> tuple[int, ...]:
+        return (self._index[choice],)
+
+    def from_codes(self, layer: int, codes: Sequence[int]) -> str:
+        return self.ops[int(codes[0])]
+
+    def to_text(self, choice: str) -> str:
+        return choice
+
+    def from_text(self, text: str) -> str:
+        if text not in self._index:
+            raise ParseError(f"not an OFA MobileNetV3 layer: {text[:20]!r}; expected one of {', '.join(self.ops)}")
+        return text
+
+    def validate_layer(self, layer: int, choice: Any) -> None:
+        if choice not in self._index:
+            raise InvalidCandidate(f"not an OFA MobileNetV3 layer of this space: {choice!r}")
+        if choice == self.SKIP and layer in self._stage_first:
+            raise InvalidCandidate(f"layer {layer} is a stage's first block (it changes width/stride): it cannot be skip")
+
+    def structural_key(self, choice: str) -> str:
+        return choice
+
+    def digest(self, choice: str) -> str:
+        return choice
+
+    # cost
+    def _parts(self):
+        return _ofa_counter(self.width).parts(self.resolution, self.num_classes)
+
+    def fixed_macs(self) -> int:
+        return int(self._parts()[0][0])
+
+    def head_macs(self) -> int:
+        return int(self._parts()[3][0])
+
+    def layer_macs(self, layer: int, choice: str) -> int:
+        ke = self.kernel_expansion(choice)
+        if ke is None:
+            return 0
+        return int(self._parts()[1][layer, self._ks_choices.index(ke[0]), self._e_choices.index(ke[1])])
+
+
+@functools.lru_cache(maxsize=4)
+def _ofa_counter(width: float):
+    from .ofa.counter import Counter
+
+    return Counter(width)
+
+
 @functools.lru_cache(maxsize=65536)
 def _layer_digest(space_name: str, text: str) -> str:
     from automl.registry import get_space
@@ -127,7 +282,7 @@ def _hasher(space_name: str):
     return Hasher(get_space(space_name))
 
 
-BASES = {"nb201-stages": NB201Stages}
+BASES: dict[str, type[LayerwiseBase]] = {"nb201-stages": NB201Stages, "ofa-mbv3": OFALayers}
 
 
 # --- the ensemble genome ----------------------------------------------------------------------------
@@ -139,8 +294,8 @@ class Ensemble:
     split: int
     shared: tuple
     branches: tuple
-
-    automl_space = "nb201-ensemble"
+    #: the registered ensemble space the genome belongs to (set by the space that makes it)
+    automl_space: str = dataclasses.field(default="nb201-ensemble", compare=False, repr=False)
 
     @property
     def k(self) -> int:
@@ -156,6 +311,9 @@ _TEXT = re.compile(r"^split=(\d+)$")
 class EnsembleSpace(SearchSpace):
     """Ensembles of ``k`` members over a layer-wise base (see the module docstring).
 
+    Registered twice, by default base: ``nb201-ensemble`` (``nb201-stages``) and ``ofa-ensemble``
+    (``ofa-mbv3``); either takes any base of ``BASES``.
+
     Options: ``base`` (name in ``BASES``) and ``base_options``; ``k`` members; ``splits`` (allowed
     split points, default all of 0..L); ``allowed``: per layer, per decision, the op indices still in the space
     (the output of search-space shrinking; default all); ``distinct``: with k > 1, an ensemble whose
@@ -167,14 +325,17 @@ class EnsembleSpace(SearchSpace):
                   "functional digests of the base space), summed in sorted key order;+[MACs, shared trunk once, "
                   "equal branches once]")
 
-    def __init__(self, base: str = "nb201-stages", base_options: Mapping[str, Any] | None = None, k: int = 2,
+    default_base = "nb201-stages"
+
+    def __init__(self, base: str | None = None, base_options: Mapping[str, Any] | None = None, k: int = 2,
                  splits: Sequence[int] | None = None, allowed: Sequence[Sequence[Sequence[int]]] | None = None,
                  distinct: bool = False):
+        base = self.default_base if base is None else base
         if base not in BASES:
             raise ConfigError(f"unknown layer-wise base {base!r}; choose one of {', '.join(BASES)}")
         self.base_name, self.base_options = base, dict(base_options or {})
         self.base = BASES[base](**self.base_options)
-        L, D, n_ops = self.base.n_layers, self.base.decisions_per_layer, self.base.n_ops
+        L, D = self.base.n_layers, self.base.decisions_per_layer
         if int(k) < 1:
             raise ConfigError(f"an ensemble needs k >= 1 members, got {k}")
         self.k = int(k)
@@ -183,14 +344,14 @@ class EnsembleSpace(SearchSpace):
         if not self.splits or not all(0 <= s <= L for s in self.splits):
             raise ConfigError(f"split points must be in 0..{L}, got {list(splits or [])}")
         if allowed is None:
-            allowed = [[list(range(n_ops)) for _ in range(D)] for _ in range(L)]
+            allowed = [self.base.default_allowed(li) for li in range(L)]
         self.allowed = [[sorted({int(o) for o in dec}) for dec in layer] for layer in allowed]
         if len(self.allowed) != L or any(len(layer) != D for layer in self.allowed):
             raise ConfigError(f"allowed must be {L} layers x {D} decisions of op lists")
-        for layer in self.allowed:
-            for dec in layer:
-                if not dec or not all(0 <= o < n_ops for o in dec):
-                    raise ConfigError(f"every decision needs >= 1 op in 0..{n_ops - 1}, got {dec}")
+        for li, layer in enumerate(self.allowed):
+            for dec, ok in zip(layer, self.base.default_allowed(li)):
+                if not dec or not set(dec) <= set(ok):
+                    raise ConfigError(f"every decision of layer {li} needs >= 1 op of {ok}, got {dec}")
 
     def options(self) -> dict[str, Any]:
         return {"base": self.base_name, "base_options": self.base_options, "k": self.k, "splits": self.splits,
@@ -225,7 +386,10 @@ class EnsembleSpace(SearchSpace):
         L = self.base.n_layers
         shared = tuple(self._layer(li, rng) for li in range(s))
         branches = tuple(tuple(self._layer(li, rng) for li in range(s, L)) for _ in range(self.k))
-        return Ensemble(s, shared, branches)
+        return self._new(s, shared, branches)
+
+    def _new(self, split: int, shared: tuple, branches: tuple) -> Ensemble:
+        return Ensemble(int(split), tuple(shared), tuple(tuple(b) for b in branches), self.name)
 
     def _mutate_choice(self, layer: int, choice, rng: np.random.Generator):
         codes = list(self.base.codes(choice))
@@ -235,7 +399,7 @@ class EnsembleSpace(SearchSpace):
         d = movable[int(rng.integers(0, len(movable)))]
         others = [o for o in self.allowed[layer][d] if o != codes[d]] or self.allowed[layer][d]
         codes[d] = int(others[int(rng.integers(0, len(others)))])
-        return self.base.from_codes(codes)
+        return self.base.from_codes(layer, codes)
 
     def _mutate(self, genome: Ensemble, rng: np.random.Generator) -> Ensemble:
         L = self.base.n_layers
@@ -246,17 +410,17 @@ class EnsembleSpace(SearchSpace):
             members = [list(m) for m in genome.members()]
             donor = members[int(rng.integers(0, len(members)))]
             shared = tuple(donor[:s]) if s > genome.split else tuple(genome.shared[:s])
-            return Ensemble(s, shared, tuple(tuple(m[s:]) for m in members))
+            return self._new(s, shared, tuple(tuple(m[s:]) for m in members))
         slots = ([("s", li) for li in range(genome.split)]
                  + [(m, li) for m in range(genome.k) for li in range(genome.split, L)])
         where, li = slots[int(rng.integers(0, len(slots)))]
         if where == "s":
             shared = list(genome.shared)
             shared[li] = self._mutate_choice(li, shared[li], rng)
-            return Ensemble(genome.split, tuple(shared), genome.branches)
+            return self._new(genome.split, tuple(shared), genome.branches)
         branches = [list(b) for b in genome.branches]
         branches[where][li - genome.split] = self._mutate_choice(li, branches[where][li - genome.split], rng)
-        return Ensemble(genome.split, genome.shared, tuple(tuple(b) for b in branches))
+        return self._new(genome.split, genome.shared, tuple(tuple(b) for b in branches))
 
     def validate(self, genome: Any) -> None:
         if not isinstance(genome, Ensemble):
@@ -266,6 +430,9 @@ class EnsembleSpace(SearchSpace):
             raise InvalidCandidate(f"bad ensemble: split {genome.split}, {len(genome.shared)} shared layers")
         if any(len(b) != L - genome.split for b in genome.branches):
             raise InvalidCandidate(f"every member needs {L - genome.split} layers after split {genome.split}")
+        for m in genome.members():
+            for li, choice in enumerate(m):
+                self.base.validate_layer(li, choice)
         if self.distinct and self._single(genome):
             raise InvalidCandidate("all members are equal: this is one network, not an ensemble (distinct=True)")
 
@@ -292,7 +459,7 @@ class EnsembleSpace(SearchSpace):
             if not p.startswith("member:"):
                 raise ParseError(f"expected 'member: ...', got {p[:60]!r}")
             branches.append(layers(p[len("member:"):]))
-        g = Ensemble(int(m.group(1)), shared, tuple(branches))
+        g = self._new(int(m.group(1)), shared, tuple(branches))
         try:
             self.validate(g)
         except InvalidCandidate as exc:
@@ -305,8 +472,8 @@ class EnsembleSpace(SearchSpace):
         L = self.base.n_layers
         keyed = sorted(genome.branches, key=lambda b: tuple(self.base.structural_key(c) for c in b))
         if all(self._same(b, keyed[0]) for b in keyed):
-            return Ensemble(L, tuple(genome.members()[0]), ((),))
-        return Ensemble(genome.split, genome.shared, tuple(keyed))
+            return self._new(L, tuple(genome.members()[0]), ((),))
+        return self._new(genome.split, genome.shared, tuple(keyed))
 
     def _same(self, a, b) -> bool:
         return [self.base.structural_key(c) for c in a] == [self.base.structural_key(c) for c in b]
@@ -354,3 +521,12 @@ def _member_vector(seed: int, key: tuple[str, ...]) -> np.ndarray:
     v = np.random.default_rng(s).standard_normal(PROBE_DIM)
     v.flags.writeable = False
     return v
+
+
+class OFAEnsembleSpace(EnsembleSpace):
+    """NEAS's own setting: ensembles over OFA MobileNetV3's 20 block slots (:class:`OFALayers`;
+    default ``base_options``: width 1.0, 32x32 inputs, 10 classes, kernels {3,5,7} x expansions
+    {4,6} + skip)."""
+
+    name = "ofa-ensemble"
+    default_base = "ofa-mbv3"

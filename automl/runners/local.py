@@ -33,6 +33,11 @@ class SerialRunner(_PoolRunner):
     single child process (a :class:`~automl.runners.workers.WorkerPool` of one) that is killed
     and replaced when the evaluation passes its limit: no signal is ever sent inside an
     evaluation, and an evaluation stuck in C code is stopped all the same.
+
+    Options:
+        max_retries: re-runs of a candidate whose worker process died (with a timeout; default 2).
+        max_tasks_per_worker: replace the child process after this many evaluations (default: never).
+        max_rss_mb: replace the child process once its resident memory passes this (default: never).
     """
 
     name = "serial"
@@ -101,6 +106,7 @@ class ProcessPoolRunner(_PoolRunner):
     workers that die with the driver, recycling after ``max_tasks_per_worker`` evaluations or
     ``max_rss_mb`` of resident memory).  A candidate whose worker dies is retried up to
     ``max_retries`` times, then recorded ``failed`` (transient: a later run tries again).
+    ``torch_threads``: torch/OpenMP threads per worker (default 1; None: leave torch's default).
     """
 
     name = "process"

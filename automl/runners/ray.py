@@ -184,6 +184,10 @@ PIPELINE_BELOW_S = 0.02
 class RayRunner(Runner):
     """Evaluator actors on Ray (see the module docstring for connection, placement and faults).
 
+    ``address``: the cluster to join (``"auto"``, ``"host:port"``, ``"ray://..."``; None: start or
+    join a local one).  ``max_retries``: re-runs of a candidate whose actor died, before it is
+    recorded ``failed``.
+
     ``num_actors`` defaults to what the cluster has free at start: available CPUs /
     ``num_cpus_per_actor``, and with GPUs requested also at most available GPUs /
     ``num_gpus_per_actor``.  ``num_cpus_per_actor`` is always passed to Ray explicitly (an actor

@@ -22,6 +22,7 @@ class RegularizedEvolution(Strategy):
       child's functional digest differs from its parent's.
     * ``restart_every``: every that many tells, reset the population to the warm start
       (``restart_from="warm"``) or to the best candidate so far (``"best"``).
+    * ``restart_from``: what a restart resets the population to: ``"warm"`` (default) or ``"best"``.
     * ``crossover_prob``: with this probability (spaces with ``crossover`` only), a second
       tournament picks another parent and the child is the mutated crossover of the two.
     Children that fail the space's validation are re-mutated (up to ``max_invalid_tries``),

@@ -41,7 +41,13 @@ from .base import Proposal, Strategy
 
 
 class _CategoricalStrategy(Strategy):
-    """Shared machinery: index codec, archive of told results, vectorised NSGA-II operators."""
+    """Shared machinery: index codec, archive of told results, vectorised NSGA-II operators.
+
+    Options:
+        crossover_prob: probability that a child is bred by uniform crossover (default 0.9).
+        mutation_prob: per-gene mutation probability (default 1 / number of parameters).
+        warm_start: also start from the space's ``warm_start()`` genomes (default true).
+    """
 
     def __init__(self, crossover_prob: float = 0.9, mutation_prob: float | None = None, warm_start: bool = True):
         if not 0.0 <= crossover_prob <= 1.0:
@@ -179,7 +185,11 @@ class _CategoricalStrategy(Strategy):
 
 
 class NSGA2(_CategoricalStrategy):
-    """Native elitist NSGA-II on categorical parameters (vectorised operators)."""
+    """Native elitist NSGA-II on categorical parameters (vectorised operators).
+
+    Options:
+        population_size: children bred per generation, and parents kept (default 50).
+    """
 
     name = "nsga2-native"
 
@@ -204,7 +214,18 @@ class NSGA2(_CategoricalStrategy):
 
 
 class LINAS(_CategoricalStrategy):
-    """LINAS: predictors refit on the run's own results every loop, NSGA-II on the predictions."""
+    """LINAS: predictors refit on the run's own results every loop, NSGA-II on the predictions.
+
+    Options:
+        initial: random candidates evaluated before the first predictor fit (default 10).
+        batch: candidates proposed per loop from the predicted front (default 5).
+        inner_population: population of the inner NSGA-II on predictions (default 200).
+        inner_generations: generations of the inner NSGA-II (default 100).
+        alpha: ridge regularisation, a positive number (default 3.0) or ``"loo"`` (chosen by
+            leave-one-out cross-validation).
+        reference_point: the hypervolume's reference in objective units, e.g.
+            ``{"top1": 70, "macs": 6e8}`` (default: the run's nadir plus 10 % of each range).
+    """
 
     name = "linas"
 

@@ -15,7 +15,10 @@ from ..space import Categorical, Float, Int
 from ..types import OK, Candidate, EvalResult, objectives_of
 from .base import Proposal, Strategy
 
-SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "qmc", "gp")
+#: Sampler name -> class name in ``optuna.samplers``.
+_SAMPLER_CLASSES = {"tpe": "TPESampler", "random": "RandomSampler", "nsga2": "NSGAIISampler", "cmaes": "CmaEsSampler",
+                    "qmc": "QMCSampler", "gp": "GPSampler"}
+SAMPLERS = tuple(_SAMPLER_CLASSES)
 _NEEDS = {"cmaes": ("cmaes",), "qmc": ("scipy",), "gp": ("scipy", "torch")}  # beyond optuna itself
 
 
@@ -48,8 +51,15 @@ def to_optuna_distribution(p: Any) -> Any:
 class OptunaStrategy(Strategy):
     """Optuna sampler ``sampler`` (tpe, random, nsga2, cmaes, qmc, gp) through ask/tell.
 
-    ``multi_objective``: optimise every objective of the evaluator (default: only for nsga2).
-    ``sampler_options`` are passed to the sampler's constructor.
+    Options:
+        sampler: which Optuna sampler (tpe, random, nsga2, cmaes, qmc, gp).
+        multi_objective: optimise every objective of the evaluator, not only the primary one
+            (default: true for nsga2 only).
+        sampler_options: settings passed to the sampler's constructor, as one mapping (JSON on the
+            command line: ``--strategy-opt 'sampler_options={"n_startup_trials": 5}'``).  Each
+            setting may also be given as an option of its own (``--strategy-opt n_startup_trials=5``);
+            ``automl strategies --options tpe`` lists them with their defaults and docs.  ``seed``
+            is not one: the search's seed seeds the sampler.
     """
 
     name = "optuna"
@@ -78,8 +88,7 @@ class OptunaStrategy(Strategy):
     def _sampler_class(self) -> Any:
         import optuna.samplers as s
 
-        return {"tpe": s.TPESampler, "random": s.RandomSampler, "nsga2": s.NSGAIISampler, "cmaes": s.CmaEsSampler,
-                "qmc": s.QMCSampler, "gp": getattr(s, "GPSampler", None)}[self.sampler_name]
+        return getattr(s, _SAMPLER_CLASSES[self.sampler_name], None)
 
     def _check_sampler_options(self) -> None:
         """A typo in ``sampler_options`` is a ConfigError naming the valid options, raised when the
@@ -91,9 +100,18 @@ class OptunaStrategy(Strategy):
         cls = self._sampler_class()
         if cls is None:
             return  # reported with a clear message by _make_sampler
-        from ..registry import check_options
+        from ..registry import check_options, forwarded_options
 
-        check_options("Optuna sampler", self.sampler_name, cls, {**self.sampler_options, "seed": 0})
+        if type(self) is OptunaStrategy:
+            check_options("Optuna sampler", self.sampler_name, cls, {**self.sampler_options, "seed": 0})
+            return
+        # a registered per-sampler strategy: the settings `automl strategies --options NAME` lists
+        valid = [o.name for o in forwarded_options(type(self))]
+        unknown = sorted(set(self.sampler_options) - set(valid))
+        if unknown:
+            name = "optuna-random" if self.sampler_name == "random" else self.sampler_name
+            raise ConfigError(f"Optuna sampler {self.sampler_name!r} has no setting {', '.join(map(repr, unknown))}; "
+                              f"settings: {', '.join(valid)} (`automl strategies --options {name}` documents them)")
 
     def _make_sampler(self, seed: int):
         import optuna
@@ -161,12 +179,30 @@ class OptunaStrategy(Strategy):
             self._add_trial(params, values)
 
 
-# One class per registered name (see automl.registry.BUILTINS): a plain signature to check options against.
+# One class per registered name (see automl.registry.BUILTINS).  Its options are multi_objective,
+# sampler_options and, forwarded through ``**settings``, the sampler's own JSON-settable constructor
+# parameters (automl.registry reads them from the sampler's signature and docstring: listed by
+# `automl strategies --options NAME`, checked by the same code).
 def _per_sampler(class_name: str, sampler: str, doc: str) -> type[OptunaStrategy]:
-    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None):
-        OptunaStrategy.__init__(self, sampler, multi_objective, sampler_options)
+    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None,
+                 **settings: Any):
+        both = sorted(set(settings) & set(sampler_options or {}))
+        if both:
+            raise ConfigError(f"{', '.join(both)} given both as an option and in sampler_options; give each once")
+        OptunaStrategy.__init__(self, sampler, multi_objective, {**(sampler_options or {}), **settings})
 
-    return type(class_name, (OptunaStrategy,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
+    def forwarded_options(cls) -> tuple[Any, tuple[str, ...]]:
+        """The Optuna sampler class whose settings this strategy accepts as options (not ``seed``)."""
+        import optuna.samplers
+
+        cls_name = _SAMPLER_CLASSES[sampler]
+        target = getattr(optuna.samplers, cls_name, None)
+        if target is None:
+            raise ConfigError(f"this Optuna ({optuna.__version__}) has no {cls_name}; upgrade optuna")
+        return target, ("seed",)
+
+    return type(class_name, (OptunaStrategy,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
+                                                "forwarded_options": classmethod(forwarded_options)})
 
 
 TPE = _per_sampler("TPE", "tpe", "Optuna TPE sampler.")

@@ -99,6 +99,11 @@ def evaluator_contract(name: str) -> None:
     assert ev.objectives and all(d in ("min", "max") for d in ev.objectives.values())
     json.dumps(ev.options())
     json.dumps(ev.fidelity())
+    ref = ev.reference()  # optional reference lines: {objective: {"value": float, "label": str}}
+    json.dumps(ref)
+    for k, r in ref.items():
+        assert k in ev.objectives, f"reference() names {k!r}, not an objective ({sorted(ev.objectives)})"
+        assert math.isfinite(float(r["value"])) and isinstance(r["label"], str) and r["label"]
     space_name = ev.spaces[0] if ev.spaces else registry.default("space")  # "any space": the plugins' default
     space = registry.get_space(space_name)
     g = space.warm_start()[0] if space.warm_start() else space.sample(np.random.default_rng(0))

@@ -9,6 +9,7 @@ import numpy as np
 
 from automl.errors import ConfigError
 from automl.evaluator import Evaluator
+from automl.types import Evaluation
 from evaluators.supernet import data as _data
 
 
@@ -42,28 +43,30 @@ def _normalise(x: np.ndarray, images, device: str):
 
 class EnsembleSupernetAccuracy(Evaluator):
     """Top-1 accuracy (%) of an ensemble's mean logits with a trained K-path supernet's weights,
-    its multiply-accumulates, and the FLOPs constraint.
+    its multiply-accumulates, and the MACs ("FLOPs") budget as a constraint.
 
-    Objectives (the first is what strategies optimise):
+    Objectives (the first is what single-objective strategies optimise): ``ensemble_accuracy``
+    (max), ``macs`` (min; stem and shared trunk once, each distinct branch once).  With
+    ``macs_budget``, the result carries the constraint ``macs`` = ``macs / macs_budget - 1``
+    (core's :class:`automl.types.Evaluation`: <= 0 holds, > 0 is the relative excess, the
+    convention of ``ofa-hw``).  An over-budget ensemble never ranks (not best, not a parent by
+    fitness); multi-objective strategies order infeasible ones by violation.
 
-    * ``score``: ``ensemble_accuracy`` when ``macs <= macs_budget``, else
-      ``-100 * (macs / macs_budget - 1)`` (negative: below every feasible ensemble, less
-      violation ranks higher).  This is where the constraint lives until the engine has a
-      constraint field in its results; then ``macs_violation`` is that field.
-    * ``ensemble_accuracy``, ``macs`` (shared trunk once), ``macs_violation`` =
-      ``max(0, macs - macs_budget)`` (0 without a budget).
-
-    Options: ``checkpoint`` (supernet.pt or folder; ``"init"`` with ``init_config``: the untrained
-    supernet), ``data`` (default: the supernet's), ``heldout`` ``"val"`` (training images after the
-    supernet's ``train_per_class``, default) or ``"test"``, ``val_per_class``, ``batch_size``,
-    ``macs_budget`` (None: unconstrained), ``device``, ``threads``."""
+    Works on any layer-wise ensemble space (``nb201-ensemble``, ``ofa-ensemble``) whose base has
+    the supernet's sizes.  Options: ``checkpoint`` (supernet.pt or folder; ``"init"`` with
+    ``init_config``: the untrained supernet), ``data`` (default: the supernet's), ``heldout``
+    ``"val"`` (training images after the supernet's ``train_per_class``, default) or ``"test"``,
+    ``val_per_class``, ``batch_size``, ``macs_budget`` (None: unconstrained), ``device``,
+    ``threads``."""
 
     name = "ensemble-supernet"
-    version = "1"
-    objectives = {"score": "max", "ensemble_accuracy": "max", "macs": "min", "macs_violation": "min"}
-    spaces = ("nb201-ensemble",)
+    # 2: the MACs budget is a core constraint (relative excess); the old `score` (accuracy, or a
+    # negative penalty when over budget) and `macs_violation` objectives are gone (old cache keys retire)
+    version = "2"
+    objectives = {"ensemble_accuracy": "max", "macs": "min"}
+    spaces = ("nb201-ensemble", "ofa-ensemble")
     test_options: Mapping[str, Any] = {
-        "checkpoint": "init", "val_per_class": 2, "batch_size": 20,
+        "checkpoint": "init", "val_per_class": 2, "batch_size": 20, "macs_budget": 1e6,
         "init_config": {"channels": 8, "cells": 1, "data": "synthetic:200:20:8:0", "train_per_class": 10}}
 
     def __init__(self, checkpoint: str | None = None, data: str | None = None, heldout: str = "val",
@@ -119,10 +122,10 @@ class EnsembleSupernetAccuracy(Evaluator):
         if space is None:
             from automl.registry import get_space
 
-            space = get_space("nb201-ensemble", base_options={"channels": task.channels, "cells": task.cells})
-        if (space.base.channels, space.base.cells) != (task.channels, task.cells):
-            raise ConfigError(f"the space counts MACs at C={space.base.channels}, N={space.base.cells} but the "
-                              f"supernet is C={task.channels}, N={task.cells}")
+            space = get_space(task.space, **task.space_options())
+        if space.base.name != task.base.name or space.base.config() != task.base.config():
+            raise ConfigError(f"the space counts MACs for a {space.base.name} base {space.base.config()} but the "
+                              f"supernet is a {task.base.name} base {task.base.config()}")
         paths = task.ensemble_paths(genome)
         correct = 0
         for i in range(0, len(y), self.batch_size):
@@ -130,14 +133,16 @@ class EnsembleSupernetAccuracy(Evaluator):
             correct += int((logits.argmax(1) == y[i:i + self.batch_size]).sum())
         acc = 100.0 * correct / len(y)
         macs = float(space.macs(genome))
-        violation = 0.0 if self.macs_budget is None else max(0.0, macs - self.macs_budget)
-        score = acc if violation == 0.0 else -100.0 * violation / self.macs_budget
-        return {"score": score, "ensemble_accuracy": acc, "macs": macs, "macs_violation": violation}
+        out = {"ensemble_accuracy": acc, "macs": macs}
+        if self.macs_budget is None:
+            return out
+        return Evaluation(out, {"macs": macs / self.macs_budget - 1.0})
 
 
-def ensemble_config_defaults() -> dict[str, Any]:
-    """TrainConfig fields that make a NEAS K-path supernet (stage-wise NB201, ensemble sampler and step)."""
-    return {"space": "nb201-stages", "path_sampler": "ensemble", "step_rule": "ensemble"}
+def ensemble_config_defaults(base: str = "nb201-stages") -> dict[str, Any]:
+    """TrainConfig fields that make a NEAS K-path supernet over layer-wise ``base`` (ensemble
+    sampler and step rule)."""
+    return {"space": base, "path_sampler": "ensemble", "step_rule": "ensemble"}
 
 
 def retrain(genome: Any, space: Any, images: "_data.ImageData", *, epochs: int = 10, batch_size: int = 256,
@@ -160,10 +165,10 @@ def retrain(genome: Any, space: Any, images: "_data.ImageData", *, epochs: int =
 
     class _Task:
         def build(self):
-            return build_ensemble_net(genome, space.base)
+            return build_ensemble_net(genome, space.base)  # any layer-wise base
 
     model = init_model(_Task(), seed)
-    macs = count_macs(model)
+    macs = count_macs(model, space.base.resolution)
     model.to(dev)
     k = len(model.branches)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)

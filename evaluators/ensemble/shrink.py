@@ -56,7 +56,7 @@ class EnsemblePath(PathSampler):
 
     def __init__(self, n_edges: int, n_ops: int, *, per_layer: int, k: int = 2, splits: Sequence[int] | None = None,
                  shrink_every: int = 0, shrink_drop: int = 1, lam: float = 1.0, score: str = "potential+diversity",
-                 score_samples: int = 32, probe_images: int = 500, min_ops: int = 1):
+                 score_samples: int = 32, probe_images: int = 500, min_ops: int = 1, alive: Any = None):
         super().__init__(n_edges, n_ops)
         if per_layer < 1 or n_edges % per_layer:
             raise ConfigError(f"{n_edges} decisions do not split into layers of {per_layer}")
@@ -76,12 +76,17 @@ class EnsemblePath(PathSampler):
         self.shrink_every, self.shrink_drop, self.lam = int(shrink_every), int(shrink_drop), float(lam)
         self.score, self.score_samples = score, int(score_samples)
         self.probe_images, self.min_ops = int(probe_images), int(min_ops)
-        self.alive = np.ones((n_edges, n_ops), dtype=bool)
+        # ``alive``: the ops each decision may take before any shrinking (default all; the OFA base
+        # never skips a stage's first block)
+        self.alive = np.ones((n_edges, n_ops), dtype=bool) if alive is None else np.array(alive, dtype=bool)
+        if self.alive.shape != (n_edges, n_ops) or not self.alive.any(1).all():
+            raise ConfigError(f"alive must be a ({n_edges}, {n_ops}) mask with >= 1 op per decision")
         self.log: list[dict[str, Any]] = []
 
     @classmethod
     def for_task(cls, task, **options: Any) -> "EnsemblePath":
-        return cls(task.n_edges, task.n_ops, per_layer=task.per_layer, **options)
+        alive = task.default_alive() if hasattr(task, "default_alive") else None
+        return cls(task.n_edges, task.n_ops, per_layer=task.per_layer, alive=alive, **options)
 
     # --- sampling
     def _draw(self, rng: np.random.Generator, decisions: range) -> list[int]:

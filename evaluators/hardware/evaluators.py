@@ -61,7 +61,25 @@ def _supernet(checkpoint: str | None, width: float):
 
 
 class OFAHardware(Evaluator):
-    """OFA MobileNetV3: oracle top-1, counted MACs, optional LUT or measured latency, constraints."""
+    """OFA MobileNetV3: oracle top-1, counted MACs, optional LUT or measured latency, constraints.
+
+    Options:
+        latency: ``"none"`` (default), ``"lut"`` (HELP lookup table) or ``"measured"`` (timed on
+            this machine); anything but none adds the ``latency_ms`` objective.
+        latency_table: the HELP table the LUT is fitted on, ``<device>_bs<batch>`` (default v100_bs1).
+        max_latency_ms: latency budget; gives the constraint ``latency_ms`` (relative excess).
+        max_macs: MACs budget; gives the constraint ``macs`` (relative excess).
+        device: measured latency: where to time (cpu, cuda, cuda:N).
+        batch: measured latency: batch size.
+        dtype: measured latency: float32, float16 or bfloat16.
+        threads: measured latency: torch threads pinned while timing.
+        repeats: measured latency: timed repeats; the median is reported.
+        warmup: measured latency: untimed runs before timing.
+        inner: measured latency: forward passes per timed repeat.
+        measure_resolution: measured latency: input resolution to time at (default: the genome's).
+        checkpoint: measured latency: OFA supernet weights to extract from (default: a fixed random
+            init; latency does not depend on the weights' values).
+    """
 
     name = "ofa-hw"
     version = "2"  # 2: budgets are core constraints, no longer a constraint_violation objective (old cache keys retire)

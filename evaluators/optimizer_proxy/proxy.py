@@ -110,6 +110,11 @@ class OptimizerProxy(Evaluator):
         return {"steps": n, "lr": [max(lo / 10.0, self.lr * 1e-9), self.lr], "grad_log10": [-14.0, 7.0],
                 "weight_log10": [-14.0, 7.0]}
 
+    def reference(self) -> dict[str, dict[str, Any]]:
+        """AdamW's score: ``val_loss`` is normalised by AdamW's loss at the same fidelity, so AdamW
+        scores exactly 1.0 (only with ``normalize``; raw losses have no fixed reference)."""
+        return {"val_loss": {"value": 1.0, "label": "AdamW"}} if self.normalize else {}
+
     # --- running ---------------------------------------------------------------------------------
     def _train(self, task: str, program: Any, **kw: Any):
         from . import tasks as T

@@ -32,7 +32,8 @@ class SupernetAccuracy(Evaluator):
     training; default: the
     data the supernet was trained on), ``test_per_class`` (the first k test images of each class;
     None: the whole test set), ``batch_size`` (evaluation batch; BatchNorm uses its statistics),
-    ``device``."""
+    ``device``, ``threads`` (torch threads; None: torch's default), ``init_config`` (the
+    TrainConfig fields of the untrained supernet with ``checkpoint="init"``)."""
 
     name = "supernet"
     version = "1"

@@ -92,13 +92,18 @@ def _all_genomes(space_name: str):
     return all_cells()
 
 
-def _nb201_stages(**config: Any):
-    from evaluators.ensemble.network import NB201StagesSupernet
+def _layerwise(name: str):
+    def make(**config: Any):
+        from evaluators.ensemble.network import LAYERWISE
 
-    return NB201StagesSupernet(**config)
+        return LAYERWISE[name](**config)
+
+    return make
 
 
-SUPERNET_SPACES = {"nb201": NB201Supernet, "nb201-stages": _nb201_stages}  # NEAS: one genotype per stage
+# NEAS's layer-wise supernets: NB201 with one genotype per stage, OFA MobileNetV3 per block slot
+SUPERNET_SPACES = {"nb201": NB201Supernet, "nb201-stages": _layerwise("nb201-stages"),
+                   "ofa-mbv3": _layerwise("ofa-mbv3")}
 
 
 def build_space(config: dict[str, Any]):

@@ -59,6 +59,9 @@ class TrainConfig:
     data: str = "cifar10"  # a path, "cifar10" (cache dir) or "synthetic[:n_train:n_test:size:seed]"
     train_per_class: int | None = None  # a fixed stratified subset: the first k images of each class
     path_options: dict[str, Any] | None = None  # keyword options of the path sampler (e.g. NEAS: k, shrinking)
+    # the supernet space's own size options, replacing channels/cells (which size the NB201 family);
+    # e.g. the OFA MobileNetV3 supernet: {"width": 1.0, "resolution": 32, ...}
+    space_options: dict[str, Any] | None = None
 
     def __post_init__(self):
         check_sampler_names(self.path_sampler, self.data_sampler)
@@ -73,6 +76,8 @@ class TrainConfig:
                 raise ConfigError(f"{k} must be a finite number > 0, got {v}")
 
     def space_config(self, num_classes: int) -> dict[str, Any]:
+        if self.space_options is not None:
+            return {"name": self.space, **self.space_options, "num_classes": num_classes}
         return {"name": self.space, "channels": self.channels, "cells": self.cells, "num_classes": num_classes}
 
 
@@ -327,7 +332,8 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
     data_id = _data.digest(images.x_train, images.y_train)
     if ck_path.exists():
         ck = load_checkpoint(ck_path)
-        saved = {"path_options": None, **ck["config"]}  # checkpoints made before path_options existed resume too
+        # checkpoints made before path_options / space_options existed resume too
+        saved = {"path_options": None, "space_options": None, **ck["config"]}
         if saved != dataclasses.asdict(cfg) or ck["data_digest"] != data_id:
             raise ConfigError(f"{ck_path} was made with another configuration or data; use another folder "
                               f"(saved config: {json.dumps(ck['config'], sort_keys=True)})")

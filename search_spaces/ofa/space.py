@@ -103,6 +103,7 @@ class OFASpace(SearchSpace):
     ``resolutions``: the allowed input resolutions (default ``[224]``, DyNAS-T's setting; HELP
     uses 128..224 in steps of 4).  ``width``: the supernet width multiplier the configs refer to
     (1.0 or 1.2; it names the supernet, so it is part of the representation).
+    ``mutation_rate``: per-gene mutation probability (default 1 / number of genes).
     """
 
     name = "ofa-mbv3"
