@@ -196,3 +196,20 @@ def test_bare_core_installs_without_torch_ray_optuna_and_runs_nb201(tmp_path):
     print(f"\nbare core install: {core:.1f} MiB in site-packages ({total:.1f} MiB with pip/setuptools "
           f"{baseline:.1f} MiB); largest: {top}")
     assert core < 100, f"the bare core install weighs {core:.1f} MiB (goal < 100 MiB)"
+
+
+def test_the_extras_table_matches_pyproject():
+    """automl/_optional.py names, for each optional package, the extra that installs it: that extra
+    exists in pyproject.toml and lists the package, and [all] holds every extra but test."""
+    tomllib = pytest.importorskip("tomllib")
+    from automl._optional import EXTRAS
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    extras = project["optional-dependencies"]
+    assert [re.split(r"[<>=;\[ ]", d)[0] for d in project["dependencies"]] == ["numpy", "xxhash"]
+    for module, (extra, dist) in EXTRAS.items():
+        names = {re.split(r"[<>=;\[ ]", d)[0] for d in extras[extra]}
+        assert dist.partition("[")[0] in names, f"{module}: [{extra}] does not install {dist}"
+    everything = re.fullmatch(r"automl-evo\[(.*)\]", extras["all"][0]).group(1).split(",")
+    assert len(extras["all"]) == 1 and set(everything) == set(extras) - {"all", "test"}
