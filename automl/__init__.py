@@ -6,8 +6,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (AutoMLError, ClusterError, ConfigError, EvaluationTimeout, InvalidCandidate, ParseError,
-                     RegistryError, RunDirError)
+from .api import Run, Trial, create_run, load_run, read_run, reproduce, search
+from .errors import (AutoMLError, CallbackError, ClusterError, ConfigError, EvaluationTimeout, InvalidCandidate,
+                     ParseError, RegistryError, RunDirError, SearchFailed)
 from .evaluator import Evaluator
 from .hashing import Hasher, functional_hash, structural_hash
 from .registry import (get_evaluator, get_space, register_evaluator, register_runner, register_space,
@@ -20,19 +21,8 @@ __all__ = [
     "RunDirError", "Evaluator", "Hasher", "functional_hash", "structural_hash", "get_evaluator", "get_space",
     "register_evaluator", "register_runner", "register_space", "register_strategy", "Categorical", "Float",
     "Int", "SearchSpace", "Candidate", "EvalResult", "Evaluation", "Objective", "Direction", "Status", "CacheOutcome",
-    "Record", "search", "load_run",
+    "Record", "search", "create_run", "load_run", "read_run", "reproduce", "Run", "Trial", "SearchFailed",
+    "CallbackError",
 ]
 
 
-def search(*args, **kwargs):
-    """Run a search; see :func:`automl.api.search`."""
-    from .api import search as _search
-
-    return _search(*args, **kwargs)
-
-
-def load_run(run_dir: str):
-    """(run.json contents, candidate records) of a run directory; see :func:`automl.api.load_run`."""
-    from .api import load_run as _load_run
-
-    return _load_run(run_dir)

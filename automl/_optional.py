@@ -32,6 +32,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tqdm": ("progress", "tqdm"),
     "numba": ("fast", "numba"),
     "networkx": ("networkx", "networkx"),
+    "pandas": ("dataframe", "pandas"),
 }
 
 

@@ -54,10 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-candidates", type=int, help="stop after this many candidates, cache hits included")
     s.add_argument("--stall", type=int, help="stop after this many consecutive candidates answered by the cache "
                    "(converged or exhausted; default 2000)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the strategy (and of the cache's forgetting)")
+    s.add_argument("--seed", type=int, help="seed of the strategy (and of the cache's forgetting; default 0)")
     s.add_argument("--out", help="run directory (default runs/<space>-<strategy>-s<seed>)")
     s.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
-                   help="continue the run in DIR (or in --out) from its log, cache and strategy state")
+                   help="continue the run in DIR (or in --out) from its log, cache and strategy state.  Safe to "
+                   "change on resume: --budget, --seconds, --max-candidates, --stall, --workers, --runner (and "
+                   "--ray-address, --gpus-per-worker), --quiet; any other option that differs from the run's is "
+                   "refused, listing old and new values.  A run whose budget is spent prints 'nothing to do: run "
+                   "finished' (exit 0): raise --budget to continue it")
+    s.add_argument("--overwrite", action="store_true", help="replace the run in --out (only a run folder, and not "
+                   "while another process writes it)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes (1: evaluate in-process)")
     s.add_argument("--runner", choices=["serial", "process", "ray"], help="where evaluations run (default: serial, "
                    "or process when --workers > 1)")
@@ -66,9 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="device for evaluators that train (cpu, cuda, cuda:1); passed as an evaluator option")
     s.add_argument("--cache", metavar="PATH", help="cache file to use and share across runs (default <out>/cache.sqlite)")
     s.add_argument("--no-cache", action="store_true", help="evaluate every candidate (hashes are still logged)")
-    s.add_argument("--cache-policy", default="auto", help="deterministic | aggregating[:K] | forgetful:N[:P] | "
+    s.add_argument("--cache-policy", help="deterministic | aggregating[:K] | forgetful:N[:P] | "
                    "forgetful:p=P (auto: aggregating:3 for noisy evaluators, else deterministic)")
-    s.add_argument("--dedupe", choices=["functional", "structural"], default="functional",
+    s.add_argument("--dedupe", choices=["functional", "structural"],
                    help="what makes two candidates the same: the functional digest (default; runs the probe) "
                    "or the structural digest alone (no probe)")
     s.add_argument("--timeout", type=float, help="seconds allowed per evaluation (then it is recorded failed)")
@@ -219,10 +225,13 @@ def _search(a: argparse.Namespace) -> int:
     summary = search(space=a.space, evaluator=a.evaluator, strategy=a.strategy, budget=a.budget, seed=a.seed,
                      out=out, resume=bool(resume), seconds=a.seconds, max_candidates=a.max_candidates,
                      workers=a.workers, runner=runner, runner_options=runner_options, cache=a.cache,
-                     use_cache=not a.no_cache, cache_policy=a.cache_policy,
+                     use_cache=False if a.no_cache else None, cache_policy=a.cache_policy, overwrite=a.overwrite,
                      space_options=_kv(a.space_opt, "--space-opt"), evaluator_options=evaluator_options,
                      strategy_options=strategy_options, timeout=a.timeout, dedupe=a.dedupe, stall=a.stall,
                      progress=not a.quiet, allow_import=a.allow_import)
+    if summary["stop_reason"] == "finished":
+        print(summary["message"])
+        return 0
     c = summary["cache"]
     print(f"run {summary['run_dir']}: stopped ({summary['stop_reason']}) after {summary['candidates']} candidates, "
           f"{summary['charged_evaluations']} charged evaluations")

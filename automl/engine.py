@@ -12,11 +12,11 @@ import dataclasses
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from .cache import Cache
 from .dispatch import Dispatcher, monotonic_clock
-from .errors import ConfigError
+from .errors import CallbackError, ConfigError, SearchFailed
 from .evaluation import Seam, Ticket
 from .lifecycle import StopSignals
 from .log import RunLog, check_state
@@ -26,6 +26,9 @@ from .strategies.base import Strategy
 from .types import Record
 
 SNAPSHOT_EVERY_S = 2.0
+#: A run whose first this-many results all failed (and none succeeded) stops with SearchFailed:
+#: a broken evaluator, a missing plugin in the workers, a device that is not there.
+ALL_FAILED_AFTER = 10
 PROGRESS_LINE_EVERY_S = 10.0  # when stderr is not a terminal: one readable line this often
 
 
@@ -35,14 +38,26 @@ class Budget:
     seconds: float | None = None  # wall-clock seconds for this invocation
     max_candidates: int | None = None  # candidates (hits included) for the whole run
     stall: int = 2_000  # stop after this many consecutive candidates that cost no evaluation
+    open_ended: bool = False  # no limit required (ask/tell: the caller's loop decides when to stop)
 
     def __post_init__(self):
-        if self.evaluations is None and self.seconds is None and self.max_candidates is None:
+        if (self.evaluations is None and self.seconds is None and self.max_candidates is None
+                and not self.open_ended):
             raise ConfigError("give a budget: evaluations (--budget), seconds (--seconds) or max candidates")
         for name in ("evaluations", "seconds", "max_candidates", "stall"):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ConfigError(f"budget {name} must be positive, got {v}")
+
+
+def as_callback(cb: Any) -> Any:
+    """A result callback as a function ``fn(run, record)``: ``cb`` itself, or its ``on_result``
+    method (a tracker object); ConfigError for anything else."""
+    fn = getattr(cb, "on_result", cb)
+    if not callable(fn):
+        raise ConfigError(f"a callback must be callable as fn(run, record) or have on_result(run, record); got "
+                          f"{type(cb).__name__}")
+    return fn
 
 
 class Engine:
@@ -52,7 +67,8 @@ class Engine:
                  log: RunLog, budget: Budget, seed: int = 0, space_spec: PluginSpec | None = None,
                  evaluator_spec: PluginSpec | None = None, timeout: float | None = None,
                  progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional",
-                 policy: CachePolicy | None = None):
+                 policy: CachePolicy | None = None, callbacks: Sequence[Any] = (), owner: Any = None,
+                 all_failed_after: int | None = ALL_FAILED_AFTER):
         self.space, self.evaluator, self.strategy, self.runner = space, evaluator, strategy, runner
         self.cache, self.log, self.budget, self.seed = cache, log, budget, seed
         self.seam = Seam(space, evaluator, cache, policy, probe_seed, dedupe, seed=seed)
@@ -60,11 +76,50 @@ class Engine:
         self.progress = progress
         self._t0 = time.perf_counter()
         self.reconciled = 0  # cache entries repaired from the log on resume
+        self.callbacks = [as_callback(cb) for cb in callbacks]  # called after each record is logged
+        self.owner = owner
+        self.callback_error: CallbackError | None = None
+        self.all_failed_after = all_failed_after
+        self.n_failed = 0  # failed results in this invocation (a resumed run's old records do not count)
+        self.n_succeeded = 0  # ok or invalid results: the evaluator works
+        self.first_error: str | None = None
+        self.last_record: dict[str, Any] | None = None  # the last record logged (as written)
         self.dispatcher = Dispatcher(self.seam, tell=strategy.tell, log=self._append, clock=monotonic_clock())
         strategy.bind(space, evaluator.objectives, seed, self.seam)
 
     def _append(self, rec: Record) -> None:
-        self.log.append(rec.to_json())
+        d = rec.to_json()
+        self.log.append(d)
+        self.last_record = d
+        self._count(rec)
+        if self.callback_error is None:
+            for cb in self.callbacks:
+                try:
+                    cb(self.owner, d)
+                except Exception as exc:  # a user's callback: stop the run cleanly, keep every result
+                    self.callback_error = CallbackError(
+                        f"callback {getattr(cb, '__qualname__', type(cb).__name__)} raised {type(exc).__name__}: "
+                        f"{exc}; the run stopped after candidate #{rec.id} with every result kept in "
+                        f"{self.log.dir} (resume it to continue)")
+                    self.callback_error.__cause__ = exc
+                    break
+
+    def _count(self, rec: Record) -> None:
+        if rec.status == "failed":
+            self.n_failed += 1
+            if self.first_error is None:
+                self.first_error = rec.error
+        else:
+            self.n_succeeded += 1
+
+    @property
+    def all_failed(self) -> bool:
+        """True when every result so far failed (at least one)."""
+        return self.n_failed > 0 and self.n_succeeded == 0
+
+    def failed_error(self) -> SearchFailed:
+        return SearchFailed(f"every evaluation failed ({self.n_failed} results, none succeeded); the search stopped early. "
+                            f"First error: {self.first_error}.  Records are kept in {self.log.dir}")
 
     @property
     def charged(self) -> int:
@@ -104,6 +159,10 @@ class Engine:
 
     # --- the loop ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        """Search until a stop rule fires; the summary.  A resumed run whose budget is already
+        spent does nothing (stop reason ``finished``)."""
+        if self.n_records and self._stop_reason() in ("budget", "max-candidates"):
+            return self.summary("finished")
         self.runner.start(self.space_spec, self.evaluator_spec, self.timeout,  # type: ignore[arg-type]
                           local_space=self.space, local_evaluator=self.evaluator)
         d = self.dispatcher
@@ -148,6 +207,8 @@ class Engine:
                     self.cache.flush()
                 finally:
                     stops.__exit__(None, None, None)
+        if reason not in ("interrupted", "terminated", "callback-error") and self.all_failed:
+            reason = "all-failed"
         return self.summary(reason)
 
     def _launch(self, ticket: Ticket) -> None:
@@ -156,6 +217,10 @@ class Engine:
 
     def _stop_reason(self) -> str | None:
         b, d = self.budget, self.dispatcher
+        if self.callback_error is not None:
+            return "callback-error"
+        if self.all_failed_after is not None and self.all_failed and self.n_failed >= self.all_failed_after:
+            return "all-failed"
         if b.seconds is not None and time.perf_counter() - self._t0 >= b.seconds:
             return "seconds"
         if b.max_candidates is not None and d.next_id >= b.max_candidates:

@@ -58,3 +58,13 @@ class MissingDependencyError(AutoMLError, ImportError):
     def __init__(self, message: str, modules: list[str] | None = None, extras: list[str] | None = None):
         super().__init__(message)
         self.modules, self.extras = list(modules or ()), list(extras or ())
+
+
+class SearchFailed(AutoMLError, RuntimeError):
+    """A search whose every evaluation failed (a broken evaluator, a plugin the workers cannot
+    build, a device that is not there): stopped early, records kept."""
+
+
+class CallbackError(AutoMLError, RuntimeError):
+    """A user callback raised; the run stopped cleanly with its results kept (``__cause__`` is
+    the callback's exception)."""

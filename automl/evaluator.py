@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from .errors import ConfigError
 from .types import Evaluation, Objective, objectives_of
 
 
@@ -111,3 +112,118 @@ class Evaluator:
     def better(self, a: float, b: float) -> bool:
         """True when objective value ``a`` is strictly better than ``b`` on the primary objective."""
         return self.objective_list()[0].better(a, b)
+
+
+_DIRECTIONS = {"min": "min", "minimize": "min", "max": "max", "maximize": "max"}
+
+
+def direction_of(direction: Any) -> str:
+    """"min"/"max" from "min", "max", "minimize" or "maximize" (Optuna's words); ConfigError else."""
+    d = _DIRECTIONS.get(str(getattr(direction, "value", direction)).lower())
+    if d is None:
+        raise ConfigError(f"direction must be 'min' or 'max' (or 'minimize'/'maximize'), got {direction!r}")
+    return d
+
+
+def callable_label(fn: Any) -> str:
+    """``module.qualname`` of a function or callable object (what a run logs as its evaluator);
+    a ``functools.partial`` is named by the function it wraps."""
+    import functools
+
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    target = fn if hasattr(fn, "__qualname__") else type(fn)
+    return f"{getattr(target, '__module__', None) or '?'}.{getattr(target, '__qualname__', type(fn).__name__)}"
+
+
+def _code_digest(fn: Any) -> str:
+    """A digest of what ``fn`` runs: its source text when it can be read, else its bytecode and
+    constants.  The evaluator's version: editing the function starts a new cache namespace, and
+    resuming a run with an edited function is refused (see ``automl.api``)."""
+    import functools
+    import inspect
+
+    import xxhash
+
+    if isinstance(fn, functools.partial):  # the wrapped function and the arguments bound to it
+        return xxhash.xxh3_64_hexdigest(f"{_code_digest(fn.func)}{fn.args!r}{sorted(fn.keywords.items())!r}".encode())
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
+    try:
+        text = inspect.getsource(target)
+    except (OSError, TypeError):
+        code = getattr(getattr(target, "__func__", target), "__code__", None)
+        text = repr((code.co_code, code.co_consts)) if code is not None else callable_label(fn)
+    return xxhash.xxh3_64_hexdigest(text.encode())
+
+
+class FunctionEvaluator(Evaluator):
+    """A plain callable ``fn(genome, **options) -> float | dict | Evaluation`` as an evaluator
+    (what ``automl.search(evaluator=fn)`` wraps a function in).
+
+    Objectives, one rule:
+
+    * ``objectives`` given (``{"acc": "max", "size": "min"}``, or a list of names, all in
+      ``direction``): ``fn`` returns a dict holding those names (a float when there is one);
+      further keys of the dict are logged with the record (``info``), not ranked.
+    * not given: ``fn`` returns a float, the one objective ``"value"``, in ``direction``.
+    * ``direction`` defaults to ``"min"``; ``"max"``, ``"minimize"`` and ``"maximize"`` work too.
+
+    ``options`` are passed to ``fn`` as keyword arguments and are its fidelity (part of every
+    cache key, recorded in run.json).  The version is a digest of ``fn``'s source, so an edited
+    function never reuses the old one's cached results; values ``fn`` reads from globals or a
+    closure or its object are not seen: pass them as options (a ``functools.partial``'s bound
+    arguments are seen).
+    """
+
+    def __init__(self, fn: Any, objectives: Any = None, direction: Any = None, name: str | None = None,
+                 **options: Any):
+        if not callable(fn):
+            raise ConfigError(f"evaluator must be a registered name, an Evaluator, or a callable; got "
+                              f"{type(fn).__name__}")
+        super().__init__(**options)
+        d = direction_of(direction if direction is not None else "min")
+        if objectives is None:
+            objs: dict[str, str] = {"value": d}
+        elif isinstance(objectives, str):
+            objs = {objectives: d}
+        elif isinstance(objectives, Mapping):
+            objs = {str(k): direction_of(v) for k, v in objectives.items()}
+        else:
+            objs = {str(k): d for k in objectives}
+        if not objs:
+            raise ConfigError("objectives must name at least one objective")
+        self.fn = fn
+        self.objectives = objs
+        self.name = name or f"callable:{callable_label(fn)}"
+        self.version = _code_digest(fn)
+
+    @property
+    def source(self) -> str:
+        """What the values converted come from, for messages."""
+        return f"what {callable_label(self.fn)} returned"
+
+    def evaluate(self, genome: Any, space: Any) -> Mapping[str, float] | Evaluation:
+        return self.convert(self.fn(genome, **self._options))
+
+    def convert(self, out: Any) -> Mapping[str, float] | Evaluation:
+        """What ``fn`` returned as objectives (the rule in the class docstring); ConfigError when
+        it does not fit them."""
+        if isinstance(out, Evaluation):
+            return out
+        if isinstance(out, Mapping):
+            missing = [k for k in self.objectives if k not in out]
+            if missing:
+                raise ConfigError(f"{self.source} is a dict with keys {sorted(map(str, out))}, "
+                                  f"without objective(s) {missing}; declare the objectives it returns, e.g. "
+                                  f"objectives={{{', '.join(repr(str(k)) + ': ' + repr('min') for k in out)}}}")
+            objs = {k: out[k] for k in self.objectives}
+            rest = {str(k): v for k, v in out.items() if k not in self.objectives}
+            return Evaluation(objs, info=rest or None)
+        if len(self.objectives) != 1:
+            raise ConfigError(f"{self.source} is a {type(out).__name__}; with several objectives it "
+                              f"must return a dict with keys {list(self.objectives)}")
+        try:
+            return {self.primary: float(out)}
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.source} is a {type(out).__name__}, expected a number or a dict "
+                              "of objectives") from None

@@ -137,7 +137,8 @@ class RunLog:
     @classmethod
     def create(cls, run_dir: str, config: dict[str, Any]) -> "RunLog":
         if os.path.exists(os.path.join(run_dir, RUN_FILE)):
-            raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+            raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite (overwrite=True) "
+                              "to replace it, or choose another --out")
         try:
             os.makedirs(run_dir, exist_ok=True)
             if not os.path.isdir(run_dir):

@@ -21,7 +21,7 @@ import math
 import os
 from typing import Any, Sequence
 
-from .api import load_run
+from .api import read_run as load_run
 from .errors import AutoMLError, ConfigError
 from .objectives import best_so_far, feasible, pareto_front, value
 from .report import run_objectives, summarize

@@ -213,6 +213,14 @@ def check_requirements(family: str, name: str) -> None:
     _optional.require_all(requirements(family, name), f"{family} {name!r}")
 
 
+def registered_as_object(family: str, name: str) -> bool:
+    """True when ``name`` is registered with an object (a class), not an import string: a fresh
+    worker process may not have it registered (a script or notebook registered it at run time), so
+    runners ship such plugins by value (:class:`automl.runners.base.ObjectPlugin`)."""
+    load_plugins()
+    return name in _registry[family] and not isinstance(_registry[family][name], str)
+
+
 def describe(family: str, name: str) -> str:
     load_plugins()
     if name in _descriptions[family]:

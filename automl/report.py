@@ -6,7 +6,7 @@ import json
 import warnings
 from typing import Any
 
-from .api import load_run
+from .api import read_run as load_run
 from .hypervolume import hypervolume
 from .objectives import feasible, fitness, pareto_front, value
 from .policy import seconds_saved

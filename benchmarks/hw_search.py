@@ -34,7 +34,7 @@ import numpy as np
 
 import automl
 from automl.hypervolume import hypervolume
-from automl.report import load_run
+from automl.api import read_run
 from evaluators.hardware.latency import machine_load
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -55,7 +55,7 @@ def run_ours(method: str, seed: int, budget: int, workdir: str, evaluator_option
     automl.search(space="ofa-mbv3", evaluator="ofa-hw", strategy=method, budget=budget, seed=seed, out=out,
                   strategy_options=METHODS.get(method, {}), evaluator_options=evaluator_options or {})
     wall = time.perf_counter() - t0
-    _, recs = load_run(out)
+    _, recs = read_run(out)
     charged = [r for r in recs if r.get("charged") and r["status"] == "ok"]
     pts = np.array([[r["objectives"]["top1"], r["objectives"]["macs"] / 1e6] for r in charged])
     state = json.load(open(os.path.join(out, "state.json")))["strategy"]

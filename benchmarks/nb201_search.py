@@ -28,7 +28,7 @@ import numpy as np
 
 import automl
 from automl import registry
-from automl.api import load_run
+from automl.api import read_run
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 CONFIGS = ["re+cache", "re+cache+fcm", "re+canonical", "re-nocache", "random+cache", "tpe+cache", "optuna-tpe",
@@ -65,7 +65,7 @@ def _engine_curve(config: str, seed: int, budget: int, workdir: str) -> list[flo
     if config == "re+canonical":
         kw.update(space="nb201-canonical", dedupe="structural")
     s = automl.search(**kw)
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     curve, best = [], -np.inf
     for r in recs:
         if r["status"] == "ok":

@@ -32,7 +32,7 @@ import tempfile
 import time
 
 import automl
-from automl.api import load_run
+from automl.api import read_run
 from evaluators.optimizer_proxy.funnel import jsonable
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -46,7 +46,7 @@ def adamw_program(lr: float, beta1: float, beta2: float, weight_decay: float, ba
 
 
 def _best_of_run(run_dir: str) -> tuple[float, str | None]:
-    _, recs = load_run(run_dir)
+    _, recs = read_run(run_dir)
     ok = [r for r in recs if r["status"] == "ok" and math.isfinite(r["objectives"].get("val_loss", math.nan))]
     if not ok:
         return math.nan, None
@@ -62,7 +62,7 @@ def run_programs(strategy: str, budget: int, seed: int, ev_opts: dict, strategy_
                           seed=seed, out=out, evaluator_options=ev_opts, strategy_options=strategy_opts)
         wall = time.perf_counter() - t0
         best, text = _best_of_run(out)
-        _, recs = load_run(out)
+        _, recs = read_run(out)
     n = len(recs)
     return {"best": best, "program": text, "seconds": wall, "candidates": n,
             "charged": s["charged_evaluations"], "cache_hit_rate": s["cache"]["hit_rate"],

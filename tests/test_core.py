@@ -16,7 +16,7 @@ import pytest
 
 import automl
 from automl import registry
-from automl.api import load_run
+from automl.api import read_run
 from automl.cache import Cache
 from automl.cli import main as cli_main
 from automl.dispatch import Dispatcher
@@ -48,7 +48,7 @@ def _search(tmp_path, name="r", **kw):
 def test_cache_policy_object_round_trips_through_search_and_resume(tmp_path):
     pol = CachePolicy(k=2, forget_after=3)
     s = _search(tmp_path, budget=40, seed=0, evaluator="plugins_for_tests:NoisyQuadratic", cache_policy=pol)
-    meta, recs = load_run(s["run_dir"])
+    meta, recs = read_run(s["run_dir"])
     assert CachePolicy.resolve(meta["config"]["cache"]["policy"]) == pol
     assert any(r["cache"] == "partial" for r in recs)  # k=2 took effect
     s2 = automl.search(out=s["run_dir"], resume=True, budget=60, allow_import=True)
@@ -85,7 +85,7 @@ def test_fcm_digests_come_from_the_seam_memoized_counted_and_charged(tmp_path, m
     assert len(probed) == st["probes"] == len(set(probed)), "each structural class is probed once"
     assert len(probed) < s["candidates"] + st["strategy_digests"] / 2
     # the probe time the strategy spent is charged to the candidates it produced (their cost_s)
-    recs = load_run(s["run_dir"])[1]
+    recs = read_run(s["run_dir"])[1]
     assert sum(r["cost_s"] for r in recs) >= st["probe_s"]
 
 
@@ -108,7 +108,7 @@ def test_directions_are_stored_in_run_json_and_read_back_without_the_plugin(tmp_
         s = _search(tmp_path, evaluator="acc-for-test", budget=40, seed=0)
     finally:
         del registry._registry["evaluator"]["acc-for-test"]  # the reading process does not know it
-    meta, recs = load_run(s["run_dir"])
+    meta, recs = read_run(s["run_dir"])
     assert meta["config"]["objectives"] == [{"name": "acc", "direction": "max"},
                                             {"name": "size", "direction": "min"}]
     out = summarize(s["run_dir"])
@@ -331,7 +331,7 @@ def test_evaluate_batch_constraints_and_info_reach_the_log(tmp_path):
     BatchedToy.calls.clear()
     registry.register_evaluator("batched-toy", BatchedToy, replace=True)
     s = _search(tmp_path, evaluator="batched-toy", budget=40, seed=0, strategy="random", strategy_options={})
-    recs = load_run(s["run_dir"])[1]
+    recs = read_run(s["run_dir"])[1]
     assert max(BatchedToy.calls) > 1, "the serial runner hands the evaluator batches"
     ok = [r for r in recs if r["status"] == "ok" and r["charged"]]
     assert ok and all(r["info"]["steps"] == int(r["candidate"]) for r in ok)
@@ -459,7 +459,7 @@ def test_an_infeasible_result_never_ranks_first(tmp_path):
 
     summary = automl.search(space="ofa-mbv3", evaluator="ofa-hw", strategy="random", budget=30, seed=0,
                             out=str(tmp_path / "run"), evaluator_options={"max_macs": 2.5e8})
-    _, records = automl.load_run(str(tmp_path / "run"))
+    _, records = automl.read_run(str(tmp_path / "run"))
     feasible_best = max((r for r in records if r["status"] == "ok" and not any(
         v > 0 for v in (r.get("constraints") or {}).values())), key=lambda r: r["objectives"]["top1"])
     assert any(any(v > 0 for v in (r.get("constraints") or {}).values()) for r in records)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import automl
-from automl.api import load_run
+from automl.api import read_run
 from automl.errors import ConfigError, RunDirError
 
 SPACE, EVAL = "plugins_for_tests:ToySpace", "plugins_for_tests:Quadratic"
@@ -27,7 +27,7 @@ def run(tmp_path, name="r", **kw):
 
 def test_budget_counts_charged_evaluations_and_log_has_every_candidate(tmp_path):
     s = run(tmp_path, budget=40, seed=1)
-    meta, recs = load_run(s["run_dir"])
+    meta, recs = read_run(s["run_dir"])
     assert s["charged_evaluations"] == 40 == sum(r["charged"] for r in recs)
     assert len(recs) == s["candidates"] > 40  # hits are logged too
     assert all(FIELDS <= set(r) for r in recs)
@@ -46,7 +46,7 @@ def test_budget_counts_charged_evaluations_and_log_has_every_candidate(tmp_path)
 
 def test_equivalent_candidates_written_differently_are_not_evaluated_twice(tmp_path):
     s = run(tmp_path, budget=100, seed=0, strategy="random", space_options={})  # 200 texts, 100 functions
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     misses = [r for r in recs if r["cache"] == "miss"]
     assert sorted(int(r["candidate"]) % 100 for r in misses) == list(range(100))
     functional_only = [r for r in recs if r["cache"] == "hit" and
@@ -57,9 +57,9 @@ def test_equivalent_candidates_written_differently_are_not_evaluated_twice(tmp_p
 
 def test_same_seed_same_log(tmp_path):
     strip = lambda recs: [{k: v for k, v in r.items() if k not in ("t", "cost_s", "saved_s")} for r in recs]  # noqa: E731
-    a = load_run(run(tmp_path, "a", budget=30, seed=5)["run_dir"])[1]
-    b = load_run(run(tmp_path, "b", budget=30, seed=5)["run_dir"])[1]
-    c = load_run(run(tmp_path, "c", budget=30, seed=6)["run_dir"])[1]
+    a = read_run(run(tmp_path, "a", budget=30, seed=5)["run_dir"])[1]
+    b = read_run(run(tmp_path, "b", budget=30, seed=5)["run_dir"])[1]
+    c = read_run(run(tmp_path, "c", budget=30, seed=6)["run_dir"])[1]
     assert strip(a) == strip(b) != strip(c)
 
 
@@ -67,7 +67,7 @@ def test_failed_invalid_and_timeout_are_recorded_not_raised(tmp_path):
     ev = {"fail_on": list(range(0, 200, 3)), "nan_on": list(range(1, 200, 3)), "hang_on": [42]}
     s = run(tmp_path, budget=40, seed=0, strategy="random", evaluator_options=ev, timeout=0.5,
             strategy_options={})
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     by = {st: [r for r in recs if r["status"] == st] for st in ("ok", "failed", "invalid")}
     assert by["failed"] and by["invalid"] and by["ok"]
     assert all("cannot evaluate" in r["error"] or "timed out" in r["error"] for r in by["failed"])
@@ -88,7 +88,7 @@ def test_second_run_with_shared_cache_evaluates_nothing_new(tmp_path):
 
 def test_no_cache_evaluates_every_candidate(tmp_path):
     s = run(tmp_path, budget=30, seed=0, use_cache=False)
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     assert len(recs) == 30 and all(r["cache"] == "miss" for r in recs)
     assert len({r["hash"] for r in recs}) < 30  # duplicates were evaluated again (and hashed)
 
@@ -97,7 +97,7 @@ def test_aggregating_policy_for_noisy_evaluator(tmp_path):
     s = run(tmp_path, budget=60, seed=0, evaluator="plugins_for_tests:NoisyQuadratic",
             space_options={"n": 20, "m": 20})
     assert s["cache_policy"] == "aggregating(k=3)"
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     partial = [r for r in recs if r["cache"] == "partial"]
     assert partial and all(r["charged"] == 1 and r["n"] >= 2 for r in partial)
     assert max(r["n"] for r in recs) == 3
@@ -108,7 +108,7 @@ def test_in_flight_duplicates_are_coalesced(tmp_path):
     counter.mkdir()
     s = run(tmp_path, budget=8, seed=0, strategy="random", workers=2, strategy_options={},
             space_options={"n": 16, "m": 8}, evaluator_options={"sleep": 0.2, "counter_dir": str(counter)})
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     real = len(list(counter.iterdir()))
     assert real == s["charged_evaluations"] == 8
     st = s["cache"]  # session statistics agree with the log: every lookup counted once
@@ -120,7 +120,7 @@ def test_in_flight_duplicates_are_coalesced(tmp_path):
 
 def test_optuna_sampler_through_the_cache(tmp_path):
     s = run(tmp_path, budget=25, seed=0, strategy="tpe", strategy_options={}, space_options={"n": 60, "m": 30})
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     assert s["charged_evaluations"] == 25
     assert any(r["cache"] == "hit" for r in recs), "TPE re-proposals must be answered by the cache"
     assert all("params" in r for r in recs)
@@ -148,12 +148,12 @@ def test_seconds_budget_and_bad_config(tmp_path):
 def test_resume_after_truncated_last_line(tmp_path):
     s = run(tmp_path, budget=30, seed=0)
     log = os.path.join(s["run_dir"], "candidates.jsonl")
-    before = load_run(s["run_dir"])[1]
+    before = read_run(s["run_dir"])[1]
     with open(log, "a") as f:
         f.write('{"id": 999, "cand')  # a write cut short by a crash
     with pytest.warns(UserWarning, match="truncated last line"):
         s2 = automl.search(out=s["run_dir"], resume=True, budget=50, allow_import=True)
-    after = load_run(s["run_dir"])[1]
+    after = read_run(s["run_dir"])[1]
     assert after[: len(before)] == before
     assert s2["charged_evaluations"] == 50 == sum(r["charged"] for r in after)
     misses = [r["hash"] for r in after if r["cache"] == "miss"]
@@ -179,7 +179,7 @@ def test_kill_9_then_resume_loses_nothing_and_evaluates_nothing_twice(tmp_path):
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    before = load_run(out)[1]
+    before = read_run(out)[1]
     assert 0 < sum(r["charged"] for r in before) < 400, "the kill must land mid-run"
     # --stall: the toy search may have converged by the time of the kill (2,000 hits in a row would
     # end it as "stalled", which says nothing about what the kill lost)
@@ -188,7 +188,7 @@ def test_kill_9_then_resume_loses_nothing_and_evaluates_nothing_twice(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "stopped (budget)" in r.stdout, r.stdout
-    after = load_run(out)[1]
+    after = read_run(out)[1]
     assert after[: len(before)] == before, "every record logged before the kill is kept as it was"
     charged = [r for r in after if r["charged"]]
     assert len(charged) == 400
@@ -199,8 +199,8 @@ def test_kill_9_then_resume_loses_nothing_and_evaluates_nothing_twice(tmp_path):
 def test_structural_dedupe_misses_what_only_the_probe_sees(tmp_path):
     f = run(tmp_path, "f", budget=100, seed=0, strategy="random", space_options={})
     s = run(tmp_path, "s", budget=100, seed=0, strategy="random", space_options={}, dedupe="structural")
-    _, fr = load_run(f["run_dir"])
-    _, sr = load_run(s["run_dir"])
+    _, fr = read_run(f["run_dir"])
+    _, sr = read_run(s["run_dir"])
     assert all(r["hash"] == r["structural_hash"] for r in sr)
     # 200 texts but only 100 functions: structural dedupe needs more candidates per function found
     assert len({int(r["candidate"]) % 100 for r in sr if r["charged"]}) < 100
@@ -214,7 +214,7 @@ def test_structural_dedupe_misses_what_only_the_probe_sees(tmp_path):
 
 def test_run_json_records_options_with_their_defaults(tmp_path):
     s = automl.search(space="expressions", evaluator="symbolic-regression", budget=5, out=str(tmp_path / "o"))
-    meta, _ = load_run(s["run_dir"])
+    meta, _ = read_run(s["run_dir"])
     assert meta["config"]["evaluator"]["options"]["target"] == "x**3 + x**2 + x"
     assert meta["config"]["evaluator"]["options"]["n"] == 256
     assert meta["config"]["space"]["options"]["variables"] == ["x"]
@@ -250,7 +250,7 @@ def test_nsga2_multi_objective_search_and_pareto_front(tmp_path):
     assert s["charged_evaluations"] == 40
     summary = summarize(s["run_dir"])
     front = summary["pareto_front"]
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     ok = [r for r in recs if r["status"] == "ok"]
     keys = ("cifar10", "cifar100", "imagenet16")
     for f in front:  # nothing logged dominates a front point
@@ -269,7 +269,7 @@ def test_noisy_nb201_table_is_aggregated_by_the_cache(tmp_path):
     s = automl.search(space="nb201", evaluator="nb201-tabular", budget=150, seed=0, out=str(tmp_path / "noisy"),
                       evaluator_options={"noise": 0.5}, strategy_options={"population_size": 20, "tournament_size": 5})
     assert s["cache_policy"] == "aggregating(k=3)"
-    _, recs = load_run(s["run_dir"])
+    _, recs = read_run(s["run_dir"])
     table = nb201_table()
     partial = [r for r in recs if r["cache"] == "partial"]
     assert partial, "re-proposed cells must be re-evaluated until 3 samples are averaged"

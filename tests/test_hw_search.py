@@ -57,7 +57,7 @@ def test_constraints_are_respected_by_every_reported_front(tmp_path):
     for strategy, sopts in (("linas", TINY_LINAS), ("nsga2-native", {"population_size": 10}), ("random", {})):
         out = _run(tmp_path, strategy, 24, opts, sopts)
         s = summarize(out)
-        _, recs = automl.api.load_run(out)
+        _, recs = automl.api.read_run(out)
         oks = [r for r in recs if r["status"] == "ok"]
         assert all(set(r["constraints"]) == {"latency_ms"} and "constraint_violation" not in r["objectives"]
                    for r in oks)  # a constraint of core's, never an objective
@@ -75,14 +75,14 @@ def test_constraints_are_respected_by_every_reported_front(tmp_path):
 
 def test_linas_refits_each_loop_and_never_pays_for_a_known_network(tmp_path):
     out = _run(tmp_path, "linas", 30, strategy_options=TINY_LINAS)
-    _, recs = automl.api.load_run(out)
+    _, recs = automl.api.read_run(out)
     assert sum(r["charged"] for r in recs) == 30
     assert all(r["cache"] == "miss" for r in recs)  # proposals are screened by canonical form
     state = json.load(open(os.path.join(out, "state.json")))["strategy"]
     assert len(state["loop_seconds"]) == (30 - 8) // 4 + ((30 - 8) % 4 > 0)
     # resumable: a larger budget continues the same run
     automl.search(resume=True, out=out, budget=38)
-    _, recs2 = automl.api.load_run(out)
+    _, recs2 = automl.api.read_run(out)
     assert sum(r["charged"] for r in recs2) == 38 and recs2[:len(recs)] == recs
 
 
@@ -91,7 +91,7 @@ def test_linas_beats_random_on_the_oracle_with_a_small_budget(tmp_path):
     ref, dirs = [70.0, 6e8], ["max", "min"]
 
     def hv(out):
-        _, recs = automl.api.load_run(out)
+        _, recs = automl.api.read_run(out)
         return hypervolume([[r["objectives"]["top1"], r["objectives"]["macs"]] for r in recs if r["charged"]], ref, dirs)
 
     for seed in range(3):

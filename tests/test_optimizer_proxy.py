@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import automl
-from automl.api import load_run
+from automl.api import read_run
 from automl.cli import main as cli_main
 from automl.errors import ConfigError, RunDirError
 from evaluators.optimizer_proxy import OptimizerProxy, heldout_score
@@ -96,7 +96,7 @@ def test_diverging_program_is_recorded_invalid_by_a_search(tmp_path):
                       evaluator_options={"tasks": ["mlp"], "steps": 10},
                       strategy_options={"population_size": 2, "tournament_size": 1,
                                         "warm_start_texts": [DIVERGING]})
-    _, recs = load_run(str(out))
+    _, recs = read_run(str(out))
     by_text = {SPACE.to_text(SPACE.from_text(r["candidate"])): r for r in recs}
     bad = by_text[SPACE.to_text(prog(DIVERGING))]
     assert bad["status"] == "invalid" and "val_loss=nan" in bad["error"]

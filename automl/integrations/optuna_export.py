@@ -74,7 +74,7 @@ def export_to_optuna(run_dir: str, storage_path: str, study_name: str | None = N
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
 
-    from ..api import load_run
+    from ..api import read_run as load_run
     from ..report import run_objectives
 
     meta, records = load_run(run_dir)

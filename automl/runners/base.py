@@ -5,6 +5,7 @@ where an evaluation ran; the cache and the log stay with the engine.
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from typing import Any
 
 from ..errors import ConfigError
@@ -26,6 +27,43 @@ class PluginSpec:
         from ..registry import create
 
         return create(family, self.name, self.allow_import, **self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectPlugin(PluginSpec):
+    """A space or evaluator *object* shipped to workers by value: ``payload`` is the object
+    pickled with cloudpickle when it is importable (it pickles functions, lambdas and classes
+    defined in ``__main__`` or a notebook by value), else with :mod:`pickle`.  ``name`` is the
+    label the run logs (``options`` stay empty: the object carries its own).  Built with
+    :meth:`ship`, which raises ConfigError naming what cannot be pickled *before* a run starts.
+
+    Workers unpickle what the driver sent them (the driver's own object); no file is ever
+    unpickled: run.json records only the label."""
+
+    payload: bytes = b""
+
+    @classmethod
+    def ship(cls, obj: Any, label: str, family: str) -> "ObjectPlugin":
+        try:
+            import cloudpickle
+        except ImportError:  # cloudpickle comes with ray; plain pickle ships importable objects only
+            dumps = pickle.dumps
+            how = "pickle (install cloudpickle to ship objects defined in __main__ or a notebook by value)"
+        else:
+            dumps = cloudpickle.dumps
+            how = "cloudpickle"
+        try:
+            payload = dumps(obj)
+            pickle.loads(payload)  # what a worker will do: fail here, not in every worker
+        except Exception as exc:  # pickling runs arbitrary __reduce__ code: any error means "cannot ship"
+            raise ConfigError(f"the {family} {label} cannot be sent to worker processes: {how} failed with "
+                              f"{type(exc).__name__}: {exc}.  Use runner='serial' (workers=1), or make it picklable "
+                              "(no open files, locks, sockets or database connections among its attributes or "
+                              "in its closure; open those lazily in evaluate())") from None
+        return cls(label, {}, True, payload)
+
+    def build(self, family: str) -> Any:
+        return pickle.loads(self.payload)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -233,7 +233,8 @@ class WorkerPool:
             if self._start_failures >= MAX_START_FAILURES:
                 self.kill()
                 raise ConfigError(f"evaluator worker processes die while starting (exit code {code}, "
-                                  f"{self._start_failures} times); their stderr says why")
+                                  f"{self._start_failures} times); their stderr says why (a script that starts workers "
+                                  "must call automl.search under `if __name__ == \"__main__\":`)")
         else:
             self._start_failures = 0
         self._replace(w)

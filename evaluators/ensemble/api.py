@@ -105,9 +105,9 @@ def search(checkpoint: str | os.PathLike, out: str | os.PathLike, *, k: int | No
     ev = {"checkpoint": os.path.abspath(checkpoint), "heldout": heldout, "val_per_class": val_per_class,
           "batch_size": batch_size, "macs_budget": macs_budget, "device": device, "threads": threads}
     space = ensemble_space(checkpoint)
-    summary = engine_search(space=space, evaluator="ensemble-supernet", strategy=strategy, budget=budget,
-                            seed=seed, out=str(out), space_options=space_options, evaluator_options=ev,
-                            strategy_options=strategy_options, cache=cache)
+    summary = dict(engine_search(space=space, evaluator="ensemble-supernet", strategy=strategy, budget=budget,
+                                 seed=seed, out=str(out), space_options=space_options, evaluator_options=ev,
+                                 strategy_options=strategy_options, cache=cache).summary)
     b = summary.get("best")  # the core never ranks an infeasible result: the best is within the budget
     summary["best_feasible"] = b if b and (macs_budget is None or b["objectives"]["macs"] <= macs_budget) else None
     summary["space"], summary["space_options"] = space, space_options

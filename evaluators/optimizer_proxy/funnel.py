@@ -51,7 +51,7 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
     scale), ``candidates`` (rows: id, hash, candidate, search_val_loss, funnel_val_loss, tasks,
     promoted, heldout) and ``promoted`` (ids).
     """
-    from automl.api import load_run
+    from automl.api import read_run
 
     from .proxy import OptimizerProxy, heldout_score
 
@@ -59,7 +59,7 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
         raise ConfigError(f"top must be a positive integer, got {top!r}")
     if not isinstance(margin, (int, float)) or not 0 <= margin < 1:
         raise ConfigError(f"margin must be in [0, 1), got {margin!r}")
-    meta, records = load_run(run_dir)
+    meta, records = read_run(run_dir)
     cfg = meta["config"]
     if cfg["evaluator"]["name"] != OptimizerProxy.name:
         raise RunDirError(f"{run_dir} was searched with evaluator {cfg['evaluator']['name']!r}; the funnel "
@@ -184,10 +184,10 @@ class FunnelCommand:
     def run(a: Any) -> int:
         import sys
 
-        from automl.api import load_run
+        from automl.api import read_run
         from automl.errors import AutoMLError
 
-        meta, _ = load_run(a.run_dir)
+        meta, _ = read_run(a.run_dir)
         name = meta["config"]["evaluator"]["name"]
         if name != "optimizer-proxy":
             raise AutoMLError(f"funnel selection needs a run of the optimizer-proxy evaluator, not {name!r}")
