@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import time
-from typing import Any, Callable, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Iterator, KeysView, Mapping, Sequence, Union
 
 from . import registry
 from .cache import Cache, NullCache
@@ -47,7 +47,7 @@ from .strategies.base import Strategy
 from .types import Candidate, Objective
 
 #: What a callback is: ``fn(run, record)``, or an object with ``on_result(run, record)``.
-Callback = Union[Callable[["Run", dict], Any], Any]
+Callback = Union[Callable[["Run", dict[str, Any]], Any], Any]
 
 #: Options a resumed run may change; every other option must match the run's (or be left out).
 SAFE_ON_RESUME = ("budget", "seconds", "max_candidates", "stall", "workers", "runner", "runner_options",
@@ -665,7 +665,8 @@ class Run:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.meta["config"]
+        cfg: dict[str, Any] = self.meta["config"]
+        return cfg
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
@@ -749,7 +750,7 @@ class Run:
     def get(self, key: str, default: Any = None) -> Any:
         return self.summary.get(key, default)
 
-    def keys(self):  # noqa: ANN201 (dict_keys)
+    def keys(self) -> KeysView[str]:
         return self.summary.keys()
 
     def __contains__(self, key: object) -> bool:

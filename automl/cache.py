@@ -24,7 +24,7 @@ import sqlite3
 import time
 import uuid
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from .errors import CacheError, ConfigError
 from .policy import CachePolicy  # noqa: F401  (re-exported: automl.cache.CachePolicy)
@@ -33,6 +33,7 @@ from .types import FAILED, INVALID, OK
 SCHEMA = 1
 # Aliases and hit counts are written at most this often (results are written at once, each in
 # its own short transaction): losing a few aliases to a kill costs a probe, nothing else.
+_T = TypeVar("_T")
 _COMMIT_INTERVAL_S = 0.25
 _BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction
 _COLS = "key, status, objectives, n, hits, cost_s, error, candidate, failure, constraints"
@@ -76,7 +77,7 @@ class Cache:
     stored with every failure; see :func:`failure_is_stale` for when a cached failure is retried.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, settings: Mapping[str, Any] | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None, settings: Mapping[str, Any] | None = None):
         self.path = None if path is None else os.fspath(path)
         self.settings = dict(settings or {})
         self.session = uuid.uuid4().hex[:12]  # this cache object's run: transient failures are retried by later ones
@@ -91,7 +92,15 @@ class Cache:
             self._open()
 
     # --- storage ------------------------------------------------------------------------------
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The open connection (only called on a file-backed cache, which is open until close())."""
+        if self._db is None:
+            raise CacheError(f"cache {self.path} is closed")
+        return self._db
+
     def _open(self) -> None:
+        assert self.path is not None
         parent = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(parent, exist_ok=True)
@@ -110,8 +119,8 @@ class Cache:
             raise
 
     def _init_schema(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
 
         def body(db: sqlite3.Connection) -> None:
             db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
@@ -134,7 +143,7 @@ class Cache:
 
     def _preload(self) -> None:
         """Read small caches into memory; ``fetchall`` ends the read at once (no open snapshot)."""
-        db = self._db
+        db = self._conn
         self._mem.clear()
         n = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
         if n <= _PRELOAD_MAX:
@@ -144,7 +153,7 @@ class Cache:
                     self._mem[row[0]] = e
             self._alias.update(db.execute("SELECT structural, functional FROM aliases").fetchall())
 
-    def _retry(self, fn, *args):
+    def _retry(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn`` against the database, retrying while another process holds the write lock
         (sqlite's own busy timeout does not cover every case, e.g. a lock upgrade); any other
         database error is a :class:`CacheError` naming the file."""
@@ -164,7 +173,7 @@ class Cache:
                 raise CacheError(f"cache {self.path} is damaged ({exc}); move it away (the run logs keep every "
                                  "result; `--resume` refills a new cache from its log)") from None
 
-    def _entry(self, key: str, row: tuple) -> Entry | None:
+    def _entry(self, key: str, row: Sequence[Any]) -> Entry | None:
         """An entry from a stored row, validated; a bad row is ignored (a miss) with one warning."""
         status, obj, n, hits, cost, error, cand, failure, cons = row
         try:
@@ -192,7 +201,7 @@ class Cache:
 
     def _read(self, key: str) -> Entry | None:
         """The stored row for ``key`` (memory updated); None when absent or corrupt."""
-        row = self._retry(lambda: self._db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone())
+        row = self._retry(lambda: self._conn.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone())
         if row is None:
             return self._mem.get(key)
         e = self._entry(row[0], row[1:])
@@ -206,7 +215,7 @@ class Cache:
             return e
         return self._read(key)
 
-    def _update(self, key: str, fold) -> Entry:
+    def _update(self, key: str, fold: Callable[[Entry | None], Entry]) -> Entry:
         """Atomically read ``key``'s row, compute ``fold(old) -> new`` and write it (one short
         write transaction; the in-memory layer is updated too)."""
         if self._db is None:
@@ -229,11 +238,11 @@ class Cache:
         self._last_commit = time.monotonic()
         return e
 
-    def _write(self, body):
+    def _write(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
         """``body(db)`` inside one short ``BEGIN IMMEDIATE`` transaction (rolled back on any
         exception), retried while another process holds the lock; returns what ``body`` returns."""
-        def txn():
-            db = self._db
+        def txn() -> _T:
+            db = self._conn
             db.execute("BEGIN IMMEDIATE")
             try:
                 out = body(db)
@@ -272,18 +281,18 @@ class Cache:
                 self._db.close()
                 self._db = None
 
-    def __enter__(self):
+    def __enter__(self) -> "Cache":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- structural -> functional aliases ----------------------------------------------------------
     def alias(self, structural: str) -> str | None:
         f = self._alias.get(structural)
         if f is None and self._db is not None:
-            row = self._retry(lambda: self._db.execute("SELECT functional FROM aliases WHERE structural=?",
-                                                       (structural,)).fetchone())
+            row = self._retry(lambda: self._conn.execute("SELECT functional FROM aliases WHERE structural=?",
+                                                         (structural,)).fetchone())
             if row is not None:
                 f = self._alias[structural] = row[0]
         return f
@@ -407,7 +416,7 @@ class Cache:
     def __len__(self) -> int:
         if self._db is not None:
             self.flush()
-            return self._retry(lambda: self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+            return int(self._retry(lambda: self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]))
         return len(self._mem)
 
 

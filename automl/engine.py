@@ -150,6 +150,8 @@ class Engine:
         if state is not None and state.get("n_records", 0) <= len(records):
             self.strategy.load_state_dict(state["strategy"])
             start = state["n_records"]
+            if "policy_rng" in state:  # a forgetful/aggregating policy continues its own random stream
+                self.seam.rng.bit_generator.state = state["policy_rng"]
         recs = [Record.from_json(r) for r in records]
         self.dispatcher.restore(recs, self.strategy.replay, start)
         self.reconciled = self.dispatcher.reconciled  # cache entries repaired from the log
@@ -237,7 +239,8 @@ class Engine:
         counts records the disk does not hold)."""
         self.log.sync()
         self.log.save_state({"n_records": self.n_records, "next_id": self.next_id,
-                             "strategy": self.strategy.state_dict(), "time": time.time()})
+                             "strategy": self.strategy.state_dict(), "policy_rng": self.seam.rng.bit_generator.state,
+                             "time": time.time()})
         self._last_snapshot = time.monotonic()
 
     def _progress_line(self) -> None:

@@ -81,6 +81,11 @@ class Seam:
         self._rng = np.random.default_rng(seed)
         self._pending_probe_s = 0.0  # strategy digests, charged to the next candidate prepared
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """The policy's own RNG (a front end that checkpoints saves ``rng.bit_generator.state``)."""
+        return self._rng
+
     # --- digests --------------------------------------------------------------------------------
     def _functional(self, genome: Any, structural: str) -> str:
         key = self.hasher.alias_key(structural)

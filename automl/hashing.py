@@ -150,7 +150,7 @@ def namespace(kind: str, representation: str, probe_spec: str = "", dtype: str =
 
 # --- resolving what is being hashed -------------------------------------------------------------
 
-def _resolve(obj: Any, space: Any):
+def _resolve(obj: Any, space: Any) -> tuple[Any, Any]:
     """Return (space_or_None, genome_or_callable)."""
     from .types import Candidate
 
@@ -201,7 +201,7 @@ def probe_inputs(n_args: int, seed: int = PROBE_SEED, n: int = LAMBDA_PROBE_N) -
     return _probe_cache[key]
 
 
-def _n_args(fn: Callable) -> int:
+def _n_args(fn: Callable[..., Any]) -> int:
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -217,7 +217,7 @@ def _code_key(code: Any) -> bytes:
     return b"\x00".join(parts)
 
 
-def _callable_key(fn: Callable) -> bytes:
+def _callable_key(fn: Callable[..., Any]) -> bytes:
     code = getattr(fn, "__code__", None)
     if code is None:
         return repr(fn).encode()
@@ -227,7 +227,7 @@ def _callable_key(fn: Callable) -> bytes:
     return key
 
 
-def _call_probe(fn: Callable, seed: int) -> list[np.ndarray]:
+def _call_probe(fn: Callable[..., Any], seed: int) -> list[np.ndarray]:
     """Run ``fn`` on the probe arrays.  A function that does not take arrays (``math.sin``) is
     called element by element; a constant result is broadcast to the probe's shape, so
     ``lambda x: 1.0`` and ``lambda x: np.ones_like(x)`` compute the same."""
@@ -300,7 +300,7 @@ class Hasher:
         return mix(self._alias_ns, structural)
 
 
-def _takes_domain(fn: Callable) -> bool:
+def _takes_domain(fn: Callable[..., Any]) -> bool:
     try:
         return "domain" in inspect.signature(fn).parameters
     except (TypeError, ValueError):

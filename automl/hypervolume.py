@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def _to_min(F, directions: Sequence[str] | None) -> np.ndarray:
+def _to_min(F: ArrayLike, directions: Sequence[str] | None) -> np.ndarray:
     F = np.atleast_2d(np.asarray(F, dtype=np.float64))
     if directions is None:
         return F
@@ -26,22 +27,22 @@ def _to_min(F, directions: Sequence[str] | None) -> np.ndarray:
     return F * sign
 
 
-def pareto_mask(F, directions: Sequence[str] | None = None) -> np.ndarray:
+def pareto_mask(values: ArrayLike, directions: Sequence[str] | None = None) -> np.ndarray:
     """Boolean mask of the non-dominated rows (duplicates of a non-dominated row all kept)."""
-    F = _to_min(F, directions)
+    F = _to_min(values, directions)
     le = (F[:, None, :] <= F[None, :, :]).all(2)
     lt = (F[:, None, :] < F[None, :, :]).any(2)
-    dominated = (le & lt).any(0)
+    dominated = np.asarray((le & lt).any(0))
     return ~dominated
 
 
-def nondominated_ranks(F, directions: Sequence[str] | None = None) -> np.ndarray:
+def nondominated_ranks(values: ArrayLike, directions: Sequence[str] | None = None) -> np.ndarray:
     """Front index of each row (0 = non-dominated), by repeated peeling (vectorised per front)."""
-    F = _to_min(F, directions)
+    F = _to_min(values, directions)
     n = len(F)
     if F.shape[1] <= 2 and n:
         return _ranks_2d(F if F.shape[1] == 2 else np.c_[F, np.zeros(n)])
-    dom = (F[:, None, :] <= F[None, :, :]).all(2) & (F[:, None, :] < F[None, :, :]).any(2)  # i dominates j
+    dom = np.asarray((F[:, None, :] <= F[None, :, :]).all(2) & (F[:, None, :] < F[None, :, :]).any(2))  # i dominates j
     count = dom.sum(0)
     ranks = np.full(n, -1)
     current = np.flatnonzero(count == 0)
@@ -75,7 +76,7 @@ def _ranks_2d(F: np.ndarray) -> np.ndarray:
     return ranks[np.asarray(inv).reshape(-1)]
 
 
-def crowding_distance(F) -> np.ndarray:
+def crowding_distance(F: ArrayLike) -> np.ndarray:
     """NSGA-II crowding distance within one front (boundary points get +inf)."""
     F = np.atleast_2d(np.asarray(F, dtype=np.float64))
     n, m = F.shape
@@ -112,9 +113,9 @@ def _hv_min(F: np.ndarray, ref: np.ndarray) -> float:
     return float(total)
 
 
-def hypervolume(F, ref: Sequence[float], directions: Sequence[str] | None = None) -> float:
-    """Hypervolume of the rows of ``F`` against ``ref`` (see the module docstring)."""
-    F = _to_min(F, directions)
+def hypervolume(values: ArrayLike, ref: Sequence[float], directions: Sequence[str] | None = None) -> float:
+    """Hypervolume of the rows of ``values`` against ``ref`` (see the module docstring)."""
+    F = _to_min(values, directions)
     r = _to_min(np.asarray(ref, dtype=np.float64)[None, :], directions)[0]
     if F.size == 0:
         return 0.0
@@ -122,7 +123,7 @@ def hypervolume(F, ref: Sequence[float], directions: Sequence[str] | None = None
     return _hv_min(F, r)
 
 
-def hypervolume_trajectory(F, ref: Sequence[float], directions: Sequence[str] | None = None,
+def hypervolume_trajectory(F: ArrayLike, ref: Sequence[float], directions: Sequence[str] | None = None,
                            at: Sequence[int] | None = None) -> np.ndarray:
     """Hypervolume of the first N rows for each N in ``at`` (default every N = 1..n)."""
     F = np.atleast_2d(np.asarray(F, dtype=np.float64))

@@ -16,7 +16,7 @@ import platform
 import sys
 import time
 import warnings
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 from .errors import RunDirError
 
@@ -132,7 +132,7 @@ class RunLog:
     def __init__(self, run_dir: str):
         self.dir = run_dir
         self.path = os.path.join(run_dir, LOG_FILE)
-        self._f = None
+        self._f: TextIO | None = None
 
     @classmethod
     def create(cls, run_dir: str, config: dict[str, Any]) -> "RunLog":

@@ -21,7 +21,7 @@ import math
 import os
 from typing import Any, Sequence
 
-from .api import read_run as load_run
+from .api import read_run
 from .errors import AutoMLError, ConfigError
 from .objectives import best_so_far, feasible, pareto_front, value
 from .report import run_objectives, summarize
@@ -195,7 +195,7 @@ def progress_figure(run_dir: str, allow_import: bool = False) -> Any:
     against charged evaluations, status counts, and with several objectives one Pareto panel per
     pair of objectives; reference lines where the evaluator knows some."""
     plt = _pyplot()
-    meta, recs = load_run(run_dir)
+    meta, recs = read_run(run_dir)
     objs = _objectives(meta, recs, allow_import)
     refs = references(meta, allow_import)
     primary = objs[0] if objs else None
@@ -244,7 +244,7 @@ def compare_figure(run_dirs: Sequence[str], labels: Sequence[str] | None = None,
     if labels is not None and len(labels) != len(run_dirs):
         raise ConfigError(f"{len(labels)} labels for {len(run_dirs)} runs")
     plt = _pyplot()
-    loaded = [load_run(d) for d in run_dirs]
+    loaded = [read_run(d) for d in run_dirs]
     objs = [_objectives(m, r, allow_import) for m, r in loaded]
     primaries = {(o[0].name, o[0].direction) if o else None for o in objs}
     if len(primaries) != 1 or None in primaries:
@@ -339,7 +339,7 @@ def report_html(run_dir: str, top: int = 10, allow_import: bool = False) -> str:
     """A self-contained HTML page for one run: the figure (embedded PNG), statistics, status
     counts, reference values, the best distinct candidates and, with several objectives, the Pareto
     front.  No external resource: styles inline, images as data: URIs."""
-    meta, recs = load_run(run_dir)
+    meta, recs = read_run(run_dir)
     s = summarize(run_dir, top, (meta, recs), allow_import)
     objs = _objectives(meta, recs, allow_import)
     refs = references(meta, allow_import)

@@ -31,9 +31,11 @@ import functools
 import math
 import os
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+
+_Core = Callable[[np.ndarray], np.ndarray]  # a float64 array (ndim >= 1) in, one out
 
 #: Changes whenever any function's bits change; probes put it in their spec (so in the namespace).
 #: 3: sin/cos/tan reduce each value by its own magnitude (v2 took the large-argument reduction for
@@ -57,7 +59,7 @@ _ATAN_C = np.array([(-1.0) ** k / (2 * k + 1) for k in range(14)])  # |y| <= tan
 
 def _horner(c: np.ndarray, z: np.ndarray) -> np.ndarray:
     """sum c[k] z**k by Horner's rule, highest power first (a fixed order of exact-rounded ops)."""
-    acc = z * c[-1]
+    acc: np.ndarray = z * c[-1]
     acc += c[-2]
     for ck in c[-3::-1]:
         acc *= z
@@ -276,7 +278,7 @@ _PIO2_D = (1.5707963267948966, 6.123233995736766e-17, -1.4973849048591698e-33)
 _SPLIT = 134217729.0  # 2**27 + 1
 
 
-def _split(a):
+def _split(a: Any) -> tuple[Any, Any]:
     c = a * _SPLIT
     hi = c - (c - a)
     return hi, a - hi
@@ -293,7 +295,7 @@ _COS_P = np.array([4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48
                    -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11])
 
 
-def _sincos_reduced(a: np.ndarray):
+def _sincos_reduced(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sin r, cos r, quadrant as int64) with a = r + q*pi/2, |r| <= pi/4.  inf and NaN give a NaN
     r, so NaN results whatever the quadrant."""
     q = a * _INV_PIO2
@@ -324,24 +326,24 @@ def _sincos_reduced(a: np.ndarray):
     return s, c, qi
 
 
-def _sin(a):
+def _sin(a: np.ndarray) -> np.ndarray:
     s, c, qi = _sincos_reduced(a)
     res = np.where(qi & 1, c, s)
     return np.where(qi & 2, -res, res)
 
 
-def _cos(a):
+def _cos(a: np.ndarray) -> np.ndarray:
     s, c, qi = _sincos_reduced(a)
     res = np.where(qi & 1, s, c)  # cos(r + q pi/2): c, -s, -c, s
     return np.where((qi + 1) & 2, -res, res)
 
 
-def _tan(a):
+def _tan(a: np.ndarray) -> np.ndarray:
     s, c, qi = _sincos_reduced(a)
     return np.where(qi & 1, -c / s, s / c)
 
 
-def _arctan(a):
+def _arctan(a: np.ndarray) -> np.ndarray:
     y = np.abs(a)
     big = y > 1.0
     y = np.where(big, 1.0 / y, y)  # atan(y) = pi/2 - atan(1/y)
@@ -354,11 +356,11 @@ def _arctan(a):
     return np.copysign(r, a)  # NaN stays NaN
 
 
-def _arcsin(a):
+def _arcsin(a: np.ndarray) -> np.ndarray:
     return _arctan(a / np.sqrt((1.0 - a) * (1.0 + a)))  # |a| > 1: sqrt of a negative, NaN
 
 
-def _arccos(a):
+def _arccos(a: np.ndarray) -> np.ndarray:
     return 2.0 * _arctan(np.sqrt((1.0 - a) / (1.0 + a)))  # |a| > 1: sqrt of a negative, NaN
 
 
@@ -372,7 +374,7 @@ def _half_exp_pair(y: np.ndarray, sign: float) -> np.ndarray:
     return np.where(y < 709.0, near, far)
 
 
-def _sinh(a):
+def _sinh(a: np.ndarray) -> np.ndarray:
     # (E + E / (E + 1)) / 2 with E = expm1(|a|) (fdlibm's form, accurate near 0 too); exp(|a|)/2
     # from 709 on, where E overflows
     y = np.abs(a)
@@ -387,18 +389,18 @@ def _sinh(a):
     return np.copysign(r, a)  # NaN stays NaN
 
 
-def _cosh(a):
+def _cosh(a: np.ndarray) -> np.ndarray:
     return _half_exp_pair(np.abs(a), 1.0)
 
 
-def _tanh(a):
+def _tanh(a: np.ndarray) -> np.ndarray:
     y = np.minimum(np.abs(a), 40.0)
     e = _expm1(2.0 * y)
     r = e / (e + 2.0)
     return np.copysign(r, a)  # NaN stays NaN (np.minimum keeps it)
 
 
-def _arcsinh(a):
+def _arcsinh(a: np.ndarray) -> np.ndarray:
     y = np.abs(a)
     if np.fmax.reduce(y, axis=None) <= 1e150:
         yy = y * y
@@ -411,7 +413,7 @@ def _arcsinh(a):
     return np.copysign(r, a)  # NaN stays NaN
 
 
-def _arctanh(a):
+def _arctanh(a: np.ndarray) -> np.ndarray:
     y = np.abs(a)
     r = 0.5 * _log1p(2.0 * y / (1.0 - y))  # y > 1: log1p of a value < -1, NaN; y == 1: inf
     return np.copysign(r, a)  # NaN stays NaN
@@ -512,7 +514,7 @@ def enable_compiled() -> bool:
     return bool(_JIT_CORES)
 
 
-def _jit_cores() -> dict:
+def _jit_cores() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """The compiled cores once decided, ``{}`` before (see :data:`AUTO_AFTER_CALLS`)."""
     global _calls
     _calls += 1
@@ -529,10 +531,10 @@ def compiled() -> bool:
     return bool(_JIT_CORES)
 
 
-def _dispatch(name: str, core):
+def _dispatch(name: str, core: _Core) -> _Core:
     """``core`` (a numpy function of a float64 array of ndim >= 1) run by its compiled twin when
     there is one: bit-identical values, one pass instead of 20-60 numpy calls."""
-    def run(a):
+    def run(a: np.ndarray) -> np.ndarray:
         jit = (_JIT_CORES if _JIT_CORES is not None else _jit_cores()).get(name)
         if jit is None:
             return core(a)
@@ -543,11 +545,11 @@ def _dispatch(name: str, core):
     return run
 
 
-def _public(core, name: str, doc: str):
+def _public(core: _Core, name: str, doc: str) -> Callable[[Any], Any]:
     """The numpy-like public function of ``core``: any array-like in, float64 out, a numpy scalar
     for scalar input, floating-point warnings silenced (``core`` needs ndim >= 1 and runs under
     the caller's ``np.errstate``)."""
-    def fn(x):
+    def fn(x: Any) -> Any:
         a = np.asarray(x, dtype=np.float64)
         with np.errstate(all="ignore"):
             if a.ndim == 0:
@@ -558,9 +560,9 @@ def _public(core, name: str, doc: str):
     return fn
 
 
-def _kernel(core):
+def _kernel(core: _Core) -> Callable[[Any], Any]:
     """``core`` for the probe interpreter: no errstate (the probe holds one), scalars allowed."""
-    def fn(x):
+    def fn(x: Any) -> Any:
         a = np.asarray(x, dtype=np.float64)
         return core(a.reshape(1))[0] if a.ndim == 0 else core(a)
     return fn
@@ -591,14 +593,14 @@ arcsinh = _public(_CORES["arcsinh"], "arcsinh", "inverse hyperbolic sine")
 arctanh = _public(_CORES["arctanh"], "arctanh", "inverse hyperbolic tangent")
 
 
-def _power_kernel(x, y):
+def _power_kernel(x: Any, y: Any) -> Any:
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if a.ndim == 0 and b.ndim == 0:
         return _power(a.reshape(1), b.reshape(1))[0]
     return _power(a, b)
 
 
-def power(x, y):
+def power(x: Any, y: Any) -> Any:
     """C99 ``pow`` semantics: pow(x, 0) = 1 and pow(1, y) = 1 even for nan; a negative base needs
     an integer exponent (else nan); |x|**y = exp(y log|x|) otherwise, except exponents +-1..4 (exact
     repeated multiplication, so ``x ** 2`` equals ``x * x``) and 0.5 (``sqrt``)."""
@@ -612,5 +614,5 @@ FUNCTIONS = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "sin": sin,
              "arcsinh": arcsinh, "arctanh": arctanh, "power": power}
 #: The same functions for code that already holds ``np.errstate`` (the probe interpreters):
 #: identical results, without the per-call errstate.
-KERNELS = {name: _kernel(core) for name, core in _CORES.items()}
+KERNELS: dict[str, Callable[..., Any]] = {name: _kernel(core) for name, core in _CORES.items()}
 KERNELS["power"] = _power_kernel

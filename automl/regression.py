@@ -3,6 +3,8 @@ accuracy/MACs predictor of evaluators/hardware.  One linear solve; fitting 500 p
 hundred features takes milliseconds.  (scikit-learn is not a dependency for one solve.)"""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 
@@ -32,7 +34,7 @@ class RidgeCV(Ridge):
     """Ridge whose ``alpha`` is picked from ``alphas`` by exact leave-one-out error (closed form in
     the dual: residual_i / (1 - H_ii), one eigendecomposition for the whole grid)."""
 
-    def __init__(self, alphas=(0.01, 0.1, 1.0, 10.0, 100.0)):
+    def __init__(self, alphas: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0)) -> None:
         super().__init__(alphas[0])
         self.alphas = tuple(float(a) for a in alphas)
 

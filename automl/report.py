@@ -6,11 +6,13 @@ import json
 import warnings
 from typing import Any
 
-from .api import read_run as load_run
+from .api import read_run
 from .hypervolume import hypervolume
 from .objectives import feasible, fitness, pareto_front, value
 from .policy import seconds_saved
 from .types import HIT, MISS, PARTIAL, Direction, Objective, objectives_of
+
+Loaded = tuple[dict[str, Any], list[dict[str, Any]]]  # (run.json, log records): what read_run returns
 
 
 def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Objective, ...]:
@@ -25,7 +27,9 @@ def run_objectives(meta: dict[str, Any], allow_import: bool = False) -> tuple[Ob
 
     ev = cfg["evaluator"]
     try:
-        return create("evaluator", ev["name"], allow_import, **ev["options"]).objective_list()
+        objectives: tuple[Objective, ...] = tuple(create("evaluator", ev["name"], allow_import, **ev["options"])
+                                                  .objective_list())
+        return objectives
     except (AutoMLError, ImportError):
         warnings.warn(f"run.json names no objective directions and evaluator {ev['name']!r} is not available "
                       "here: ranking assumes every objective is minimised", stacklevel=2)
@@ -36,10 +40,10 @@ def _directions(meta: dict[str, Any], allow_import: bool = False) -> dict[str, s
     return {o.name: o.direction.value for o in run_objectives(meta, allow_import)}
 
 
-def summarize(run_dir: str, top: int = 5, loaded: tuple | None = None, allow_import: bool = False) -> dict[str, Any]:
+def summarize(run_dir: str, top: int = 5, loaded: Loaded | None = None, allow_import: bool = False) -> dict[str, Any]:
     """Counts, hit rates, evaluations saved and the best candidates of a run (from its log;
-    ``loaded`` is its ``load_run`` result when the caller already has it)."""
-    meta, recs = loaded or load_run(run_dir)
+    ``loaded`` is its ``read_run`` result when the caller already has it)."""
+    meta, recs = loaded or read_run(run_dir)
     dirs = _directions(meta, allow_import)
     primary: str | None = next(iter(dirs), None) or next((k for r in recs for k in (r.get("objectives") or {})),
                                                          None)
@@ -164,7 +168,7 @@ def reproduce(run_dir: str, top: int = 1, allow_import: bool = False) -> list[di
     from .hashing import Hasher
     from .registry import create
 
-    loaded = load_run(run_dir)
+    loaded = read_run(run_dir)
     meta = loaded[0]
     space = create("space", meta["config"]["space"]["name"], allow_import, **meta["config"]["space"]["options"])
     hasher = Hasher(space, seed=meta["config"].get("probe_seed"))

@@ -17,20 +17,45 @@ from automl.evaluator import Evaluator
 
 
 class EnvReport(Evaluator):
-    """Reports where it ran: the GPU id Ray made visible (CUDA_VISIBLE_DEVICES) and the pid."""
+    """Reports where it ran: the GPU id Ray made visible (CUDA_VISIBLE_DEVICES) and the pid.
+
+    ``barrier``: the name of a :class:`Rendezvous` actor; each evaluation first checks in there and
+    waits until that many distinct processes have, so no evaluation finishes before every actor
+    of the pool is placed and running one (up to ``barrier_timeout`` s, then it raises)."""
 
     name = "env-report"
     objectives = {"gpu": "max", "pid": "max"}
 
-    def __init__(self, sleep: float = 0.0):
-        super().__init__(sleep=sleep)
-        self.sleep = float(sleep)
+    def __init__(self, sleep: float = 0.0, barrier: str | None = None, barrier_timeout: float = 120.0):
+        super().__init__(sleep=sleep, barrier=barrier, barrier_timeout=barrier_timeout)
+        self.sleep, self.barrier, self.barrier_timeout = float(sleep), barrier, float(barrier_timeout)
 
     def evaluate(self, genome, space):
+        if self.barrier:
+            import ray
+
+            ray.get(ray.get_actor(self.barrier).arrive.remote(os.getpid()), timeout=self.barrier_timeout)
         if self.sleep:
             time.sleep(self.sleep)
         cvd = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         return {"gpu": float(cvd) if cvd.isdigit() else -1.0, "pid": float(os.getpid())}
+
+
+class Rendezvous:
+    """A barrier as a Ray actor (asyncio, so waiting callers do not block each other): ``arrive(who)``
+    returns once ``parties`` distinct callers have arrived."""
+
+    def __init__(self, parties: int):
+        import asyncio
+
+        self.parties, self.seen, self.all_in = int(parties), set(), asyncio.Event()
+
+    async def arrive(self, who) -> int:
+        self.seen.add(who)
+        if len(self.seen) >= self.parties:
+            self.all_in.set()
+        await self.all_in.wait()
+        return len(self.seen)
 
 
 class Stubborn(Evaluator):
@@ -57,26 +82,35 @@ def free_port() -> int:
 
 
 def _placement() -> None:
-    """Driver side of the fake-GPU placement test (joins the cluster named by RAY_ADDRESS)."""
+    """Driver side of the fake-GPU placement test (joins the cluster named by RAY_ADDRESS).
+
+    Every evaluation waits at a barrier until all the pool's actors are running one, so the
+    pool's full placement is observed whatever the load: actors start at Ray's pace (worker
+    processes start a few at a time), and without the barrier the first few ready actors could
+    finish every evaluation before the others were built."""
+    import ray
+
     from automl.runners.base import PluginSpec
     from automl.runners.ray import RayRunner
 
     r = RayRunner(num_gpus_per_actor=0.5, num_cpus_per_actor=0.25)
-    r.start(PluginSpec("plugins_for_tests:ToySpace", {}), PluginSpec("ray_helpers:EnvReport", {"sleep": 0.2}))
+    r.start(PluginSpec("plugins_for_tests:ToySpace", {}),
+            PluginSpec("ray_helpers:EnvReport", {"sleep": 0.2, "barrier": "placement-barrier"}))
+    n = r.capacity  # the actors start() asked Ray for
+    barrier = ray.remote(num_cpus=0)(Rendezvous).options(name="placement-barrier").remote(n)
     try:
-        n = r.capacity
+        ray.get(barrier.__ray_ready__.remote(), timeout=120)  # registered before any evaluation looks it up
         for i in range(2 * n):
             r.submit(i, str(i))
         got = {}
         while len(got) < 2 * n:
             got.update(dict(r.poll(timeout=60)))
-        import ray
-
         print(json.dumps({"capacity": n, "actors": r.actor_info(),
                           "results": {str(k): v for k, v in got.items()},
                           "cluster": ray.cluster_resources()}))
     finally:
         r.close()
+        ray.kill(barrier)
 
 
 if __name__ == "__main__":

@@ -280,3 +280,17 @@ def test_noisy_nb201_table_is_aggregated_by_the_cache(tmp_path):
             for r in recs if r["n"] == 1 and r["cache"] == "miss"]
     err3 = [abs(r["objectives"]["cifar10"] - table.acc[table.row(r["candidate"]), 0]) for r in three]
     assert sum(err3) / len(err3) < sum(err1) / len(err1)
+
+
+def test_resume_continues_a_random_cache_policy_exactly(tmp_path):
+    """A forgetful policy draws from its own RNG; stopping at a budget and resuming must make the
+    same decisions as one uninterrupted run (the RNG state travels in state.json)."""
+    kw = dict(seed=3, cache_policy="forgetful:p=0.5", space_options={"n": 30, "m": 15})
+    whole = run(tmp_path, "whole", budget=60, **kw)
+    run(tmp_path, "split", budget=25, **kw)
+    split = automl.search(out=str(tmp_path / "split"), resume=True, budget=60, allow_import=True)
+    _, a = read_run(whole["run_dir"])
+    _, b = read_run(split["run_dir"])
+    key = [(r["candidate"], r["cache"], r["charged"]) for r in a]
+    assert any(r["cache"] == "partial" or (r["charged"] and r["n"] > 1) for r in a), "the policy must re-evaluate"
+    assert [(r["candidate"], r["cache"], r["charged"]) for r in b] == key

@@ -45,9 +45,9 @@ def runs(tmp_path_factory):
 
 
 def test_hit_rate_and_best_so_far_share_the_charged_axis(runs):
-    from automl.api import load_run
+    from automl.api import read_run
 
-    meta, recs = load_run(runs["evo"])
+    meta, recs = read_run(runs["evo"])
     s = plots.series(recs, Objective("cifar10", Direction.MAX))
     summary = summarize(runs["evo"])
     assert s["charged"][-1] == summary["charged_evaluations"] == 40
@@ -93,9 +93,9 @@ def test_reference_hook():
 
 
 def test_status_counts_in_figure_and_report(runs):
-    from automl.api import load_run
+    from automl.api import read_run
 
-    _, recs = load_run(runs["faulty"])
+    _, recs = read_run(runs["faulty"])
     counts = plots.status_counts(recs)
     by_status = summarize(runs["faulty"])["status"]
     assert counts["failed"] == by_status["failed"] > 0 and counts["invalid"] == by_status["invalid"] > 0

@@ -210,6 +210,9 @@ def _stop_head(head, temp_dir):
 
 
 def test_fractional_gpu_actors_share_gpus_as_ray_assigns(ray_session, tmp_path):
+    """Deterministic under load: the driver (ray_helpers._placement) holds every evaluation at a
+    barrier actor until all 8 actors run one, instead of hoping the pool is built before the
+    first few actors finish the work (it was not, on a busy machine: 3 to 6 of 8 built)."""
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
     head = _start_head(tmp_path / "head.log", port, temp_dir, num_cpus=2, num_gpus=4)
@@ -229,9 +232,12 @@ def test_fractional_gpu_actors_share_gpus_as_ray_assigns(ray_session, tmp_path):
     for a in data["actors"]:
         assert a["cuda_visible_devices"] == ",".join(a["gpu_ids"])
     by_pid = {a["pid"]: a for a in data["actors"]}
+    assert all(raw["error"] is None for raw in data["results"].values()), data["results"]
     for raw in data["results"].values():  # what the evaluator itself saw inside its actor
         actor = by_pid[int(raw["objectives"]["pid"])]
         assert str(int(raw["objectives"]["gpu"])) == actor["cuda_visible_devices"]
+    # every actor evaluated (the driver's barrier holds each evaluation until all 8 are placed)
+    assert {int(raw["objectives"]["pid"]) for raw in data["results"].values()} == set(by_pid)
 
 
 # --- the driver killed with SIGKILL, then resumed -----------------------------------------------------------

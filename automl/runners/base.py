@@ -133,8 +133,8 @@ class Runner:
     def close(self) -> None:
         pass
 
-    def __enter__(self):
+    def __enter__(self) -> "Runner":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..evaluation import has_batch, run_batch, run_evaluation
-from .base import RetryPolicy, Runner
+from .base import PluginSpec, RetryPolicy, Runner
 from .workers import WorkerPool
 
 
@@ -53,7 +53,8 @@ class SerialRunner(_PoolRunner):
     def capacity(self) -> int:
         return self._batch
 
-    def start(self, space, evaluator, timeout=None, *, local_space=None, local_evaluator=None):
+    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None, *,
+              local_space: Any = None, local_evaluator: Any = None) -> None:
         self.space = local_space if local_space is not None else space.build("space")
         self.evaluator = local_evaluator if local_evaluator is not None else evaluator.build("evaluator")
         self.timeout = check_timeout(timeout)
@@ -71,7 +72,7 @@ class SerialRunner(_PoolRunner):
         else:
             self._queue.append((task_id, text, genome))
 
-    def poll(self, timeout=None):
+    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
         if self._pool is not None:
             return self._pool.poll(timeout)
         if not self._queue:
@@ -124,15 +125,21 @@ class ProcessPoolRunner(_PoolRunner):
     def capacity(self) -> int:
         return self.workers
 
-    def start(self, space, evaluator, timeout=None, *, local_space=None, local_evaluator=None):
+    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None, *,
+              local_space: Any = None, local_evaluator: Any = None) -> None:
         self.timeout = check_timeout(timeout)
         self._pool = WorkerPool(self.workers, space if space is not None else local_space,
                                 evaluator if evaluator is not None else local_evaluator, self.timeout,
                                 self.retry, self.torch_threads, self.max_tasks, self.max_rss_mb)
 
-    def submit(self, task_id: int, text: str, genome: Any = None) -> None:
-        self._pool.submit(task_id, text)
+    def _started(self) -> WorkerPool:
+        if self._pool is None:
+            raise RuntimeError("ProcessPoolRunner: call start() before submit()/poll()")
+        return self._pool
 
-    def poll(self, timeout=None):
-        return self._pool.poll(timeout)
+    def submit(self, task_id: int, text: str, genome: Any = None) -> None:
+        self._started().submit(task_id, text)
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+        return self._started().poll(timeout)
 

@@ -83,7 +83,7 @@ def _worker_main(conn: Any, space: Any, evaluator: Any, parent: int, torch_threa
 
 
 class _Worker:
-    def __init__(self, ctx: Any, args: tuple):
+    def __init__(self, ctx: Any, args: tuple[Any, ...]) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, *args), daemon=True, name="automl-worker")
         self.proc.start()
@@ -195,7 +195,7 @@ class WorkerPool:
             if out or (until is not None and time.monotonic() >= until):
                 return out
 
-    def _service(self, w: _Worker, out: list) -> None:
+    def _service(self, w: _Worker, out: list[tuple[int, dict[str, Any]]]) -> None:
         """Read what worker ``w`` sent; a closed pipe or dead process means it is gone."""
         eof = False
         try:
@@ -224,7 +224,7 @@ class WorkerPool:
         if eof or not w.proc.is_alive():
             self._lost(w, out)
 
-    def _lost(self, w: _Worker, out: list) -> None:
+    def _lost(self, w: _Worker, out: list[tuple[int, dict[str, Any]]]) -> None:
         task_id, since = w.task, w.since
         w.proc.join(timeout=1.0)
         code = w.proc.exitcode
@@ -248,7 +248,7 @@ class WorkerPool:
         else:
             self._queue.appendleft(task_id)
 
-    def _enforce_timeouts(self, out: list) -> None:
+    def _enforce_timeouts(self, out: list[tuple[int, dict[str, Any]]]) -> None:
         if self.timeout is None:
             return
         now = time.monotonic()

@@ -51,7 +51,7 @@ class RegularizedEvolution(Strategy):
             raise ConfigError(f"crossover_prob must be in [0, 1], got {crossover_prob}")
         self.crossover_prob = float(crossover_prob)
         # population entries: (candidate id, text, genome, fitness)
-        self.population: collections.deque = collections.deque()
+        self.population: collections.deque[tuple[int, str, Any, float]] = collections.deque()
         self.best: tuple[int, str, float] | None = None
         self.n_asked = self.n_told = 0
         self.invalid_rejected = self.fcm_retries = 0
@@ -62,7 +62,7 @@ class RegularizedEvolution(Strategy):
                 "fcm_tries": self.fcm_tries, "restart_every": self.restart_every,
                 "restart_from": self.restart_from, "crossover_prob": self.crossover_prob}
 
-    def bind(self, space, objectives, seed, seam=None):
+    def bind(self, space: Any, objectives: Mapping[str, str], seed: int, seam: Any = None) -> None:
         super().bind(space, objectives, seed, seam)
         if self.crossover_prob and not has_crossover(space):
             raise ConfigError(f"crossover_prob needs a space with crossover; {space.name!r} has none")

@@ -56,7 +56,7 @@ class _CategoricalStrategy(Strategy):
             raise ConfigError(f"mutation_prob must be in (0, 1], got {mutation_prob}")
         self.crossover_prob, self.mutation_prob, self.use_warm_start = crossover_prob, mutation_prob, warm_start
 
-    def bind(self, space, objectives, seed, seam=None):
+    def bind(self, space: Any, objectives: Mapping[str, str], seed: int, seam: Any = None) -> None:
         super().bind(space, objectives, seed, seam)
         params = space.param_space()
         if not params or not all(isinstance(p, Categorical) for p in params.values()):
@@ -83,7 +83,7 @@ class _CategoricalStrategy(Strategy):
         p = self.space.to_params(genome)
         return np.array([self._index[i][p[n]] for i, n in enumerate(self._names)], dtype=np.int64)
 
-    def _decode(self, x) -> Any:
+    def _decode(self, x: np.ndarray) -> Any:
         return self.space.from_params({n: self._choices[i][int(v)] for i, (n, v) in enumerate(zip(self._names, x))})
 
     def _features(self, X: np.ndarray) -> np.ndarray:
@@ -132,7 +132,7 @@ class _CategoricalStrategy(Strategy):
         rank, crowd = self._order(F, CV)
         m = len(X)
 
-        def tournament():
+        def tournament() -> np.ndarray:
             a, b = self.rng.integers(m, size=n), self.rng.integers(m, size=n)
             a_wins = (rank[a] < rank[b]) | ((rank[a] == rank[b]) & (crowd[a] >= crowd[b]))
             return np.where(a_wins, a, b)
@@ -155,7 +155,7 @@ class _CategoricalStrategy(Strategy):
         x = self.queue.pop(0)
         self.n_asked += 1
         self._seen.add(self._key(self._canon(np.array(x))[0]))
-        return Proposal(self._decode(x), meta={"origin": self.name})
+        return Proposal(self._decode(np.asarray(x)), meta={"origin": self.name})
 
     def tell(self, candidate: Candidate, result: EvalResult) -> None:
         self.n_told += 1
@@ -251,7 +251,7 @@ class LINAS(_CategoricalStrategy):
                 "crossover_prob": self.crossover_prob, "mutation_prob": self.mutation_prob,
                 "warm_start": self.use_warm_start, "reference_point": self.reference_point}
 
-    def bind(self, space, objectives, seed, seam=None):
+    def bind(self, space: Any, objectives: Mapping[str, str], seed: int, seam: Any = None) -> None:
         super().bind(space, objectives, seed, seam)
         if self.reference_point is not None:
             missing = [k for k in self._obj if k not in self.reference_point]
@@ -280,14 +280,14 @@ class LINAS(_CategoricalStrategy):
             return
         t0 = time.perf_counter()
         feats = self._features(X)
-        def model():
+        def model() -> Ridge | RidgeCV:
             return RidgeCV() if self.alpha == "loo" else Ridge(float(self.alpha))
 
         models = [model().fit(feats, F[:, k]) for k in range(F.shape[1])]
         cv_model = model().fit(feats, CV) if (CV > 0).any() else None
         t1 = time.perf_counter()
 
-        def predict(P):
+        def predict(P: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             Z = self._features(P)
             pf = np.stack([m.predict(Z) for m in models], axis=1)
             pc = np.maximum(cv_model.predict(Z), 0.0) if cv_model is not None else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,8 +24,9 @@ import automl
 from automl import registry
 from automl.errors import AutoMLError
 from automl.evaluation import Seam
-from automl.space import has_crossover
-from automl.strategies.base import Proposal
+from automl.runners.base import Runner
+from automl.space import SearchSpace, has_crossover
+from automl.strategies.base import Proposal, Strategy
 from automl.types import FAILED, INVALID, OK, Candidate, EvalResult, Evaluation
 
 TOY_SPACE, TOY_EVALUATOR = "automl.testing.toys:ToySpace", "automl.testing.toys:Quadratic"
@@ -121,7 +123,7 @@ def evaluator_contract(name: str) -> None:
 # strategies
 
 
-def _drive(strategy, space, steps: int, start_id: int = 0) -> list[str]:
+def _drive(strategy: Strategy, space: SearchSpace, steps: int, start_id: int = 0) -> list[str]:
     texts = []
     for i in range(start_id, start_id + steps):
         prop = strategy.ask()
@@ -134,11 +136,11 @@ def _drive(strategy, space, steps: int, start_id: int = 0) -> list[str]:
     return texts
 
 
-def strategy_contract(name: str, space) -> None:
+def strategy_contract(name: str, space: SearchSpace) -> None:
     seam = Seam(space, None)
 
-    def make():
-        s = registry.create("strategy", name)
+    def make() -> Strategy:
+        s: Strategy = registry.create("strategy", name)
         s.bind(space, {"loss": "min"}, seed=3, seam=seam)
         return s
 
@@ -152,13 +154,14 @@ def strategy_contract(name: str, space) -> None:
     assert all(space.from_text(t) is not None for t in cont)
     # failures are told without breaking the strategy
     prop = s3.ask()
+    assert prop is not None, "a strategy with a fresh population must propose"
     s3.tell(Candidate(99, prop.genome, space.to_text(prop.genome), (), 0, prop.params, prop.meta),
             EvalResult(FAILED, {}, 0.0, error="boom"))
     assert s3.fitness(EvalResult(FAILED, {}, 0.0)) == -math.inf
     strategy_keeps_asking(make(), space)
 
 
-def strategy_keeps_asking(strategy, space, rounds: int = 40) -> None:
+def strategy_keeps_asking(strategy: Strategy, space: SearchSpace, rounds: int = 40) -> None:
     """A bound strategy keeps proposing valid candidates while told failures, invalid results and
     NaN/inf objectives (several in flight at once), as Ray Tune checks its searchers."""
     bad = [EvalResult(FAILED, {}, 0.0, error="boom"), EvalResult(INVALID, {"loss": math.nan}, 0.0),
@@ -182,7 +185,7 @@ def strategy_keeps_asking(strategy, space, rounds: int = 40) -> None:
 # ---------------------------------------------------------------------------------------------------
 # runners
 
-def runner_contract_basic(runner) -> None:
+def runner_contract_basic(runner: Runner) -> None:
     """``runner`` is an un-started runner; runs the toy space and quadratic of :mod:`automl.testing.toys`."""
     from automl.runners.base import PluginSpec
 
@@ -192,7 +195,7 @@ def runner_contract_basic(runner) -> None:
     try:
         assert runner.capacity >= 1
         ids = list(range(12))
-        pending, results = list(ids), {}  # type: tuple[list[int], dict[int, dict]]
+        pending, results = list(ids), {}  # type: tuple[list[int], dict[int, dict[str, Any]]]
         while pending or len(results) < len(ids):
             while pending and len(results) + (len(ids) - len(pending) - len(results)) < len(ids):
                 if len(ids) - len(pending) - len(results) >= runner.capacity:
@@ -219,14 +222,14 @@ def runner_contract_basic(runner) -> None:
         runner.close()
 
 
-def runner_contract_timeout(runner) -> None:
+def runner_contract_timeout(runner: Runner) -> None:
     from automl.runners.base import PluginSpec
 
     runner.start(PluginSpec(TOY_SPACE, {}), PluginSpec(TOY_EVALUATOR, {"hang_on": [5]}), timeout=1.0)
     try:
         runner.submit(1, "5")
         runner.submit(2, "6")
-        got: dict[int, dict] = {}
+        got: dict[int, dict[str, Any]] = {}
         while len(got) < 2:
             for task_id, raw in runner.poll(timeout=30):
                 got[task_id] = raw
@@ -239,7 +242,7 @@ def runner_contract_timeout(runner) -> None:
 # ---------------------------------------------------------------------------------------------------
 # caches
 
-def cache_contract(make) -> None:
+def cache_contract(make: Callable[[], Any]) -> None:
     """``make()`` returns a fresh, empty cache (storage) of the family under test."""
     from automl.types import FAILED
 
