@@ -701,11 +701,9 @@ class Run:
         """The records as a pandas DataFrame: one row per candidate, a column per objective
         (prefixed ``objective_`` only where a name clashes with a record field), ``params_<name>``
         for strategy parameters, ``constraint_<name>`` for constraint violations."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("Run.to_dataframe() needs pandas, which automl does not install: `pip install pandas` "
-                              "(or use run.candidates(), the same records as dicts)") from None
+        from ._optional import require
+
+        pd = require("pandas", "Run.to_dataframe() (run.candidates() gives the same records as dicts)")
         base = ("id", "generation", "parents", "candidate", "status", "cache", "charged", "cost_s", "n", "t",
                 "hash", "structural_hash", "error")
         rows = []

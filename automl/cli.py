@@ -159,7 +159,18 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--storage", required=True, metavar="FILE", help="journal file to write (created if missing; "
                     "other studies in it are kept)")
     ex.add_argument("--study", metavar="NAME", help="study name (default: the run directory's name); must be new")
-    for parser in (s, sh, pl, co, rt, rp, ex):
+    da = sub.add_parser("dashboard", help="show a run in optuna-dashboard (needs the [dashboard] extra)",
+                        description="Export a run to an Optuna study (as export-optuna does, into a temporary "
+                        "journal file) and serve it with optuna-dashboard until Ctrl-C.  The page shows the run as "
+                        "it was when the command started.",
+                        epilog="example:\n  automl dashboard runs/nb201 --port 8080",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    da.add_argument("run_dir")
+    da.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks a free one)")
+    da.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    da.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    da.add_argument("--study", metavar="NAME", help="study name (default: the run directory's name)")
+    for parser in (s, sh, pl, co, rt, rp, ex, da):
         parser.add_argument("--allow-import", action="store_true",
                             help="let a run's files name plugins as module:Class paths that are not registered "
                             "(imports and runs that code: only for runs you trust)")
@@ -244,8 +255,12 @@ def _list(family: str, a: argparse.Namespace) -> int:
         if a.json:
             print(json.dumps({n: registry.describe(family, n) for n in registry.names(family)}, indent=1))
             return 0
+        from ._optional import extra_of, install_hint
+
         for name in registry.names(family):
-            print(f"{name:22s} {registry.describe(family, name)}")
+            gone = registry.missing_requirements(family, name)
+            needs = f"  [not installed: {install_hint(filter(None, map(extra_of, gone)))}]" if gone else ""
+            print(f"{name:22s} {registry.describe(family, name)}{needs}")
         return 0
     opts = registry.options(family, a.options)
     more = registry.accepts_any_options(family, a.options)
@@ -367,7 +382,16 @@ def _main(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
         if a.command == "simplify":
             return _simplify(a)
         if a.command in _plugin_commands():
+            from . import registry
+
+            registry.check_requirements("command", a.command)
             return int(_plugin_commands()[a.command].run(a))
+        if a.command == "dashboard":
+            from .integrations.dashboard import serve_dashboard
+
+            serve_dashboard(a.run_dir, port=a.port, host=a.host, open_browser=not a.no_browser, study_name=a.study,
+                            allow_import=a.allow_import)
+            return 0
         if a.command == "export-optuna":
             from .integrations.optuna_export import export_to_optuna
 

@@ -254,7 +254,10 @@ class Engine:
         self._last_line = time.monotonic()
         if not self.progress or not sys.stderr.isatty():
             return None
-        from tqdm import tqdm
+        try:  # the [progress] extra; without it a terminal gets the progress lines too
+            from tqdm import tqdm
+        except ImportError:
+            return None
 
         total = self.budget.evaluations
         return tqdm(total=total, initial=self.charged, unit="eval", file=sys.stderr, dynamic_ncols=True,

@@ -51,6 +51,15 @@ class TransientEvaluationError(AutoMLError, RuntimeError):
     server, a busy GPU): the failure is cached as ``transient`` and retried by a later run."""
 
 
+class MissingDependencyError(AutoMLError, ImportError):
+    """A feature whose optional dependency is not installed; the message names the pip extra that
+    installs it (``pip install 'automl-evo[torch]'``).  ``modules`` and ``extras`` list them."""
+
+    def __init__(self, message: str, modules: list[str] | None = None, extras: list[str] | None = None):
+        super().__init__(message)
+        self.modules, self.extras = list(modules or ()), list(extras or ())
+
+
 class SearchFailed(AutoMLError, RuntimeError):
     """A search whose every evaluation failed (a broken evaluator, a plugin the workers cannot
     build, a device that is not there): stopped early, records kept."""

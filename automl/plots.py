@@ -33,11 +33,9 @@ MAX_PAIRS = 10
 
 def _pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend, or a clear error naming the extra to install."""
-    try:
-        import matplotlib
-    except ModuleNotFoundError as exc:
-        raise AutoMLError("plots and reports need matplotlib, which is not installed: "
-                          "pip install 'automl-evo[plot]'") from exc
+    from ._optional import require
+
+    matplotlib = require("matplotlib", "plots and reports")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

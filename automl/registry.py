@@ -26,13 +26,16 @@ import json
 import re
 import types
 from importlib import metadata
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
+from . import _optional
 from .errors import ConfigError, RegistryError
 
 FAMILIES = ("space", "evaluator", "strategy", "runner", "command")
 _registry: dict[str, dict[str, Any]] = {f: {} for f in FAMILIES}
 _descriptions: dict[str, dict[str, str]] = {f: {} for f in FAMILIES}
+#: optional packages a plugin needs (import names), checked before it is imported or built
+_requires: dict[str, dict[str, tuple[str, ...]]] = {f: {} for f in FAMILIES}
 _plugins_loaded = False
 # Fallback used when the project runs from a source tree without being installed.
 _DEFAULT_PLUGIN_PACKAGES = ("search_spaces", "evaluators")
@@ -60,9 +63,16 @@ BUILTINS: dict[str, dict[str, tuple[str, str]]] = {
         "ray": ("automl.runners.ray:RayRunner", "Ray actors on a local or remote cluster (--runner ray)"),
     },
 }
+#: The optional packages the core's own plugins need (see automl/_optional.py for their extras; what
+#: a sampler needs beyond optuna is checked when it is built: automl/strategies/optuna_sampler.py).
+BUILTIN_REQUIRES: dict[str, dict[str, tuple[str, ...]]] = {
+    "strategy": {name: ("optuna",) for name, (target, _) in BUILTINS["strategy"].items() if target.startswith(_OPTUNA)},
+    "runner": {"ray": ("ray",)},
+}
 
 
-def _register(family: str, name: str, target: Any, description: str = "", replace: bool = False) -> None:
+def _register(family: str, name: str, target: Any, description: str = "", replace: bool = False,
+              requires: Sequence[str] = ()) -> None:
     if family not in _registry:
         raise RegistryError(f"unknown plugin family {family!r}; one of {', '.join(FAMILIES)}")
     if not isinstance(name, str) or not name or ":" in name:
@@ -74,6 +84,9 @@ def _register(family: str, name: str, target: Any, description: str = "", replac
     _registry[family][name] = target
     if description:
         _descriptions[family][name] = description
+    if isinstance(requires, str):
+        requires = (requires,)
+    _requires[family][name] = tuple(requires)
 
 
 def _label(target: Any) -> str:
@@ -86,26 +99,33 @@ def _same(a: Any, b: Any) -> bool:
     return _label(a) == _label(b)
 
 
-def register_space(name: str, target: Any, description: str = "", replace: bool = False) -> None:
-    _register("space", name, target, description, replace)
+def register_space(name: str, target: Any, description: str = "", replace: bool = False,
+                  requires: Sequence[str] = ()) -> None:
+    _register("space", name, target, description, replace, requires)
 
 
-def register_evaluator(name: str, target: Any, description: str = "", replace: bool = False) -> None:
-    _register("evaluator", name, target, description, replace)
+def register_evaluator(name: str, target: Any, description: str = "", replace: bool = False,
+                  requires: Sequence[str] = ()) -> None:
+    _register("evaluator", name, target, description, replace, requires)
 
 
-def register_strategy(name: str, target: Any, description: str = "", replace: bool = False) -> None:
-    _register("strategy", name, target, description, replace)
+def register_strategy(name: str, target: Any, description: str = "", replace: bool = False,
+                  requires: Sequence[str] = ()) -> None:
+    _register("strategy", name, target, description, replace, requires)
 
 
-def register_runner(name: str, target: Any, description: str = "", replace: bool = False) -> None:
-    _register("runner", name, target, description, replace)
+def register_runner(name: str, target: Any, description: str = "", replace: bool = False,
+                  requires: Sequence[str] = ()) -> None:
+    _register("runner", name, target, description, replace, requires)
 
 
-def register_command(name: str, target: Any, description: str = "", replace: bool = False) -> None:
+def register_command(name: str, target: Any, description: str = "", replace: bool = False,
+                     requires: Sequence[str] = ()) -> None:
     """A CLI subcommand ``automl NAME`` contributed by a plugin.  ``target`` (or its import string)
-    is an object with ``add_arguments(parser)`` and ``run(args) -> int``; see ``docs/core.md``."""
-    _register("command", name, target, description, replace)
+    is an object with ``add_arguments(parser)`` and ``run(args) -> int``; see ``docs/core.md``.
+    ``requires`` (as for every ``register_*``): optional packages it needs, by import name; a missing
+    one is a MissingDependencyError naming its pip extra when the plugin is used (it is still listed)."""
+    _register("command", name, target, description, replace, requires)
 
 
 _defaults: dict[str, str] = {"strategy": "evolution"}
@@ -128,7 +148,7 @@ def _register_builtins() -> None:
     for family, entries in BUILTINS.items():
         for name, (target, desc) in entries.items():
             if name not in _registry[family]:
-                _register(family, name, target, desc)
+                _register(family, name, target, desc, requires=BUILTIN_REQUIRES.get(family, {}).get(name, ()))
 
 
 _register_builtins()
@@ -152,10 +172,15 @@ def load_plugins() -> None:
             warnings.warn(f"could not load automl plugin package {mod!r}: {exc}", stacklevel=2)
 
 
-def _resolve(target: Any) -> Callable[..., Any]:
+def _resolve(target: Any, what: str = "this plugin") -> Callable[..., Any]:
     if isinstance(target, str):
         module, _, attr = target.partition(":")
-        obj: Any = importlib.import_module(module)
+        try:
+            obj: Any = importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # an optional package the plugin's module imports at the top
+            if exc.name and _optional.extra_of(exc.name):
+                raise _optional.missing_error([exc.name], what) from exc
+            raise
         for part in attr.split("."):
             obj = getattr(obj, part)
         return obj
@@ -170,6 +195,22 @@ def names(family: str) -> list[str]:
 def is_registered(family: str, name: str) -> bool:
     load_plugins()
     return name in _registry[family]
+
+
+def requirements(family: str, name: str) -> tuple[str, ...]:
+    """Optional packages (import names) the plugin ``name`` declared it needs."""
+    load_plugins()
+    return _requires[family].get(name, ())
+
+
+def missing_requirements(family: str, name: str) -> list[str]:
+    """The declared requirements of ``name`` that are not installed here (nothing is imported)."""
+    return [m for m in requirements(family, name) if not _optional.available(m)]
+
+
+def check_requirements(family: str, name: str) -> None:
+    """MissingDependencyError naming the pip extra(s) when ``name`` needs a package not installed."""
+    _optional.require_all(requirements(family, name), f"{family} {name!r}")
 
 
 def registered_as_object(family: str, name: str) -> bool:
@@ -207,7 +248,7 @@ def get_class(family: str, name: str, allow_import: bool = False) -> Callable[..
     except (KeyError, TypeError):
         known = ", ".join(sorted(_registry[family])) or "none"
         raise RegistryError(f"unknown {family} {name!r}; registered {family}s: {known}") from None
-    return _resolve(target)
+    return _resolve(target, f"{family} {name!r}")
 
 
 # --- options: one source for validating, listing and documenting ------------------------------
@@ -464,6 +505,8 @@ def _plural(family: str) -> str:
 def create(family: str, name: str, allow_import: bool = False, **options: Any) -> Any:
     """Instantiate a registered plugin after checking ``options`` against its constructor; a bad
     option is a ConfigError naming the plugin, the option and the valid ones."""
+    if isinstance(name, str) and name in _registry[family]:
+        check_requirements(family, name)  # before importing it: the error names the extra to install
     cls = get_class(family, name, allow_import)
     check_options(family, name, cls, options)
     try:

@@ -129,7 +129,7 @@ def test_to_dataframe_has_a_column_per_objective(tmp_path):
 def test_to_dataframe_without_pandas_names_what_to_install(tmp_path, monkeypatch):
     run = automl.search(ToySpace(n=30, m=30), toy_objective, "random", budget=3, out=tmp_path / "r")
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas -> ImportError
-    with pytest.raises(ImportError, match="pip install pandas"):
+    with pytest.raises(ImportError, match=r"needs pandas.*pip install 'automl-evo\[dataframe\]'"):
         run.to_dataframe()
 
 

@@ -221,21 +221,14 @@ def test_run_json_records_options_with_their_defaults(tmp_path):
 
 
 def test_optuna_sampler_with_a_missing_package_names_it(monkeypatch):
-    import importlib
+    import sys
 
+    from automl.errors import MissingDependencyError
     from automl.strategies.optuna_sampler import OptunaStrategy
-    from plugins_for_tests import ToySpace
 
-    real = importlib.import_module
-
-    def fake(name, *a, **k):
-        if name == "cmaes":
-            raise ImportError("no cmaes here")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(importlib, "import_module", fake)
-    with pytest.raises(ConfigError, match="needs the package 'cmaes'"):
-        OptunaStrategy("cmaes").bind(ToySpace(), {"loss": "min"}, seed=0)
+    monkeypatch.setitem(sys.modules, "cmaes", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match=r"cmaes sampler needs cmaes.*automl-evo\[optuna\]"):
+        OptunaStrategy("cmaes")
 
 
 def test_resume_refuses_a_different_space_and_keeps_the_stall_limit(tmp_path):

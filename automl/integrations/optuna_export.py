@@ -66,6 +66,9 @@ def export_to_optuna(run_dir: str, storage_path: str, study_name: str | None = N
     error, parents, generation.  An existing study of that name is an error.  Plugin names in the
     run's files resolve only to registered plugins unless ``allow_import``.
     """
+    from .._optional import require
+
+    require("optuna", "exporting a run to Optuna")
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend

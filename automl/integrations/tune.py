@@ -57,7 +57,12 @@ import math
 import os
 from typing import Any, Callable, Mapping
 
-from ray.tune.search import Searcher
+from .._optional import missing_error
+
+try:
+    from ray.tune.search import Searcher
+except ModuleNotFoundError as exc:
+    raise missing_error([exc.name or "ray"], "automl.integrations.tune") from exc
 
 from .. import registry
 from ..cache import FINAL, TIMEOUT, TRANSIENT, Cache, NullCache

@@ -78,10 +78,9 @@ def connect(address: str | None = None, init_kwargs: dict[str, Any] | None = Non
     None falls back to ``RAY_ADDRESS``, then to a new private local instance.  Raises
     :class:`ClusterError` when the cluster cannot be reached or joined.
     """
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("the ray runner needs Ray: pip install 'ray[tune]'") from None
+    from .._optional import require
+
+    ray = require("ray", "the ray runner")
     if ray.is_initialized():
         return False
     addr = address or os.environ.get("RAY_ADDRESS") or "local"

@@ -6,10 +6,10 @@ the list of told trials (parameters, values, state), which is plain data.
 """
 from __future__ import annotations
 
-import importlib
 import warnings
 from typing import Any, Mapping
 
+from .._optional import require_all
 from ..errors import ConfigError
 from ..space import Categorical, Float, Int
 from ..types import OK, Candidate, EvalResult, objectives_of
@@ -68,6 +68,9 @@ class OptunaStrategy(Strategy):
                  sampler_options: Mapping[str, Any] | None = None):
         if sampler not in SAMPLERS:
             raise ConfigError(f"unknown Optuna sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        # fail now, naming the pip extra, not at the first ask
+        needs = ("optuna", *_NEEDS.get(sampler, ()))
+        require_all(needs, f"Optuna's {sampler} sampler", extras=["optuna", "torch"] if "torch" in needs else ["optuna"])
         self.sampler_name = sampler
         self.multi_objective = (sampler == "nsga2") if multi_objective is None else bool(multi_objective)
         self.sampler_options = dict(sampler_options or {})
@@ -114,12 +117,6 @@ class OptunaStrategy(Strategy):
         import optuna
         import optuna.samplers as s
 
-        for module in _NEEDS.get(self.sampler_name, ()):  # fail now with a name, not at the first ask
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                raise ConfigError(f"Optuna's {self.sampler_name} sampler needs the package {module!r}: "
-                                  f"pip install {module}") from None
         if self.sampler_name == "gp" and not hasattr(s, "GPSampler"):
             raise ConfigError(f"this Optuna ({optuna.__version__}) has no GPSampler; upgrade optuna")
         cls = self._sampler_class()

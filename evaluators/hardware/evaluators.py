@@ -109,6 +109,9 @@ class OFAHardware(Evaluator):
             self.objectives["latency_ms"] = "min"
         self.noisy = latency == "measured"
         if latency == "measured":
+            from automl._optional import require
+
+            require("torch", "ofa-hw with latency='measured'")  # the lookups (none, lut) need no torch
             from .latency import LatencySetting
 
             self.setting = LatencySetting(device, int(batch), dtype, int(threads), int(warmup), int(repeats), int(inner))

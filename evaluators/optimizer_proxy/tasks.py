@@ -36,8 +36,14 @@ import os
 from typing import Any, Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+from automl._optional import missing_error
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ModuleNotFoundError as exc:
+    raise missing_error([exc.name or "torch"], "the optimizer-proxy tasks") from exc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEXT_PATH = os.path.join(HERE, "data", "keeper.txt")

@@ -422,7 +422,9 @@ class NB101Space(SearchSpace):
 
     def to_networkx(self, genome: NB101Cell, prune: bool = False):
         """DiGraph on vertices 0..n-1 with attribute ``op``; ``prune=True`` gives the pruned graph."""
-        import networkx as nx
+        from automl._optional import require
+
+        nx = require("networkx", "to_networkx")
 
         m, ops = genome.pruned if prune else (genome.matrix, genome.ops)
         g = nx.DiGraph()

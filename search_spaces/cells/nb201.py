@@ -394,7 +394,9 @@ class NB201Space(SearchSpace):
     def to_networkx(self, genome: NB201Cell, prune: bool = False):
         """DiGraph on nodes 0..3 (attribute ``role``: input/inner/output); one edge per non-``none``
         op (live ones only with ``prune=True``), attribute ``op``."""
-        import networkx as nx
+        from automl._optional import require
+
+        nx = require("networkx", "to_networkx")
 
         g = nx.DiGraph()
         for n in range(4):

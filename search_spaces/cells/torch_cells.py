@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import torch
-from torch import nn
+from automl._optional import missing_error
+
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError as exc:
+    raise missing_error([exc.name or "torch"], "the torch cell modules (search_spaces.cells.torch_cells)") from exc
 
 from automl.errors import ConfigError, InvalidCandidate
 

@@ -28,9 +28,14 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from automl._optional import missing_error
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ModuleNotFoundError as exc:
+    raise missing_error([exc.name or "torch"], "the OFA MobileNetV3 supernet (search_spaces.ofa.supernet)") from exc
 
 from . import arch
 from .space import E_CHOICES, MAX_DEPTH, N_STAGES, OFAConfig

@@ -42,9 +42,14 @@ from types import FunctionType
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
-import torch
 
+from automl._optional import missing_error
 from automl.errors import ConfigError
+
+try:
+    import torch
+except ModuleNotFoundError as exc:
+    raise missing_error([exc.name or "torch"], "ProgramOptimizer") from exc
 
 SPACE = "optimizer-programs"
 # register numbers of the inputs (fixed by the program IR)

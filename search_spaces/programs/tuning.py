@@ -72,7 +72,9 @@ def tune_constants(program_text: str, space: str = "optimizer-programs", evaluat
     "original_value", "objective", "direction", "trials", "charged", "study"}``; ``trials`` lists
     ``{"number", "text", "value", "status", "cache"}``.
     """
-    import optuna
+    from automl._optional import require
+
+    optuna = require("optuna", "tune_constants")
 
     from automl.cache import Cache
     from automl.dispatch import Dispatcher
