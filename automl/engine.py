@@ -40,7 +40,7 @@ class Budget:
     stall: int = 2_000  # stop after this many consecutive candidates that cost no evaluation
     open_ended: bool = False  # no limit required (ask/tell: the caller's loop decides when to stop)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if (self.evaluations is None and self.seconds is None and self.max_candidates is None
                 and not self.open_ended):
             raise ConfigError("give a budget: evaluations (--budget), seconds (--seconds) or max candidates")
@@ -250,7 +250,7 @@ class Engine:
         print(f"[{time.perf_counter() - self._t0:7.1f}s] {self.charged}{total} evaluations, {post}",
               file=sys.stderr, flush=True)
 
-    def _bar(self):
+    def _bar(self) -> Any:  # a tqdm bar, or None
         self._last_line = time.monotonic()
         if not self.progress or not sys.stderr.isatty():
             return None

@@ -183,8 +183,10 @@ def _resolve(target: Any, what: str = "this plugin") -> Callable[..., Any]:
             raise
         for part in attr.split("."):
             obj = getattr(obj, part)
-        return obj
-    return target
+        resolved: Callable[..., Any] = obj
+        return resolved
+    resolved_target: Callable[..., Any] = target
+    return resolved_target
 
 
 def names(family: str) -> list[str]:
@@ -300,8 +302,8 @@ _BULLET = re.compile(r"^[-*]\s+``(\w+)``\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")  # - `
 _ENTRY = re.compile(r"^\**(\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")  # name (type): doc, in a section
 
 
-def _role(m: re.Match) -> str:  # Sphinx roles as plain text: :obj:`True` -> True, :class:`~a.b.C` -> C
-    text = m.group(1)
+def _role(m: re.Match[str]) -> str:  # Sphinx roles as plain text: :obj:`True` -> True, :class:`~a.b.C` -> C
+    text = str(m.group(1))
     return text.rsplit(".", 1)[-1] if text.startswith("~") else text
 
 

@@ -97,7 +97,7 @@ class AutoMLSearcher(Searcher):
                  space_options: Mapping[str, Any] | None = None,
                  evaluator_options: Mapping[str, Any] | None = None,
                  strategy_options: Mapping[str, Any] | None = None, metric: str | None = None,
-                 mode: str | None = None, cache: str | os.PathLike | None = None, cache_policy: Any = "auto",
+                 mode: str | None = None, cache: str | os.PathLike[str] | None = None, cache_policy: Any = "auto",
                  use_cache: bool = True, seed: int = 0, max_candidates: int | None = None, stall: int = 1000,
                  probe_seed: int | None = None):
         space, evaluator = space or registry.default("space"), evaluator or registry.default("evaluator")
@@ -167,7 +167,7 @@ class AutoMLSearcher(Searcher):
         return self.dispatcher.next_id
 
     # --- Tune's interface ------------------------------------------------------------------------------
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any) -> bool:
         """Take Tune's ``metric``/``mode`` (``TuneConfig(metric=, mode=)``; None keeps the current one).
 
         Returns True: the strategy now ranks by them.  Raises :class:`~automl.errors.ConfigError`
@@ -230,15 +230,15 @@ class AutoMLSearcher(Searcher):
         self._finished = True
         return Searcher.FINISHED
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         cid = self._trials.pop(trial_id, None)
         if cid is None:  # not one of ours (or already completed)
             return
         self.dispatcher.complete(cid, self._raw(result, error), trial_id=trial_id)
         self.cache.flush()
 
-    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, pruned: bool = False,
-                            intermediate_values: list | None = None) -> None:
+    def add_evaluated_point(self, parameters: dict[str, Any], value: float, error: bool = False, pruned: bool = False,
+                            intermediate_values: list[float] | None = None) -> None:
         """Not supported: a point carries one metric value, but the cache and the strategy need every
         objective of the candidate.  Warm-start with ``cache=PATH`` (a cache file earlier runs
         filled) or ``restore`` instead."""

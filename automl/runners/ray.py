@@ -264,7 +264,8 @@ class RayRunner(Runner):
             raise ConfigError("give num_actors when actors ask for neither CPUs nor GPUs")
         return max(min(counts), 1)
 
-    def start(self, space, evaluator, timeout=None, *, local_space=None, local_evaluator=None):
+    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None, *,
+              local_space: Any = None, local_evaluator: Any = None) -> None:
         """Connect, then start the actor pool (actors become usable as they finish building)."""
         if space is None and local_space is not None:
             space = PluginSpec(local_space.name, local_space.options())
@@ -284,7 +285,8 @@ class RayRunner(Runner):
         self._info: dict[int, dict[str, Any]] = {}  # actor key -> EvaluatorActor.info()
         self._starting: dict[Any, int] = {}  # info() ref -> actor key, until the actor is built
         self._ready: list[int] = []  # built actors, in start order
-        self._assigned: dict[int, collections.deque] = {}  # actor key -> (ref, task id) in the actor's order
+        # actor key -> (ref, task id) in the actor's order
+        self._assigned: dict[int, collections.deque[tuple[Any, int]]] = {}
         self._running: dict[Any, tuple[int, int]] = {}  # ref -> (actor key, task id)
         self._since: dict[int, float] = {}  # actor key -> when its first assigned task started
         self._queue: collections.deque[int] = collections.deque()  # task ids waiting for an actor
@@ -367,7 +369,7 @@ class RayRunner(Runner):
         self._texts.pop(task_id, None)
         return task_id, raw
 
-    def _lost(self, task_id: int, why: str, started: float, out: list) -> None:
+    def _lost(self, task_id: int, why: str, started: float, out: list[tuple[int, dict[str, Any]]]) -> None:
         """The actor running ``task_id`` is gone: retry the candidate, or give it up as failed."""
         if self.retry.gives_up(self._attempts[task_id]):
             out.append(self._finish(task_id, {
@@ -377,7 +379,7 @@ class RayRunner(Runner):
         else:
             self._queue.appendleft(task_id)
 
-    def poll(self, timeout=None):
+    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
         if not (self._queue or self._running):
             return []
         ray = self._ray
@@ -423,7 +425,7 @@ class RayRunner(Runner):
         self._ready.append(key)
         self._assigned[key] = collections.deque()
 
-    def _completed(self, ref: Any, out: list) -> None:
+    def _completed(self, ref: Any, out: list[tuple[int, dict[str, Any]]]) -> None:
         ray = self._ray
         key, task_id = self._running[ref]
         try:
@@ -433,7 +435,7 @@ class RayRunner(Runner):
             return
         self._record(key, ref, task_id, raw, out)
 
-    def _record(self, key: int, ref: Any, task_id: int, raw: dict[str, Any], out: list) -> None:
+    def _record(self, key: int, ref: Any, task_id: int, raw: dict[str, Any], out: list[tuple[int, dict[str, Any]]]) -> None:
         del self._running[ref]
         q = self._assigned[key]
         q.remove((ref, task_id))  # the head: an actor runs its tasks in order
@@ -445,7 +447,7 @@ class RayRunner(Runner):
         self._mean_cost += (float(raw.get("cost_s", 0.0)) - self._mean_cost) / min(self._n_results, 50)
         out.append(self._finish(task_id, raw))
 
-    def _actor_lost(self, key: int, exc: Exception, out: list) -> None:
+    def _actor_lost(self, key: int, exc: Exception, out: list[tuple[int, dict[str, Any]]]) -> None:
         """Actor ``key`` is gone.  Its tasks ran in order: those whose results arrived keep them.  One
         task left was running: it is charged an attempt (retried, or failed after max_retries).
         Several left: a result may have been lost with the process, so which one was running is
@@ -473,7 +475,7 @@ class RayRunner(Runner):
             self._suspects.update(rest)
             self._requeue_unstarted(rest)
 
-    def _enforce_timeouts(self, out: list) -> None:
+    def _enforce_timeouts(self, out: list[tuple[int, dict[str, Any]]]) -> None:
         if self.timeout is None:
             return
         now = time.monotonic()

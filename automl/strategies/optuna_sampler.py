@@ -113,7 +113,7 @@ class OptunaStrategy(Strategy):
             raise ConfigError(f"Optuna sampler {self.sampler_name!r} has no setting {', '.join(map(repr, unknown))}; "
                               f"settings: {', '.join(valid)} (`automl strategies --options {name}` documents them)")
 
-    def _make_sampler(self, seed: int):
+    def _make_sampler(self, seed: int) -> Any:
         import optuna
         import optuna.samplers as s
 
@@ -124,7 +124,7 @@ class OptunaStrategy(Strategy):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return cls(seed=seed, **self.sampler_options)
 
-    def bind(self, space, objectives, seed, seam=None):
+    def bind(self, space: Any, objectives: Mapping[str, str], seed: int, seam: Any = None) -> None:
         super().bind(space, objectives, seed, seam)
         import optuna
 
@@ -132,7 +132,7 @@ class OptunaStrategy(Strategy):
         self._dists = _distributions(space)
         self._objective_names = list(self.objectives) if self.multi_objective else [self.primary]
         objs = {o.name: o for o in objectives_of(self.objectives)}
-        directions = [objs[k].optuna_direction for k in self._objective_names]
+        directions: list[Any] = [objs[k].optuna_direction for k in self._objective_names]
         self._seed = seed
         self.study = optuna.create_study(directions=directions, sampler=self._make_sampler(seed))
 
@@ -184,14 +184,14 @@ class OptunaStrategy(Strategy):
 # parameters (automl.registry reads them from the sampler's signature and docstring: listed by
 # `automl strategies --options NAME`, checked by the same code).
 def _per_sampler(class_name: str, sampler: str, doc: str) -> type[OptunaStrategy]:
-    def __init__(self, multi_objective: bool | None = None, sampler_options: Mapping[str, Any] | None = None,
-                 **settings: Any):
+    def __init__(self: OptunaStrategy, multi_objective: bool | None = None,
+                 sampler_options: Mapping[str, Any] | None = None, **settings: Any) -> None:
         both = sorted(set(settings) & set(sampler_options or {}))
         if both:
             raise ConfigError(f"{', '.join(both)} given both as an option and in sampler_options; give each once")
         OptunaStrategy.__init__(self, sampler, multi_objective, {**(sampler_options or {}), **settings})
 
-    def forwarded_options(cls) -> tuple[Any, tuple[str, ...]]:
+    def forwarded_options(cls: type[OptunaStrategy]) -> tuple[Any, tuple[str, ...]]:
         """The Optuna sampler class whose settings this strategy accepts as options (not ``seed``)."""
         import optuna.samplers
 
