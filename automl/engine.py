@@ -165,8 +165,8 @@ class Engine:
         spent does nothing (stop reason ``finished``)."""
         if self.n_records and self._stop_reason() in ("budget", "max-candidates"):
             return self.summary("finished")
-        self.runner.start(self.space_spec, self.evaluator_spec, self.timeout,  # type: ignore[arg-type]
-                          local_space=self.space, local_evaluator=self.evaluator)
+        self.runner.start(self._spec(self.space_spec, self.space, "space"),
+                          self._spec(self.evaluator_spec, self.evaluator, "evaluator"), self.timeout)
         d = self.dispatcher
         bar = self._bar()
         reason = "budget"
@@ -234,6 +234,12 @@ class Engine:
         return None
 
     # --- bookkeeping ---------------------------------------------------------------------------------
+    @staticmethod
+    def _spec(spec: PluginSpec | None, obj: Any, family: str) -> PluginSpec:
+        """What the runner gets: the given spec carrying the engine's own object (in-process
+        runners reuse it), or, for an engine built from objects alone, the object's own spec."""
+        return spec.with_instance(obj) if spec is not None else PluginSpec.of(obj, family)
+
     def snapshot(self) -> None:
         """Write the strategy state for resume (atomic, after the log is fsynced: state.json never
         counts records the disk does not hold)."""

@@ -223,6 +223,16 @@ def registered_as_object(family: str, name: str) -> bool:
     return name in _registry[family] and not isinstance(_registry[family][name], str)
 
 
+def rebuildable(family: str, name: str) -> bool:
+    """True when a fresh worker process can build ``name`` by itself: registered by import string
+    (plugin packages load in every process) or a ``module:Class`` path; a plugin registered as an
+    object at run time, or not registered at all, cannot."""
+    load_plugins()
+    if name in _registry[family]:
+        return isinstance(_registry[family][name], str)
+    return ":" in name
+
+
 def describe(family: str, name: str) -> str:
     load_plugins()
     if name in _descriptions[family]:

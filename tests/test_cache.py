@@ -7,6 +7,7 @@ import pytest
 from automl.cache import Cache, NullCache
 from automl.errors import CacheError, ConfigError
 from automl.policy import CachePolicy, seconds_saved
+from automl.runners.base import PluginSpec
 from automl.testing.toys import Quadratic, ToySpace
 from automl.types import FAILED, HIT, MISS, OK, PARTIAL, Evaluation
 
@@ -201,7 +202,7 @@ def test_hits_twins_and_resume_keep_the_class_violation(tmp_path):
         # 13 and 63 are one class (13 mod 50) over the budget; 63 waits on 13's evaluation; 4 is within it
         tickets = d.offer_many([d.candidate(Proposal(k)) for k in (13, 63, 4)])
         runner = SerialRunner()
-        runner.start(None, None, local_space=space, local_evaluator=ev)
+        runner.start(PluginSpec.of(space, "space"), PluginSpec.of(ev, "evaluator"))
         for t in tickets:
             runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
         while d.in_flight:

@@ -291,7 +291,7 @@ def test_a_front_end_submits_many_candidates_at_once_and_twins_coalesce():
     tickets = d.offer_many(batch)
     assert len(tickets) == 9 and d.in_flight == 9 and d.waiting == 3
     runner = SerialRunner()
-    runner.start(None, None, local_space=space, local_evaluator=ev)
+    runner.start(PluginSpec.of(space, "space"), PluginSpec.of(ev, "evaluator"))
     for t in tickets:
         runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
     while d.in_flight:

@@ -16,6 +16,7 @@ from automl import plots, registry  # noqa: E402
 from automl.cli import main  # noqa: E402
 from automl.errors import AutoMLError, ConfigError  # noqa: E402
 from automl.report import summarize  # noqa: E402
+from automl.runners.base import PluginSpec  # noqa: E402
 from automl.types import Direction, Objective  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -124,7 +125,7 @@ def test_coalesced_twins_are_logged_and_counted():
     d = Dispatcher(Seam(space, ev, Cache(None)), tell=lambda c, r: None, log=recs.append)
     tickets = d.offer_many([d.candidate(Proposal(k)) for k in (3, 53, 103, 7, 7, 8)])  # 3 ~ 53 ~ 103; 7 twice
     runner = SerialRunner()
-    runner.start(None, None, local_space=space, local_evaluator=ev)
+    runner.start(PluginSpec.of(space, "space"), PluginSpec.of(ev, "evaluator"))
     for t in tickets:
         runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
     while d.in_flight:

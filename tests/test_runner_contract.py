@@ -71,3 +71,46 @@ def test_process_pool_stops_an_evaluation_deaf_to_its_alarm(tmp_path):
         assert got[3]["error"] is None
     finally:
         r.close()
+
+
+def test_runners_take_specs_only_and_specs_carry_the_callers_object():
+    """Runner.start takes two PluginSpecs and a timeout (no parallel "local instance" arguments):
+    a spec may carry the caller's own object, which in-process runners reuse as is, and which is
+    pickled to workers only when a worker could not rebuild the plugin by name."""
+    import inspect
+    import pickle
+
+    from automl.runners.base import PluginSpec, Runner
+    from automl.testing.toys import Quadratic, ToySpace
+
+    for cls in [Runner] + [type(registry.create("runner", n, **RUNNERS.get(n, {}))) for n in ("serial", "process")]:
+        assert list(inspect.signature(cls.start).parameters) == ["self", "space", "evaluator", "timeout"], cls
+    registry.register_evaluator("quadratic-object-for-spec-test", Quadratic)
+    try:
+        ev = Quadratic(nan_on=[4])
+        by_name = PluginSpec("plugins_for_tests:Quadratic", {"nan_on": [4]}).with_instance(ev)
+        assert by_name.build("evaluator") is ev                               # in process: the very object
+        copy = pickle.loads(pickle.dumps(by_name))
+        assert copy.instance is None and copy == by_name                      # a worker rebuilds it by name
+        assert copy.build("evaluator").nan_on == {4} and copy.build("evaluator") is not ev
+        ev.name = "quadratic-object-for-spec-test"                            # registered as an object at run time
+        shipped = pickle.loads(pickle.dumps(PluginSpec.of(ev, "evaluator")))
+        assert shipped.instance is not None and shipped.build("evaluator").nan_on == {4}
+        space = ToySpace(n=50)
+        spec = PluginSpec.of(space, "space")
+        assert spec.build("space") is space and spec.options == {"n": 50, "m": 100}
+    finally:
+        registry._registry["evaluator"].pop("quadratic-object-for-spec-test", None)
+
+
+def test_serial_runner_reuses_the_callers_objects():
+    from automl.runners.base import PluginSpec
+    from automl.testing.toys import Quadratic, ToySpace
+
+    space, ev = ToySpace(), Quadratic()
+    r = registry.create("runner", "serial")
+    r.start(PluginSpec.of(space, "space"), PluginSpec.of(ev, "evaluator"))
+    assert r.space is space and r.evaluator is ev
+    r.submit(0, "42")
+    (tid, raw), = r.poll()
+    assert tid == 0 and raw["objectives"]["loss"] == 0.0

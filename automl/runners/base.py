@@ -22,11 +22,43 @@ class PluginSpec:
     name: str
     options: dict[str, Any]
     allow_import: bool = True
+    #: The caller's own object, when there is one: a runner that evaluates in this process uses it
+    #: as it is (:meth:`build` returns it).  It is not pickled unless ``ship_instance`` (a worker
+    #: rebuilds the plugin from ``name``/``options``, or from an ObjectPlugin's payload).
+    instance: Any = dataclasses.field(default=None, compare=False, repr=False)
+    ship_instance: bool = dataclasses.field(default=False, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, obj: Any, family: str) -> "PluginSpec":
+        """The spec of a live space/evaluator object: its registered name and options, carrying
+        the object itself for in-process use.  An object whose name a worker cannot rebuild (not
+        registered by import string, or options that are not data) travels by value instead."""
+        from ..registry import rebuildable
+
+        name, options = str(getattr(obj, "name", "") or type(obj).__name__), getattr(obj, "options", None)
+        opts = options() if callable(options) else {}
+        return cls(name, dict(opts or {}), True, instance=obj, ship_instance=not rebuildable(family, name))
+
+    def with_instance(self, obj: Any) -> "PluginSpec":
+        """This spec carrying ``obj`` (the caller's already-built plugin) for in-process runners."""
+        return dataclasses.replace(self, instance=obj) if obj is not None else self
 
     def build(self, family: str) -> Any:
+        if self.instance is not None:
+            return self.instance
         from ..registry import create
 
         return create(family, self.name, self.allow_import, **self.options)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if not self.ship_instance:
+            state["instance"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +92,11 @@ class ObjectPlugin(PluginSpec):
                               f"{type(exc).__name__}: {exc}.  Use runner='serial' (workers=1), or make it picklable "
                               "(no open files, locks, sockets or database connections among its attributes or "
                               "in its closure; open those lazily in evaluate())") from None
-        return cls(label, {}, True, payload)
+        return cls(label, {}, True, payload=payload)
 
     def build(self, family: str) -> Any:
+        if self.instance is not None:
+            return self.instance
         return pickle.loads(self.payload)
 
 
@@ -106,9 +140,11 @@ class Runner:
 
     name = ""
 
-    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None, *,
-              local_space: Any = None, local_evaluator: Any = None) -> None:
-        """Prepare workers.  ``local_*`` are the engine's own instances (in-process runners reuse them)."""
+    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None) -> None:
+        """Prepare workers.  ``space``/``evaluator`` say how to build the plugins: a runner that
+        evaluates in this process calls ``spec.build(family)``, which returns the caller's own
+        object when the spec carries one (:meth:`PluginSpec.of`, :meth:`PluginSpec.with_instance`);
+        a runner with workers sends the spec, and each worker builds its own."""
         raise NotImplementedError
 
     @property

@@ -53,18 +53,16 @@ class SerialRunner(_PoolRunner):
     def capacity(self) -> int:
         return self._batch
 
-    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None, *,
-              local_space: Any = None, local_evaluator: Any = None) -> None:
-        self.space = local_space if local_space is not None else space.build("space")
-        self.evaluator = local_evaluator if local_evaluator is not None else evaluator.build("evaluator")
+    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None) -> None:
+        self.space = space.build("space")
+        self.evaluator = evaluator.build("evaluator")
         self.timeout = check_timeout(timeout)
         self._queue: list[tuple[int, str, Any]] = []
         if self.timeout is None and has_batch(self.evaluator):
             self._batch = max(1, int(getattr(self.evaluator, "batch_size", 1)))
         if self.timeout is not None:
-            self._pool = WorkerPool(1, space if space is not None else self.space,
-                                    evaluator if evaluator is not None else self.evaluator, self.timeout,
-                                    self.retry, max_tasks=self.max_tasks, max_rss_mb=self.max_rss_mb)
+            self._pool = WorkerPool(1, space, evaluator, self.timeout, self.retry, max_tasks=self.max_tasks,
+                                    max_rss_mb=self.max_rss_mb)
 
     def submit(self, task_id: int, text: str, genome: Any = None) -> None:
         if self._pool is not None:
@@ -125,11 +123,9 @@ class ProcessPoolRunner(_PoolRunner):
     def capacity(self) -> int:
         return self.workers
 
-    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None, *,
-              local_space: Any = None, local_evaluator: Any = None) -> None:
+    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None) -> None:
         self.timeout = check_timeout(timeout)
-        self._pool = WorkerPool(self.workers, space if space is not None else local_space,
-                                evaluator if evaluator is not None else local_evaluator, self.timeout,
+        self._pool = WorkerPool(self.workers, space, evaluator, self.timeout,
                                 self.retry, self.torch_threads, self.max_tasks, self.max_rss_mb)
 
     def _started(self) -> WorkerPool:

@@ -264,15 +264,11 @@ class RayRunner(Runner):
             raise ConfigError("give num_actors when actors ask for neither CPUs nor GPUs")
         return max(min(counts), 1)
 
-    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None, *,
-              local_space: Any = None, local_evaluator: Any = None) -> None:
+    def start(self, space: PluginSpec, evaluator: PluginSpec, timeout: float | None = None) -> None:
         """Connect, then start the actor pool (actors become usable as they finish building)."""
-        if space is None and local_space is not None:
-            space = PluginSpec(local_space.name, local_space.options())
-        if evaluator is None and local_evaluator is not None:
-            evaluator = PluginSpec(local_evaluator.name, local_evaluator.options())
-        if space is None or evaluator is None:
-            raise ConfigError("the ray runner needs the space and evaluator as registered names (PluginSpec)")
+        if not isinstance(space, PluginSpec) or not isinstance(evaluator, PluginSpec):
+            raise ConfigError("the ray runner needs the space and evaluator as PluginSpecs (PluginSpec.of(obj) "
+                              "makes one from an object)")
         timeout = check_timeout(timeout)
         connect(self.address, self.init_kwargs)
         import ray

@@ -152,7 +152,7 @@ def tune_constants(program_text: str, space: str = "optimizer-programs", evaluat
         seam = Seam(sp, ev, cache_obj, CachePolicy.resolve("auto", ev), seed=seed)
         d = Dispatcher(seam, tell=tell, space_stats=False)
         run = registry.create("runner", runner, **dict(runner_options or {}))
-        run.start(space_spec, ev_spec, timeout, local_space=sp, local_evaluator=ev)
+        run.start(space_spec.with_instance(sp), ev_spec.with_instance(ev), timeout)
         while d.next_id < n_trials or d.in_flight:
             d.fill(ask, launch, run.capacity - d.in_flight,
                    lambda: "done" if d.next_id >= n_trials else None)
