@@ -39,7 +39,8 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
            space_options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
            strategy_options: Mapping[str, Any] | None = None, timeout: float | None = None,
            progress: bool = False, probe_seed: int | None = None, dedupe: str = "functional",
-           stall: int | None = None, allow_import: bool = False) -> dict[str, Any]:
+           stall: int | None = None, allow_import: bool = False,
+           evaluator_seconds: float | None = None) -> dict[str, Any]:
     """Run (or, with ``resume=True``, continue) a search; return its summary dict.
 
     ``out`` is the run directory (default ``runs/<space>-<strategy>-s<seed>``).  ``cache`` is a
@@ -47,6 +48,7 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
     the equivalence cache off (every candidate is evaluated; hashes are still logged);
     ``dedupe="structural"`` keys the cache by the structural digest only (no probe).  ``stall``
     stops the run after that many consecutive candidates answered by the cache (default 2,000).
+    ``evaluator_seconds`` bounds the summed cost of charged evaluations (see ``Budget``).
     Unset ``space``/``evaluator``/``strategy`` default to the registered defaults
     (:func:`automl.registry.default`; this project's plugins make them expressions /
     symbolic-regression / evolution).  On resume the configuration comes from the run's ``run.json``; ``budget``,
@@ -73,6 +75,8 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
         budget = budget if budget is not None else b.get("evaluations")
         seconds = seconds if seconds is not None else b.get("seconds")
         max_candidates = max_candidates if max_candidates is not None else b.get("max_candidates")
+        if evaluator_seconds is None:
+            evaluator_seconds = b.get("evaluator_seconds")
         if runner is None and workers == 1:
             runner, runner_options = cfg["runner"]["name"], cfg["runner"]["options"]
     else:
@@ -93,7 +97,10 @@ def search(space: str | None = None, evaluator: str | None = None, strategy: str
         runner_opts.setdefault("workers", workers)
     cfg["runner"] = {"name": runner_name, "options": runner_opts}
     cfg["budget"] = {"evaluations": budget, "seconds": seconds, "max_candidates": max_candidates, "stall": stall}
-    bud = Budget(budget, seconds, max_candidates) if stall is None else Budget(budget, seconds, max_candidates, stall)
+    if evaluator_seconds is not None:  # (absent otherwise: run.json as before)
+        cfg["budget"]["evaluator_seconds"] = evaluator_seconds
+    bud = Budget(budget, seconds, max_candidates, evaluator_seconds=evaluator_seconds) if stall is None else \
+        Budget(budget, seconds, max_candidates, stall, evaluator_seconds=evaluator_seconds)
 
     trusted = allow_import or not resume  # names from the caller, or the explicit opt-in
     space_spec = PluginSpec(cfg["space"]["name"], cfg["space"]["options"], trusted)

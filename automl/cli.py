@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                    "qmc, gp")
     s.add_argument("--budget", type=int, help="charged evaluations for the whole run (cache hits are free)")
     s.add_argument("--seconds", type=float, help="wall-clock limit for this invocation")
+    s.add_argument("--evaluator-seconds", type=float,
+                   help="evaluator-seconds for the whole run: the summed cost of charged evaluations")
     s.add_argument("--max-candidates", type=int, help="stop after this many candidates, cache hits included")
     s.add_argument("--stall", type=int, help="stop after this many consecutive candidates answered by the cache "
                    "(converged or exhausted; default 2000)")
@@ -159,7 +161,8 @@ def _search(a: argparse.Namespace) -> int:
         out = resume
     if resume and not out:
         raise AutoMLError("--resume needs the run directory: --resume DIR or --out DIR --resume")
-    if not resume and a.budget is None and a.seconds is None and a.max_candidates is None:
+    if not resume and a.budget is None and a.seconds is None and a.max_candidates is None \
+            and a.evaluator_seconds is None:
         raise AutoMLError("give a budget: --budget N (charged evaluations) and/or --seconds T")
     strategy_options = _kv(a.strategy_opt, "--strategy-opt")
     if a.population is not None:
@@ -186,7 +189,7 @@ def _search(a: argparse.Namespace) -> int:
                      use_cache=not a.no_cache, cache_policy=a.cache_policy,
                      space_options=_kv(a.space_opt, "--space-opt"), evaluator_options=evaluator_options,
                      strategy_options=strategy_options, timeout=a.timeout, dedupe=a.dedupe, stall=a.stall,
-                     progress=not a.quiet, allow_import=a.allow_import)
+                     progress=not a.quiet, allow_import=a.allow_import, evaluator_seconds=a.evaluator_seconds)
     c = summary["cache"]
     print(f"run {summary['run_dir']}: stopped ({summary['stop_reason']}) after {summary['candidates']} candidates, "
           f"{summary['charged_evaluations']} charged evaluations")
