@@ -18,7 +18,7 @@ from evaluators.optimizer_proxy import OptimizerProxy
 from evaluators.optimizer_proxy import tasks as T
 from evaluators.optimizer_proxy.batched import train_population
 from search_spaces.programs import CLASSIC_PROGRAMS, ProgramSpace
-from search_spaces.programs.batched import BatchedPrograms
+from search_spaces.programs.batched import BatchedPrograms, mixed_population
 from search_spaces.programs.interp import probe_data, run
 
 SPACE = ProgramSpace()
@@ -26,16 +26,7 @@ DIVERGING = "def train(w, g, m, v, lr):\n  a = g * 10000.0\n  update = a * lr\n 
 
 
 def population(n, seed=0, random_share=0.3):
-    """Classic programs, their mutants (several generations deep) and fresh random programs:
-    type-correct, mostly distinct structures, about a third diverging on the proxy tasks."""
-    rng = np.random.default_rng(seed)
-    pool = [SPACE.from_text(t) for t in CLASSIC_PROGRAMS.values()]
-    out = list(pool)
-    while len(out) < n:
-        g = SPACE.sample(rng) if rng.random() < random_share else SPACE.mutate(out[rng.integers(len(out))], rng)
-        if g.info.error is None:
-            out.append(g)
-    return out[:n]
+    return mixed_population(n, seed, random_share)
 
 
 def test_batched_interpreter_equals_the_numpy_reference_interpreter():

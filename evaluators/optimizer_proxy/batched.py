@@ -85,13 +85,13 @@ class TaskRun:
         self.init = math.nan
         self.limit = math.inf
         self.worst: torch.Tensor | None = None
+        #: rows (positions in ``ids``) that diverged but are still in the batch: dropping rows
+        #: rebuilds the program plan, so it waits until an eighth of the batch is gone
+        self.zombies: set[int] = set()
+        self._zombie_mask: torch.Tensor | None = None
         self.cost = {i: 0.0 for i in self.ids}  # seconds attributed to each program
         self.results: dict[int, CopyResult] = {}
         self.plan: BatchedPrograms | None = BatchedPrograms(self.programs, self.N, device=device) if P else None
-
-    @property
-    def alive(self) -> list[int]:
-        return list(self.ids)
 
     def _views(self, w: torch.Tensor) -> list[torch.Tensor]:
         out, o = [], 0
@@ -109,9 +109,10 @@ class TaskRun:
 
     def drop(self, gone: set[int]) -> None:
         """Remove programs ``gone`` (diverged here or elsewhere) from the batch."""
-        keep = [k for k, i in enumerate(self.ids) if i not in gone]
+        keep = [k for k, i in enumerate(self.ids) if i not in gone and k not in self.zombies]
         if len(keep) == len(self.ids):
             return
+        self.zombies, self._zombie_mask = set(), None
         t0 = time.perf_counter()
         self.ids = [self.ids[k] for k in keep]
         self.programs = [self.programs[k] for k in keep]
@@ -136,8 +137,10 @@ class TaskRun:
             t0 = time.perf_counter()
             i = self.step_i
             b = self.idx[i]
-            wl = self.w.detach().requires_grad_(True)
-            losses = _copy_losses(self.task.loss, self.forward(self._views(wl), xt[b]), yt[b])
+            # one leaf per parameter tensor (views of w's rows): their gradients are concatenated
+            # once, cheaper than autograd accumulating zero-padded slices into one (P, N) leaf
+            views = [x.detach().requires_grad_(True) for x in self._views(self.w)]
+            losses = _copy_losses(self.task.loss, self.forward(views, xt[b]), yt[b])
             if i == 0:
                 init = float(losses[0].item())  # every copy starts from the same weights
                 self.init, self.limit = init, self.diverge * init
@@ -147,7 +150,9 @@ class TaskRun:
                     diverged += self.ids
                     self.drop(set(self.ids))
                     break
-            (g,) = torch.autograd.grad(losses.sum(), wl)
+            live = losses if not self.zombies else losses.masked_fill(self._zombie_mask, 0.0)
+            grads = torch.autograd.grad(live.sum(), views)
+            g = torch.cat([x.reshape(x.shape[0], -1) for x in grads], dim=1)
             lr = self.lr * 0.5 * (1.0 + math.cos(math.pi * i / n))  # LambdaLR's cosine, as tasks.train
             with torch.no_grad():
                 upd, m, v = self.plan.step(self.w, g, self.m, self.v, lr, float(i + 1))  # type: ignore[union-attr]
@@ -159,17 +164,23 @@ class TaskRun:
             if self.step_i % self.check_every == 0 or self.step_i == n:
                 worst = self.worst.tolist()
                 self.worst = None
-                gone = set()
-                for k, wv in zip(self.ids, worst):
-                    if not math.isfinite(wv) or wv > self.limit:
+                gone = []
+                for row, (k, wv) in enumerate(zip(self.ids, worst)):
+                    if row not in self.zombies and (not math.isfinite(wv) or wv > self.limit):
                         self.results[k] = CopyResult(
                             math.nan, None, f"train loss {wv:.4g} at step {self.step_i} (first {self.init:.4g})",
                             self.step_i, self.init)
-                        gone.add(k)
-                self._charge(time.perf_counter() - t0)
+                        gone.append(k)
+                        self.zombies.add(row)
+                self._charge(time.perf_counter() - t0)  # zombies pay for the steps they still take
                 if gone:
-                    diverged += [k for k in self.ids if k in gone]
-                    self.drop(gone)
+                    diverged += gone
+                    if len(self.zombies) * 8 >= len(self.ids) or len(self.zombies) == len(self.ids):
+                        self.drop(set())
+                    else:
+                        mask = torch.zeros(len(self.ids), dtype=torch.bool, device=self.w.device)
+                        mask[sorted(self.zombies)] = True
+                        self._zombie_mask = mask
             else:
                 self._charge(time.perf_counter() - t0)
         return diverged
@@ -178,6 +189,8 @@ class TaskRun:
         """Train to the end, then validate; returns the programs that diverged (validation
         included).  Every program of the batch then has its result in ``self.results``."""
         diverged = self.advance(self.n_steps)
+        if self.zombies:
+            self.drop(set())
         if not self.ids:
             return diverged
         t0 = time.perf_counter()

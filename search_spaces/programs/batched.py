@@ -1,15 +1,18 @@
 """Population-batched execution of optimizer programs (torch): P *different* programs each update
 their own model copy, one row of a (P, N) matrix per copy, in one vectorized step.
 
-How (op-grouped per slot).  Each program's live instructions are numbered 0, 1, ... ("slots");
-instruction slot ``j`` of every program writes register ``6 + j`` of its own row block.  The
-register file is one matrix for tensors, shape (R * P, N) in the model's dtype, and one for
-scalars, (R * P, 1) in float64 (scalar chains such as ``1 - 0.999 ** t`` are computed in float64,
-as ProgramOptimizer computes them on the host); register ``r`` of program ``c`` is row
-``r * P + c``.  At slot ``j`` the programs are grouped by (op, kind of each argument: tensor
-register, scalar register or constant); a group runs as one torch call on its gathered
-arguments (``index_select`` of its rows; a contiguous run of rows is a view) and its result is
-scattered back with ``index_copy_``.  Constants are per-program (Pg, 1) columns, so programs that
+How (op-grouped per level).  Each program's live instructions are numbered 0, 1, ...; live
+instruction ``j`` writes register ``6 + j``.  The register file is one matrix for tensors, shape
+(R * P, N) in the model's dtype, and one for scalars, (R * P, 1) in float64 (scalar chains such
+as ``1 - 0.999 ** t`` are computed in float64, as ProgramOptimizer computes them on the host);
+register ``r`` of program ``c`` is row ``r * P + c``.  An instruction's *level* is one more than
+the deepest level among the registers it reads (the inputs are level 0), so instructions of one
+level are independent.  All live instructions of all programs are grouped by (level, op, kind of
+each argument: tensor register, scalar register or constant); a group runs as one torch call on
+its gathered arguments (``index_select`` of its rows; a contiguous run of rows is a view) and its
+result is scattered back with ``index_copy_``.  Grouping by level rather than by statement
+index keeps the descendants of one program together even after insertions and deletions shift
+their statements (measured on 256 AdamW descendants: see benchmarks/batched_programs.py).  Constants are per-program (Pg, 1) columns, so programs that
 differ only in constants share every call.  Elementwise ops use the op table's own torch
 implementations (``ops.OPS[name].torch``: one home for each op's semantics); the whole-model
 reductions act per row (one row is one whole model, all its parameters flattened).
@@ -17,8 +20,8 @@ reductions act per row (one row is one whole model, all its parameters flattened
 Why this and not grouping by structure (one call per distinct program structure, constants as
 per-candidate tensors): an evolving population is mostly distinct structures (mutations insert,
 delete and rewire statements far more often than they only change a constant), so grouping by
-structure degenerates to one program per group; grouping per slot by op bounds the calls per
-slot by the number of distinct (op, argument kinds) there, whatever the population.
+structure degenerates to one program per group; grouping per level by op bounds the calls per
+level by the number of distinct (op, argument kinds) there, whatever the population.
 
 The per-candidate reference is ``ProgramOptimizer`` (search_spaces/programs/optim.py); results
 agree within float32 rounding (tests/test_batched_programs.py).  torch is imported at module
@@ -83,8 +86,7 @@ def _put(file: torch.Tensor, rows: torch.Tensor | slice, value: torch.Tensor) ->
 
 
 class _Group:
-    """One torch call at one slot: the programs ``cands`` all run op ``name`` with the same
-    argument kinds."""
+    """One torch call at one level: its members all run op ``name`` with the same argument kinds."""
 
     __slots__ = ("fn", "result", "reduction", "args", "dest", "n")
 
@@ -127,34 +129,42 @@ class BatchedPrograms:
             outs = (remap[u], remap[mo] if M in p.info.live_slots else M, remap[vo] if V in p.info.live_slots else V)
             lives.append((code, outs))
         self.R = N_INPUTS + max((len(code) for code, _ in lives), default=0)
-        # groups per slot
-        self.slots: list[list[_Group]] = []
-        for j in range(self.R - N_INPUTS):
-            by_key: dict[tuple, list[int]] = {}
-            for c, (code, _) in enumerate(lives):
-                if j < len(code):
-                    op, args, _, atypes = code[j]
-                    kinds = tuple(_CK if type(a) is not int else (_TK if t == TENSOR else _SK)
-                                  for a, t in zip(args, atypes))
-                    by_key.setdefault((op, kinds), []).append(c)
-            groups = []
-            for (op, kinds), cands in by_key.items():
-                result = lives[cands[0]][0][j][2]
-                gargs: list[tuple[str, Any]] = []
-                for k, kind in enumerate(kinds):
-                    vals = [lives[c][0][j][1][k] for c in cands]
-                    if kind == _CK:
-                        col = torch.tensor(vals, dtype=torch.float64, device=self.device).unsqueeze(1)
-                        # a constant read by a tensor op is rounded to the model's dtype (as torch
-                        # rounds a Python float operand); scalar chains keep float64
-                        gargs.append((kind, col.to(dtype) if result == TENSOR else col))
-                    else:
-                        gargs.append((kind, _rows([r * P + c for r, c in zip(vals, cands)], self.device)))
-                dest = _rows([(N_INPUTS + j) * P + c for c in cands], self.device)
-                groups.append(_Group(op, kinds, result, gargs, dest, len(cands)))
-            self.slots.append(groups)
+        # group every live instruction of every program by (level, op, argument kinds); an
+        # instruction's level is 1 + the deepest level among the registers it reads (inputs: 0),
+        # so the instructions of one level never read each other and run in any order
+        by_key: dict[tuple, list[tuple[int, int]]] = {}
+        for c, (code, _) in enumerate(lives):
+            depth = [0] * N_INPUTS
+            for j, (op, args, _, atypes) in enumerate(code):
+                depth.append(1 + max((depth[a] for a in args if type(a) is int), default=0))
+                kinds = tuple(_CK if type(a) is not int else (_TK if t == TENSOR else _SK)
+                              for a, t in zip(args, atypes))
+                by_key.setdefault((depth[-1], op, kinds), []).append((c, j))
+        self.levels: list[list[_Group]] = []
+        for (level, op, kinds), members in sorted(by_key.items(), key=lambda kv: kv[0][0]):
+            if len(self.levels) < level:
+                self.levels += [[] for _ in range(level - len(self.levels))]
+            c0, j0 = members[0]
+            result = lives[c0][0][j0][2]
+            gargs: list[tuple[str, Any]] = []
+            for k, kind in enumerate(kinds):
+                vals = [lives[c][0][j][1][k] for c, j in members]
+                if kind == _CK:
+                    col = torch.tensor(vals, dtype=torch.float64, device=self.device).unsqueeze(1)
+                    # a constant read by a tensor op is rounded to the model's dtype (as torch
+                    # rounds a Python float operand); scalar chains keep float64
+                    gargs.append((kind, col.to(dtype) if result == TENSOR else col))
+                else:
+                    gargs.append((kind, _rows([r * P + c for r, (c, _) in zip(vals, members)], self.device)))
+            dest = _rows([(N_INPUTS + j) * P + c for c, j in members], self.device)
+            self.levels[level - 1].append(_Group(op, kinds, result, gargs, dest, len(members)))
         self.out_rows = [_rows([outs[k] * P + c for c, (_, outs) in enumerate(lives)], self.device)
                          for k in range(3)]
+        # the step's code, flat: (fn, cast scalar args to the model dtype, [(kind, rows or column)],
+        # result into the tensor file, dest rows); kinds 0 tensor rows, 1 scalar rows, 2 constant
+        self._code = [(g.fn, g.result == TENSOR or g.reduction,
+                       [({_TK: 0, _SK: 1, _CK: 2}[k], a) for k, a in g.args], g.result == TENSOR, g.dest)
+                      for groups in self.levels for g in groups]
         self.live_m = any(M in p.info.live_slots for p in self.programs)
         self.live_v = any(V in p.info.live_slots for p in self.programs)
         self._tfile: torch.Tensor | None = None
@@ -163,7 +173,7 @@ class BatchedPrograms:
     @property
     def calls_per_step(self) -> int:
         """torch calls (groups) one step makes: the measure of how well the population batches."""
-        return sum(len(s) for s in self.slots)
+        return sum(len(s) for s in self.levels)
 
     def _files(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._tfile is None:
@@ -185,23 +195,22 @@ class BatchedPrograms:
         tf[V * P:(V + 1) * P] = v
         sf[LR * P:(LR + 1) * P] = lr if not isinstance(lr, torch.Tensor) else lr.to(torch.float64).view(-1, 1)
         sf[T * P:(T + 1) * P] = t if not isinstance(t, torch.Tensor) else t.to(torch.float64).view(-1, 1)
-        dtype = self.dtype
-        for groups in self.slots:
-            for grp in groups:
-                vals = []
-                for kind, a in grp.args:
-                    if kind == _TK:
-                        vals.append(_take(tf, a))
-                    elif kind == _SK:
-                        x = _take(sf, a)
-                        vals.append(x.to(dtype) if grp.result == TENSOR or grp.reduction else x)
-                    else:
-                        vals.append(a)
-                out = grp.fn(*vals)
-                if grp.result == TENSOR:
-                    _put(tf, grp.dest, out)
+        dtype, f64 = self.dtype, torch.float64
+        for fn, to_tensor, args, into_t, dest in self._code:
+            vals = []
+            for kind, a in args:
+                if kind == 0:  # tensor rows
+                    vals.append(tf[a] if type(a) is slice else tf.index_select(0, a))
+                elif kind == 1:  # scalar rows
+                    x = sf[a] if type(a) is slice else sf.index_select(0, a)
+                    vals.append(x.to(dtype) if to_tensor else x)
                 else:
-                    _put(sf, grp.dest, out.to(torch.float64))
+                    vals.append(a)
+            out = fn(*vals)
+            if into_t:
+                _put(tf, dest, out)
+            else:
+                _put(sf, dest, out.to(f64))
         upd, mo, vo = (_take(tf, r) for r in self.out_rows)
         if isinstance(self.out_rows[0], slice):
             upd = upd.clone()  # a view of the file: the next step overwrites it
@@ -210,4 +219,24 @@ class BatchedPrograms:
         return upd, mo, vo
 
 
-__all__ = ["BatchedPrograms", "ROW_REDUCTIONS"]
+def mixed_population(n: int, seed: int = 0, random_share: float = 0.3) -> list[Program]:
+    """``n`` type-correct programs as a search meets them (tests and benchmarks): the classic
+    programs, mutants of them and of each other (several generations deep), and a
+    ``random_share`` of freshly sampled random programs; mostly distinct structures, and on the
+    proxy tasks about a third of them diverge."""
+    import numpy as np
+
+    from .classic import CLASSIC_PROGRAMS
+    from .space import ProgramSpace
+
+    space = ProgramSpace()
+    rng = np.random.default_rng(seed)
+    out = [space.from_text(t) for t in CLASSIC_PROGRAMS.values()]
+    while len(out) < n:
+        g = space.sample(rng) if rng.random() < random_share else space.mutate(out[rng.integers(len(out))], rng)
+        if g.info.error is None:
+            out.append(g)
+    return out[:n]
+
+
+__all__ = ["BatchedPrograms", "ROW_REDUCTIONS", "mixed_population"]
