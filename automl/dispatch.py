@@ -122,11 +122,28 @@ class Dispatcher:
             self.finish(waiter.candidate, self.seam.coalesced(waiter, res))
         return res
 
+    def complete_many(self, done: Sequence[tuple[int, Mapping[str, Any]]]) -> list[EvalResult]:
+        """:meth:`complete` for several finished tasks (a batch): their results are folded into the
+        cache in one write transaction, then each is finished (logged, told) in order."""
+        if len(done) == 1:
+            return [self.complete(*done[0])]
+        tickets = []
+        for task_id, _ in done:
+            ticket = self._inflight.pop(task_id)
+            del self._by_hash[ticket.hash]
+            tickets.append(ticket)
+        results = self.seam.complete_many([(t, raw) for t, (_, raw) in zip(tickets, done)])
+        for ticket, res in zip(tickets, results):
+            self.finish(ticket.candidate, res)
+            for waiter in self._waiters.pop(ticket.hash, ()):
+                self.finish(waiter.candidate, self.seam.coalesced(waiter, res))
+        return results
+
     def pump(self, runner: Any, timeout: float | None = None) -> int:
         """Poll ``runner`` once (up to ``timeout`` s) and complete what it finished; how many."""
         done = runner.poll(timeout=timeout)
-        for task_id, raw in done:
-            self.complete(task_id, raw)
+        if done:
+            self.complete_many(done)
         return len(done)
 
     def finish(self, cand: Candidate, res: EvalResult, trial_id: str | None = None) -> Record:

@@ -122,13 +122,14 @@ class Engine:
             stops.__enter__()
             while True:
                 stop = self._stop_reason()
-                if stop is None:
-                    room = self.runner.capacity - d.in_flight
-                    stop = None if room <= 0 else d.fill(self.strategy.ask, launch, room, self._stop_reason)[1]
-                if stop is not None and not d.in_flight:
-                    reason = stop
-                    break
-                d.pump(self.runner, timeout=0.5 if stop is None else None)
+                with self.log.deferred():  # a generation's records: one flush, not one per record
+                    if stop is None:
+                        room = self.runner.capacity - d.in_flight
+                        stop = None if room <= 0 else d.fill(self.strategy.ask, launch, room, self._stop_reason)[1]
+                    if stop is not None and not d.in_flight:
+                        reason = stop
+                        break
+                    d.pump(self.runner, timeout=0.5 if stop is None else None)
                 if bar is not None:
                     bar.n = d.charged
                     bar.set_postfix(self._postfix(), refresh=False)

@@ -21,7 +21,8 @@ Protocol (fixed; ``--quick`` shrinks every count for a smoke run, and says so in
   divergence costs today), the share of charged evaluator-seconds spent on diverging programs,
   and the best val_loss found.
 * **Driver** (``driver``): the same search loop (ask, mutate, validate, hash, cache, log, tell;
-  serial runner) with the zero-cost evaluator on the optimizer-program space: candidates per wall
+  serial runner; evolution, population 64, tournament 8, seed 0) with the zero-cost evaluator
+  answering generations of P (``batch=P``) on the optimizer-program space: candidates per wall
   second, against the batched evaluator's rate on the *mixed* population (``mlp``) and its
   charged evaluations per evaluator-second inside the *after* searches.
 
@@ -165,7 +166,7 @@ def divergence(seeds: list[int], budget: int, tasks: list[str], P: int, screen: 
             "evals_per_evaluator_s_after": mean("after", "evals_per_evaluator_s")}
 
 
-def driver(candidates: int, repeats: int) -> dict:
+def driver(candidates: int, repeats: int, batch: int) -> dict:
     import automl
 
     best = None
@@ -173,7 +174,7 @@ def driver(candidates: int, repeats: int) -> dict:
         with tempfile.TemporaryDirectory() as d:
             t0, c0 = time.perf_counter(), time.process_time()
             s = automl.search(space="optimizer-programs", evaluator="zero-cost", max_candidates=candidates,
-                              out=os.path.join(d, "run"), seed=0,
+                              out=os.path.join(d, "run"), seed=0, evaluator_options={"batch": batch},
                               strategy_options={"population_size": 64, "tournament_size": 8})
             dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         row = {"candidates": s["candidates"], "charged": s["charged_evaluations"], "seconds": dt, "cpu_seconds": cpu,
@@ -221,7 +222,7 @@ def main(argv=None) -> int:
     if a.only in (None, "driver"):
         n = 500 if a.quick else 5000
         print(f"driver: {n} candidates, zero-cost evaluator, optimizer-programs:")
-        dr = driver(n, a.repeats)
+        dr = driver(n, a.repeats, a.P)
         ev_rate = out.get("cpu", {}).get("batched_per_s")
         in_search = out.get("divergence", {}).get("evals_per_evaluator_s_after")
         dr.update({"batched_evaluator_per_s": ev_rate, "in_search_evals_per_evaluator_s": in_search,

@@ -169,3 +169,29 @@ def test_batched_path_on_cuda_agrees_with_cpu():
         assert (a.diverged is None) == (b.diverged is None)
         if a.diverged is None:
             assert b.results["mlp"].val_loss == pytest.approx(a.results["mlp"].val_loss, rel=1e-3)
+
+
+def test_cache_batch_folds_a_generation_in_one_transaction(tmp_path):
+    from automl.cache import Cache
+
+    path = tmp_path / "c.sqlite"
+    c = Cache(path)
+    with c.batch():
+        for i in range(3):
+            c.fold(f"k{i}", "ok", {"x": float(i)}, 0.1)
+    assert [Cache(path).get(f"k{i}", fresh=True).objectives["x"] for i in range(3)] == [0.0, 1.0, 2.0]
+    with pytest.raises(RuntimeError):
+        with c.batch():
+            c.fold("k9", "ok", {"x": 9.0}, 0.1)
+            raise RuntimeError("boom")
+    assert Cache(path).get("k9", fresh=True) is None  # rolled back together
+
+
+def test_run_log_deferred_flushes_once_at_the_end(tmp_path):
+    from automl.log import RunLog
+
+    log = RunLog.create(str(tmp_path / "run"), {"x": 1})
+    with log.deferred():
+        log.append({"id": 0})
+        log.append({"id": 1})
+    assert (tmp_path / "run" / "candidates.jsonl").read_text().count("\n") == 2
