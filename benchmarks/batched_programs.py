@@ -203,17 +203,26 @@ def main(argv=None) -> int:
     fitness = ["mlp", "mlp_wide", "charlm"]
     load0 = os.getloadavg()
     out: dict = {"protocol": {"quick": a.quick, "P": a.P, "serial_programs": a.serial, "repeats": a.repeats,
-                              "torch_threads": 1, "steps": 80, "lr": 0.01}, "gpu": None, "discovery": None}
+                              "torch_threads": 1, "steps": 80, "lr": 0.01}}
+    if not a.only:
+        out.update(gpu=None, discovery=None)  # (filled by gpu_check.sh / benchmarks/discovery.py)
     if a.only in (None, "throughput"):
         print(f"throughput, P = {a.P}, {a.device}, one torch thread (best of {a.repeats}):")
-        pops = populations(a.P)
+        pops = populations(a.P, ("mixed", "descendants", "same") if a.device == "cpu" else ("mixed", "same"))
         small = throughput(["mlp"], pops, a.serial, a.repeats, a.device)
-        full = throughput(fitness, {"mixed": pops["mixed"]}, max(4, a.serial // 4), a.repeats, a.device)
+        # the default fitness tasks: on the CPU only (on a GPU at P = 16384 their register files
+        # would take tens of GiB; the GPU protocol is the small MLP)
+        full = (throughput(fitness, {"mixed": pops["mixed"]}, max(4, a.serial // 4), a.repeats, a.device)
+                if a.device == "cpu" else None)
         mixed = small["populations"]["mixed"]
-        key = "cpu" if a.device == "cpu" else "gpu"
-        out[key] = {"P": a.P, "batched_per_s": mixed["batched_per_s"], "serial_per_s": mixed["serial_per_s"],
-                    "ratio": mixed["ratio"], "protocol": "mixed population, task mlp, 80 steps",
-                    "mlp": small, "default_tasks": full}
+        if a.device == "cpu":
+            out["cpu"] = {"P": a.P, "batched_per_s": mixed["batched_per_s"], "serial_per_s": mixed["serial_per_s"],
+                          "ratio": mixed["ratio"], "protocol": "mixed population, task mlp, 80 steps",
+                          "mlp": small, "default_tasks": full}
+        else:
+            out["gpu"] = {"P": a.P, "hetero_per_s": mixed["batched_per_s"],
+                          "same_per_s": small["populations"]["same"]["batched_per_s"],
+                          "serial_per_s": mixed["serial_per_s"], "device": a.device, "mlp": small}
     if a.only in (None, "divergence"):
         print(f"divergence: evolution, tasks {fitness}, batch 64, seeds {seeds}:")
         dv = divergence(seeds, a.budget, fitness, 64, a.screen)
