@@ -91,7 +91,16 @@ class TaskRun:
         self._zombie_mask: torch.Tensor | None = None
         self.cost = {i: 0.0 for i in self.ids}  # seconds attributed to each program
         self.results: dict[int, CopyResult] = {}
-        self.plan: BatchedPrograms | None = BatchedPrograms(self.programs, self.N, device=device) if P else None
+        # LambdaLR's cosine, as tasks.train: the program's lr input at step i (t = i + 1)
+        self.lrs = [self.lr * 0.5 * (1.0 + math.cos(math.pi * i / self.n_steps)) for i in range(self.n_steps)]
+        self.plan: BatchedPrograms | None = self._plan(self.programs)
+
+    def _plan(self, programs: list) -> BatchedPrograms | None:
+        if not programs:
+            return None
+        plan = BatchedPrograms(programs, self.N, device=self.device)
+        plan.precompute(self.lrs, [float(i + 1) for i in range(self.n_steps)])
+        return plan
 
     def _views(self, w: torch.Tensor) -> list[torch.Tensor]:
         out, o = [], 0
@@ -123,7 +132,7 @@ class TaskRun:
         self.w, self.m, self.v = self.w[sel], self.m[sel], self.v[sel]
         if self.worst is not None:
             self.worst = self.worst[sel]
-        self.plan = BatchedPrograms(self.programs, self.N, device=self.device)
+        self.plan = self._plan(self.programs)
         self._charge(time.perf_counter() - t0)
 
     def advance(self, until: int) -> list[int]:
@@ -153,9 +162,9 @@ class TaskRun:
             live = losses if not self.zombies else losses.masked_fill(self._zombie_mask, 0.0)
             grads = torch.autograd.grad(live.sum(), views)
             g = torch.cat([x.reshape(x.shape[0], -1) for x in grads], dim=1)
-            lr = self.lr * 0.5 * (1.0 + math.cos(math.pi * i / n))  # LambdaLR's cosine, as tasks.train
+            lr = self.lrs[i]
             with torch.no_grad():
-                upd, m, v = self.plan.step(self.w, g, self.m, self.v, lr, float(i + 1))  # type: ignore[union-attr]
+                upd, m, v = self.plan.step(self.w, g, self.m, self.v, lr, float(i + 1), i)  # type: ignore[union-attr]
                 self.w = self.w - upd
                 self.m, self.v = m, v
                 d = losses.detach()

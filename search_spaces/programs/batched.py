@@ -132,16 +132,22 @@ class BatchedPrograms:
         # group every live instruction of every program by (level, op, argument kinds); an
         # instruction's level is 1 + the deepest level among the registers it reads (inputs: 0),
         # so the instructions of one level never read each other and run in any order
+        # An instruction reading only lr, t, constants and such instructions is *static*: its
+        # values for every step are known once the lr schedule is (``precompute``).
         by_key: dict[tuple, list[tuple[int, int]]] = {}
         for c, (code, _) in enumerate(lives):
             depth = [0] * N_INPUTS
+            static = [False] * N_INPUTS
+            static[LR] = static[T] = True
             for j, (op, args, _, atypes) in enumerate(code):
                 depth.append(1 + max((depth[a] for a in args if type(a) is int), default=0))
+                static.append(all(type(a) is not int or static[a] for a in args))
                 kinds = tuple(_CK if type(a) is not int else (_TK if t == TENSOR else _SK)
                               for a, t in zip(args, atypes))
-                by_key.setdefault((depth[-1], op, kinds), []).append((c, j))
+                by_key.setdefault((static[-1], depth[-1], op, kinds), []).append((c, j))
         self.levels: list[list[_Group]] = []
-        for (level, op, kinds), members in sorted(by_key.items(), key=lambda kv: kv[0][0]):
+        self.static: list[_Group] = []
+        for (is_static, level, op, kinds), members in sorted(by_key.items(), key=lambda kv: kv[0][1]):
             if len(self.levels) < level:
                 self.levels += [[] for _ in range(level - len(self.levels))]
             c0, j0 = members[0]
@@ -157,14 +163,20 @@ class BatchedPrograms:
                 else:
                     gargs.append((kind, _rows([r * P + c for r, (c, _) in zip(vals, members)], self.device)))
             dest = _rows([(N_INPUTS + j) * P + c for c, j in members], self.device)
-            self.levels[level - 1].append(_Group(op, kinds, result, gargs, dest, len(members)))
+            grp = _Group(op, kinds, result, gargs, dest, len(members))
+            (self.static if is_static else self.levels[level - 1]).append(grp)
         self.out_rows = [_rows([outs[k] * P + c for c, (_, outs) in enumerate(lives)], self.device)
                          for k in range(3)]
         # the step's code, flat: (fn, cast scalar args to the model dtype, [(kind, rows or column)],
         # result into the tensor file, dest rows); kinds 0 tensor rows, 1 scalar rows, 2 constant
-        self._code = [(g.fn, g.result == TENSOR or g.reduction,
-                       [({_TK: 0, _SK: 1, _CK: 2}[k], a) for k, a in g.args], g.result == TENSOR, g.dest)
-                      for groups in self.levels for g in groups]
+        def flat(groups):
+            return [(g.fn, g.result == TENSOR or g.reduction,
+                     [({_TK: 0, _SK: 1, _CK: 2}[k], a) for k, a in g.args], g.result == TENSOR, g.dest)
+                    for g in groups]
+
+        self._code = flat(g for groups in self.levels for g in groups)
+        self._static_code = flat(self.static)  # (in level order: sorted above)
+        self._static_file: torch.Tensor | None = None
         self.live_m = any(M in p.info.live_slots for p in self.programs)
         self.live_v = any(V in p.info.live_slots for p in self.programs)
         self._tfile: torch.Tensor | None = None
@@ -172,8 +184,22 @@ class BatchedPrograms:
 
     @property
     def calls_per_step(self) -> int:
-        """torch calls (groups) one step makes: the measure of how well the population batches."""
-        return sum(len(s) for s in self.levels)
+        """torch calls (groups) one step makes, static ones included: the measure of how well
+        the population batches (with :meth:`precompute`, the static ones leave the step)."""
+        return sum(len(s) for s in self.levels) + len(self.static)
+
+    def precompute(self, lrs: Sequence[float], ts: Sequence[float]) -> None:
+        """Compute the static instructions (functions of lr, t and constants only: ``0.9 ** t``,
+        bias corrections, ``lr * 0.01``) for all steps at once, one column per step: ``step(...,
+        s=k)`` then reads column k instead of running them.  Same float64 ops, same values."""
+        P, S = self.P, len(lrs)
+        if len(ts) != S:
+            raise ValueError("precompute needs one t per lr")
+        sf = torch.zeros((self.R * P, S), dtype=torch.float64, device=self.device)
+        sf[LR * P:(LR + 1) * P] = torch.tensor(list(lrs), dtype=torch.float64, device=self.device)
+        sf[T * P:(T + 1) * P] = torch.tensor(list(ts), dtype=torch.float64, device=self.device)
+        self._run(self._static_code, None, sf)
+        self._static_file = sf
 
     def _files(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._tfile is None:
@@ -186,17 +212,32 @@ class BatchedPrograms:
         self._tfile = self._sfile = None
 
     def step(self, w: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, lr: Any, t: Any,
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             s: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step (see the class docstring); ``s``: this step's column of :meth:`precompute`
+        (``lr`` and ``t`` must then be the values it was given)."""
         P = self.P
         tf, sf = self._files()
+        if s is not None and self._static_file is not None:
+            sf.copy_(self._static_file[:, s:s + 1])  # lr, t and every static value of this step
+        else:
+            sf[LR * P:(LR + 1) * P] = lr if not isinstance(lr, torch.Tensor) else lr.to(torch.float64).view(-1, 1)
+            sf[T * P:(T + 1) * P] = t if not isinstance(t, torch.Tensor) else t.to(torch.float64).view(-1, 1)
+            self._run(self._static_code, tf, sf)
         tf[W * P:(W + 1) * P] = w
         tf[G * P:(G + 1) * P] = g
         tf[M * P:(M + 1) * P] = m
         tf[V * P:(V + 1) * P] = v
-        sf[LR * P:(LR + 1) * P] = lr if not isinstance(lr, torch.Tensor) else lr.to(torch.float64).view(-1, 1)
-        sf[T * P:(T + 1) * P] = t if not isinstance(t, torch.Tensor) else t.to(torch.float64).view(-1, 1)
+        self._run(self._code, tf, sf)
+        upd, mo, vo = (_take(tf, r) for r in self.out_rows)
+        if isinstance(self.out_rows[0], slice):
+            upd = upd.clone()  # a view of the file: the next step overwrites it
+        mo = mo.clone() if isinstance(self.out_rows[1], slice) else mo
+        vo = vo.clone() if isinstance(self.out_rows[2], slice) else vo
+        return upd, mo, vo
+
+    def _run(self, code, tf, sf) -> None:
         dtype, f64 = self.dtype, torch.float64
-        for fn, to_tensor, args, into_t, dest in self._code:
+        for fn, to_tensor, args, into_t, dest in code:
             vals = []
             for kind, a in args:
                 if kind == 0:  # tensor rows
@@ -211,12 +252,6 @@ class BatchedPrograms:
                 _put(tf, dest, out)
             else:
                 _put(sf, dest, out.to(f64))
-        upd, mo, vo = (_take(tf, r) for r in self.out_rows)
-        if isinstance(self.out_rows[0], slice):
-            upd = upd.clone()  # a view of the file: the next step overwrites it
-        mo = mo.clone() if isinstance(self.out_rows[1], slice) else mo
-        vo = vo.clone() if isinstance(self.out_rows[2], slice) else vo
-        return upd, mo, vo
 
 
 def mixed_population(n: int, seed: int = 0, random_share: float = 0.3) -> list[Program]:
