@@ -8,7 +8,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ["README.md", "docs/programs.md", "docs/ray.md", "docs/core.md", "docs/hashing.md", "docs/supernets.md",
-        "docs/hardware-aware.md", "docs/ensembles.md"]
+        "docs/hardware-aware.md", "docs/ensembles.md", "docs/batched-programs.md"]
 BLOCKS = [(doc, i, block) for doc in DOCS
           for i, block in enumerate(re.findall(r"```python\n(.*?)```", open(os.path.join(ROOT, doc)).read(), re.S))]
 
