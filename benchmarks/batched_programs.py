@@ -246,7 +246,7 @@ def main(argv=None) -> int:
 
     out["versions"] = automl.log.versions()
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
-    if os.path.exists(a.output) and a.only:  # one section: keep the others of an earlier run
+    if os.path.exists(a.output):  # keep the sections this run did not measure (gpu, discovery, ...)
         with open(a.output) as f:
             prev = json.load(f)
         prev.update({k: v for k, v in out.items() if v is not None or k not in prev})
