@@ -253,10 +253,13 @@ def train_population(task_names: Sequence[str], programs: Sequence[Any], *, step
                 out[k].screened = screened
         dead.update(gone)
 
+    def start(name: str) -> TaskRun:
+        live = [k for k in ids if k not in dead]
+        return TaskRun(name, [programs[k] for k in live], live, **kw)  # type: ignore[arg-type]
+
     if screen > 0:
         for name in task_names:
-            run = TaskRun(name, programs, ids, **kw)  # type: ignore[arg-type]
-            run.drop(dead)
+            run = start(name)
             note(run, run.advance(screen), True)
             runs.append(run)
         for run in runs:
@@ -265,8 +268,7 @@ def train_population(task_names: Sequence[str], programs: Sequence[Any], *, step
         if screen > 0:
             run = runs[j]
         else:
-            run = TaskRun(name, [programs[k] for k in ids if k not in dead], [k for k in ids if k not in dead],
-                          **kw)  # type: ignore[arg-type]
+            run = start(name)
             runs.append(run)
         run.drop(dead)
         note(run, run.finish(), False)
