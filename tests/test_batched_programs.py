@@ -112,6 +112,11 @@ def test_options_of_the_batched_path_are_checked():
     with pytest.raises(ConfigError, match="screen"):
         OptimizerProxy(batch=8, screen=-1)
     assert "batch" not in OptimizerProxy().options()  # the default options are as before
+    from automl.engine import Budget
+
+    assert Budget(evaluator_seconds=1.5).evaluator_seconds == 1.5  # a budget on its own
+    with pytest.raises(ConfigError, match="evaluator_seconds"):
+        Budget(evaluator_seconds=0)
 
 
 class _Claims(Evaluator):
