@@ -195,6 +195,9 @@ def _search(a: argparse.Namespace) -> int:
           f"{summary['charged_evaluations']} charged evaluations")
     print(f"cache ({summary['cache_policy']}): {c['hits']} hits, {c['partial_hits']} partial, {c['misses']} misses "
           f"this session; hit rate {100 * c['hit_rate']:.1f}%, {c['evaluations_saved']} evaluations saved")
+    if summary.get("screened"):
+        print(f"screened: {summary['screened']} candidates rejected by the evaluator's cheap filter; "
+              f"{summary['evaluator_seconds']:.1f} evaluator seconds charged in all")
     if summary["best"]:
         b = summary["best"]
         print(f"best #{b['id']}: {b['value']:.6g}  {b['candidate']}")

@@ -11,7 +11,9 @@ batch's compute follows the live programs.
 
 Cost attribution: each step's measured time is split evenly between the copies that took it,
 so a program charged here is charged for the compute it really shared (a program that diverges
-at step 3 pays three shared steps, not a whole evaluation).
+at step 3 pays three shared steps, not a whole evaluation).  On CUDA the step times are taken
+without synchronising (the device runs ahead between divergence checks), so the split between
+steps is approximate; the total is what the batch took.
 
 Screening: :func:`train_population` with ``screen = k`` first runs the first k steps of *every*
 task for the whole population (the cosine schedule starts at the task's largest lr), drops the
