@@ -187,9 +187,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--screen", type=int, default=8, help="screen steps per task of the 'after' searches")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--only", choices=("throughput", "divergence", "driver"), help="one section")
+    ap.add_argument("--only", help="comma-separated sections to run: throughput, divergence, driver (default all)")
     ap.add_argument("--output", default=os.path.join(RESULTS, "batched_programs.json"))
     a = ap.parse_args(argv)
+    sections = set(a.only.split(",")) if a.only else {"throughput", "divergence", "driver"}
+    if sections - {"throughput", "divergence", "driver"}:
+        ap.error(f"--only: unknown sections {sorted(sections - {'throughput', 'divergence', 'driver'})}")
     if a.quick:
         a.P, a.serial, a.repeats, a.budget, a.seeds = 32, 4, 1, 64, "0"
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -199,7 +202,7 @@ def main(argv=None) -> int:
                               "torch_threads": 1, "steps": 80, "lr": 0.01}}
     if not a.only:
         out.update(gpu=None, discovery=None)  # (filled by gpu_check.sh / benchmarks/discovery.py)
-    if a.only in (None, "throughput"):
+    if "throughput" in sections:
         print(f"throughput, P = {a.P}, {a.device}, one torch thread (best of {a.repeats}):")
         pops = populations(a.P, ("mixed", "descendants", "same") if a.device == "cpu" else ("mixed", "same"))
         small = throughput(["mlp"], pops, a.serial, a.repeats, a.device)
@@ -216,12 +219,12 @@ def main(argv=None) -> int:
             out["gpu"] = {"P": a.P, "hetero_per_s": mixed["batched_per_s"],
                           "same_per_s": small["populations"]["same"]["batched_per_s"],
                           "serial_per_s": mixed["serial_per_s"], "device": a.device, "mlp": small}
-    if a.only in (None, "divergence"):
+    if "divergence" in sections:
         print(f"divergence: evolution, tasks {fitness}, batch 64, seeds {seeds}:")
         dv = divergence(seeds, a.budget, fitness, 64, a.screen)
         out["divergence"] = dv
         out["diverged_charged_fraction"] = dv["after_diverged_seconds_fraction"]
-    if a.only in (None, "driver"):
+    if "driver" in sections:
         n = 500 if a.quick else 5000
         print(f"driver: {n} candidates, zero-cost evaluator, optimizer-programs:")
         dr = driver(n, a.repeats, a.P)
@@ -235,9 +238,9 @@ def main(argv=None) -> int:
               f"batched evaluator {ev_rate or float('nan'):.0f}/s -> ratio "
               f"{dr['ratio_vs_batched'] or float('nan'):.1f}x")
     out["load_average"] = {"before": list(load0), "after": list(os.getloadavg()), "cpus": os.cpu_count()}
-    import automl
+    from automl.log import versions
 
-    out["versions"] = automl.log.versions()
+    out["versions"] = versions()
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     if os.path.exists(a.output):  # keep the sections this run did not measure (gpu, discovery, ...)
         with open(a.output) as f:

@@ -183,11 +183,11 @@ def main(argv=None) -> int:
         print(f"{k:26s} {v['heldout_mean']:28.4f} {v['search_best_mean']:12.4f} {v['candidates_mean']:11.0f}")
     print(f"program search beats tuned AdamW on held-out in {summary['beats_adamw_seeds']}/{len(seeds)} seeds, "
           f"beats TPE in {summary['beats_tpe_seeds']}/{len(seeds)}")
-    import automl
+    from automl.log import versions
 
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     with open(a.output, "w") as f:
-        json.dump({**summary, "runs": table, "versions": automl.log.versions()}, f, indent=1)
+        json.dump({**summary, "runs": table, "versions": versions()}, f, indent=1)
     if a.summary:
         prev = {}
         if os.path.exists(a.summary):

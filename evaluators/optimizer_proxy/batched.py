@@ -75,8 +75,12 @@ class TaskRun:
         self.sizes = [p.numel() for p in params]
         flat = torch.cat([p.reshape(-1) for p in params]).to(device)
         self.N = flat.numel()
-        self.ids = list(ids)
-        self.programs = list(programs)
+        # rows in the order of the programs' text: alike programs sit next to each other, so more
+        # of the interpreter's row gathers are contiguous runs (views, not copies); every row is
+        # independent, so the order changes no result
+        order = sorted(range(len(ids)), key=lambda k: str(programs[k]))
+        self.ids = [ids[k] for k in order]
+        self.programs = [programs[k] for k in order]
         P = len(self.ids)
         self.w = flat.unsqueeze(0).repeat(P, 1)
         self.m = torch.zeros_like(self.w)
