@@ -70,6 +70,18 @@ def populations(P: int, only: tuple[str, ...] = ("mixed", "descendants", "same")
     return out
 
 
+def structure_calls(pop: list) -> int:
+    """torch calls per step if the population were grouped by *structure* instead (one call per
+    live statement of each distinct program with its constants as per-program columns): the
+    alternative design, counted rather than built (the per-call overhead is the same)."""
+    shapes = {}
+    for p in pop:
+        key = (tuple((ins.op, tuple(a if type(a) is int else "c" for a in ins.args))
+                     for ins, live in zip(p.instrs, p.info.live) if live), p.outputs)
+        shapes[key] = sum(p.info.live)
+    return sum(shapes.values())
+
+
 def throughput(tasks: list[str], pops: dict[str, list], n_serial: int, repeats: int, device: str) -> dict:
     import torch
 
@@ -101,10 +113,12 @@ def throughput(tasks: list[str], pops: dict[str, list], n_serial: int, repeats: 
         rows[name] = {"batched_per_s": best_b, "serial_per_s": best_s or None,
                       "ratio": best_b / best_s if best_s else None, "diverged": div,
                       "torch_calls_per_step": BatchedPrograms(pop, 1).calls_per_step,
+                      "by_structure_calls_per_step": structure_calls(pop),
                       "live_statements": sum(sum(p.info.live) for p in pop)}
         print(f"  {','.join(tasks):22s} {name:12s} batched {best_b:8.1f}/s  one-at-a-time "
               f"{best_s:7.1f}/s  ratio {rows[name]['ratio'] or float('nan'):6.2f}x  diverged {div}/{len(pop)}  "
-              f"torch calls/step {rows[name]['torch_calls_per_step']}", flush=True)
+              f"torch calls/step {rows[name]['torch_calls_per_step']} (by structure: "
+              f"{rows[name]['by_structure_calls_per_step']})", flush=True)
     if "same" in rows and "mixed" in rows:
         rows["mixed"]["vs_same"] = rows["mixed"]["batched_per_s"] / rows["same"]["batched_per_s"]
     return {"tasks": tasks, "P": P, "serial_programs": n_serial, "repeats": repeats, "device": device,

@@ -12,7 +12,8 @@ each argument: tensor register, scalar register or constant); a group runs as on
 its gathered arguments (``index_select`` of its rows; a contiguous run of rows is a view) and its
 result is scattered back with ``index_copy_``.  Grouping by level rather than by statement
 index keeps the descendants of one program together even after insertions and deletions shift
-their statements (measured on 256 AdamW descendants: see benchmarks/batched_programs.py).  Constants are per-program (Pg, 1) columns, so programs that
+their statements (256 AdamW descendants: 820 calls per step instead of 1,249;
+docs/batched-programs.md).  Constants are per-program (Pg, 1) columns, so programs that
 differ only in constants share every call.  Elementwise ops use the op table's own torch
 implementations (``ops.OPS[name].torch``: one home for each op's semantics); the whole-model
 reductions act per row (one row is one whole model, all its parameters flattened).
@@ -20,8 +21,9 @@ reductions act per row (one row is one whole model, all its parameters flattened
 Why this and not grouping by structure (one call per distinct program structure, constants as
 per-candidate tensors): an evolving population is mostly distinct structures (mutations insert,
 delete and rewire statements far more often than they only change a constant), so grouping by
-structure degenerates to one program per group; grouping per level by op bounds the calls per
-level by the number of distinct (op, argument kinds) there, whatever the population.
+structure degenerates to one program per group (counted: 1,140 calls per step instead of 201 on
+the benchmark's mixed population); grouping per level by op bounds the calls per level by the
+number of distinct (op, argument kinds) there, whatever the population.
 
 The per-candidate reference is ``ProgramOptimizer`` (search_spaces/programs/optim.py); results
 agree within float32 rounding (tests/test_batched_programs.py).  torch is imported at module
