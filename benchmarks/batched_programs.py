@@ -28,7 +28,7 @@ Protocol (fixed; ``--quick`` shrinks every count for a smoke run, and says so in
   charged evaluations per evaluator-second inside the *after* searches.
 
 Writes benchmarks/results/batched_programs.json: ``{"cpu": {"P", "batched_per_s",
-"serial_per_s", ...}, "gpu": null (no GPU here; see benchmarks/gpu_check.sh), 
+"serial_per_s", ...}, "gpu": null (no GPU here; see benchmarks/gpu_check.sh),
 "diverged_charged_fraction", "divergence": {...}, "driver": {...}, "discovery": null}``.
 
     nice -n 10 python benchmarks/batched_programs.py            # the full protocol (~15 min here)
@@ -138,9 +138,9 @@ def search_run(seed: int, budget: int | None, seconds: float | None, screen: int
         if screen:
             opts["screen"] = screen
         t0 = time.perf_counter()
-        s = automl.search(space="optimizer-programs", evaluator="optimizer-proxy", seed=seed,
-                          out=os.path.join(d, "run"), budget=budget, evaluator_seconds=seconds,
-                          evaluator_options=opts, strategy_options={"population_size": 64, "tournament_size": 8})
+        automl.search(space="optimizer-programs", evaluator="optimizer-proxy", seed=seed,
+                      out=os.path.join(d, "run"), budget=budget, evaluator_seconds=seconds,
+                      evaluator_options=opts, strategy_options={"population_size": 64, "tournament_size": 8})
         wall = time.perf_counter() - t0
         _, recs = load_run(os.path.join(d, "run"))
     real = [r for r in recs if r["charged"]]

@@ -17,7 +17,7 @@ from automl.types import Evaluation
 from evaluators.optimizer_proxy import OptimizerProxy
 from evaluators.optimizer_proxy import tasks as T
 from evaluators.optimizer_proxy.batched import train_population
-from search_spaces.programs import CLASSIC_PROGRAMS, ProgramSpace
+from search_spaces.programs import ProgramSpace
 from search_spaces.programs.batched import BatchedPrograms, mixed_population
 from search_spaces.programs.interp import probe_data, run
 

@@ -28,7 +28,6 @@ import math
 import time
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -76,8 +76,9 @@ class OptimizerProxy(Evaluator):
       what a diverging program costs.
 
     A diverged run on any task returns ``{"val_loss": nan}``, which the engine records as
-    invalid (the batched path also logs ``info``: ``diverged`` (task: why) and ``screened``).  Also returned: ``loss_<task>`` (raw validation loss per task) and ``val_acc``
-    (mean accuracy over classification / language-model tasks), for reading, not selection.
+    invalid (the batched path also logs ``info``: ``diverged`` (task: why) and ``screened``).
+    Also returned: ``loss_<task>`` (raw validation loss per task) and ``val_acc`` (mean accuracy
+    over classification / language-model tasks), for reading, not selection.
     """
 
     name = "optimizer-proxy"
