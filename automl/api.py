@@ -50,8 +50,8 @@ from .types import Candidate, Objective
 Callback = Union[Callable[["Run", dict[str, Any]], Any], Any]
 
 #: Options a resumed run may change; every other option must match the run's (or be left out).
-SAFE_ON_RESUME = ("budget", "seconds", "max_candidates", "stall", "workers", "runner", "runner_options",
-                  "progress", "callbacks")
+SAFE_ON_RESUME = ("budget", "seconds", "max_candidates", "evaluator_seconds", "stall", "workers", "runner",
+                  "runner_options", "progress", "callbacks")
 
 
 # --- plugins given by name or as objects ----------------------------------------------------------
@@ -268,7 +268,8 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
           runner_options: Mapping[str, Any] | None, cache: Any, use_cache: bool | None, cache_policy: Any,
           space_options: Mapping[str, Any] | None, evaluator_options: Mapping[str, Any] | None,
           strategy_options: Mapping[str, Any] | None, timeout: float | None, progress: bool,
-          probe_seed: int | None, dedupe: str | None, allow_import: bool, ask_tell: bool) -> tuple["Run", _Session]:
+          probe_seed: int | None, dedupe: str | None, allow_import: bool, ask_tell: bool,
+          evaluator_seconds: float | None = None) -> tuple["Run", _Session]:
     """Validate everything, take the run folder, build the engine; nothing runs yet."""
     import multiprocessing
 
@@ -310,6 +311,8 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
         budget = budget if budget is not None else b.get("evaluations")
         seconds = seconds if seconds is not None else b.get("seconds")
         max_candidates = max_candidates if max_candidates is not None else b.get("max_candidates")
+        if evaluator_seconds is None:
+            evaluator_seconds = b.get("evaluator_seconds")
         if runner is None and workers == 1:
             runner, runner_options = cfg["runner"]["name"], cfg["runner"]["options"]
         plugins = {}
@@ -396,8 +399,11 @@ def _open(space: Any, evaluator: Any, strategy: Any, *, budget: int | None, seed
         runner_opts.setdefault("workers", workers)
     cfg["runner"] = {"name": runner_name, "options": runner_opts}
     cfg["budget"] = {"evaluations": budget, "seconds": seconds, "max_candidates": max_candidates, "stall": stall}
-    budget_kw = {} if stall is None else {"stall": stall}
-    bud = Budget(budget, seconds, max_candidates, open_ended=ask_tell, **budget_kw)
+    if evaluator_seconds is not None:  # (absent otherwise: run.json as before)
+        cfg["budget"]["evaluator_seconds"] = evaluator_seconds
+    budget_kw: dict[str, Any] = {} if stall is None else {"stall": stall}
+    bud = Budget(budget, seconds, max_candidates, open_ended=ask_tell, evaluator_seconds=evaluator_seconds,
+                 **budget_kw)
 
     _check_compatible(sp.name, ev)
     if not resume:
@@ -491,7 +497,8 @@ def search(space: str | SearchSpace | type[SearchSpace] | None = None,
            use_cache: bool | None = None, cache_policy: CachePolicy | str | None = None,
            space_options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
            strategy_options: Mapping[str, Any] | None = None, timeout: float | None = None, progress: bool = False,
-           probe_seed: int | None = None, dedupe: str | None = None, allow_import: bool = False) -> "Run":
+           probe_seed: int | None = None, dedupe: str | None = None, allow_import: bool = False,
+           evaluator_seconds: float | None = None) -> "Run":
     """Run (or, with ``resume=True``, continue) a search; return its :class:`Run`.
 
     What to search:
@@ -505,7 +512,8 @@ def search(space: str | SearchSpace | type[SearchSpace] | None = None,
 
     How long: ``budget`` charged evaluations for the whole run (cache hits are free), ``seconds``
     of wall clock for this call, ``max_candidates`` (hits included), ``stall`` consecutive cache
-    hits (default 2,000).  At least one of budget/seconds/max_candidates.  A run whose first 10
+    hits (default 2,000), ``evaluator_seconds`` (the summed cost of charged evaluations for the
+    whole run).  At least one of budget/seconds/max_candidates/evaluator_seconds.  A run whose first 10
     results all failed stops with :class:`~automl.errors.SearchFailed` (records kept).
 
     Where: ``out`` is the run folder (default ``runs/<space>-<strategy>-s<seed>``); ``overwrite``
@@ -542,7 +550,7 @@ def search(space: str | SearchSpace | type[SearchSpace] | None = None,
                             cache_policy=cache_policy, space_options=space_options,
                             evaluator_options=evaluator_options, strategy_options=strategy_options, timeout=timeout,
                             progress=progress, probe_seed=probe_seed, dedupe=dedupe, allow_import=allow_import,
-                            ask_tell=False)
+                            ask_tell=False, evaluator_seconds=evaluator_seconds)
     engine = session.engine
     try:
         summary = engine.run()
@@ -569,6 +577,10 @@ def _finished_message(run_dir: str, engine: Engine) -> str:
     if b.evaluations is not None and engine.charged >= b.evaluations:
         spent = f"its budget of {b.evaluations} charged evaluations is spent ({engine.charged} charged)"
         more = f"pass a larger budget (--budget N > {b.evaluations})"
+    elif b.evaluator_seconds is not None and engine.dispatcher.charged_s >= b.evaluator_seconds:
+        spent = (f"its budget of {b.evaluator_seconds:g} evaluator-seconds is spent "
+                 f"({engine.dispatcher.charged_s:.1f} charged)")
+        more = f"pass a larger evaluator_seconds (--evaluator-seconds S > {b.evaluator_seconds:g})"
     else:
         spent = f"its limit of {b.max_candidates} candidates is reached ({engine.n_records} logged)"
         more = f"pass a larger max_candidates (--max-candidates N > {b.max_candidates})"

@@ -15,6 +15,7 @@ counted is decided by the evaluation seam (:mod:`automl.evaluation`) under a
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -24,7 +25,7 @@ import sqlite3
 import time
 import uuid
 import warnings
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from .errors import CacheError, ConfigError
 from .policy import CachePolicy  # noqa: F401  (re-exported: automl.cache.CachePolicy)
@@ -87,6 +88,7 @@ class Cache:
         self._pending_hits: dict[str, int] = {}
         self._last_commit = time.monotonic()
         self._db: sqlite3.Connection | None = None
+        self._in_batch = False  # inside batch(): writes join its one transaction
         self._warned_corrupt = False
         if self.path is not None:
             self._open()
@@ -240,7 +242,11 @@ class Cache:
 
     def _write(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
         """``body(db)`` inside one short ``BEGIN IMMEDIATE`` transaction (rolled back on any
-        exception), retried while another process holds the lock; returns what ``body`` returns."""
+        exception), retried while another process holds the lock; returns what ``body`` returns.
+        Inside :meth:`batch`, ``body`` joins the batch's transaction (its lock is already held)."""
+        if self._in_batch:
+            return self._retry(body, self._conn)
+
         def txn() -> _T:
             db = self._conn
             db.execute("BEGIN IMMEDIATE")
@@ -254,6 +260,29 @@ class Cache:
             return out
 
         return self._retry(txn)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Fold a generation of results in one write transaction (one lock, one commit, instead of
+        one per result): the folds inside are atomic together against other processes.  Keep the
+        body to cache calls (it holds the write lock); nests as one batch."""
+        if self._db is None or self._in_batch:
+            yield
+            return
+        db = self._db
+        self._retry(db.execute, "BEGIN IMMEDIATE")
+        self._in_batch = True
+        try:
+            yield
+            self._write_pending(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_batch = False
+        self._last_commit = time.monotonic()
 
     def _write_pending(self, db: sqlite3.Connection) -> None:
         if self._pending_alias:

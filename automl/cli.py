@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                    "qmc, gp")
     s.add_argument("--budget", type=int, help="charged evaluations for the whole run (cache hits are free)")
     s.add_argument("--seconds", type=float, help="wall-clock limit for this invocation")
+    s.add_argument("--evaluator-seconds", type=float,
+                   help="evaluator-seconds for the whole run: the summed cost of charged evaluations")
     s.add_argument("--max-candidates", type=int, help="stop after this many candidates, cache hits included")
     s.add_argument("--stall", type=int, help="stop after this many consecutive candidates answered by the cache "
                    "(converged or exhausted; default 2000)")
@@ -201,7 +203,8 @@ def _search(a: argparse.Namespace) -> int:
         out = resume
     if resume and not out:
         raise AutoMLError("--resume needs the run directory: --resume DIR or --out DIR --resume")
-    if not resume and a.budget is None and a.seconds is None and a.max_candidates is None:
+    if not resume and a.budget is None and a.seconds is None and a.max_candidates is None \
+            and a.evaluator_seconds is None:
         raise AutoMLError("give a budget: --budget N (charged evaluations) and/or --seconds T")
     strategy_options = _kv(a.strategy_opt, "--strategy-opt")
     if a.population is not None:
@@ -228,7 +231,7 @@ def _search(a: argparse.Namespace) -> int:
                      use_cache=False if a.no_cache else None, cache_policy=a.cache_policy, overwrite=a.overwrite,
                      space_options=_kv(a.space_opt, "--space-opt"), evaluator_options=evaluator_options,
                      strategy_options=strategy_options, timeout=a.timeout, dedupe=a.dedupe, stall=a.stall,
-                     progress=not a.quiet, allow_import=a.allow_import)
+                     progress=not a.quiet, allow_import=a.allow_import, evaluator_seconds=a.evaluator_seconds)
     if summary["stop_reason"] == "finished":
         print(summary["message"])
         return 0
@@ -237,6 +240,9 @@ def _search(a: argparse.Namespace) -> int:
           f"{summary['charged_evaluations']} charged evaluations")
     print(f"cache ({summary['cache_policy']}): {c['hits']} hits, {c['partial_hits']} partial, {c['misses']} misses "
           f"this session; hit rate {100 * c['hit_rate']:.1f}%, {c['evaluations_saved']} evaluations saved")
+    if summary.get("screened"):
+        print(f"screened: {summary['screened']} candidates rejected by the evaluator's cheap filter; "
+              f"{summary['evaluator_seconds']:.1f} evaluator seconds charged in all")
     if summary["best"]:
         b = summary["best"]
         print(f"best #{b['id']}: {b['value']:.6g}  {b['candidate']}")

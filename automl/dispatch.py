@@ -45,6 +45,8 @@ class Dispatcher:
         self.next_id = next_id
         self.n_done = 0  # candidates finished (logged and told)
         self.charged = 0  # real evaluations charged
+        self.charged_s = 0.0  # their evaluator-seconds (cost_s of charged results)
+        self.screened = 0  # charged candidates an evaluator's cheap filter rejected (info "screened": true)
         self.n_stall = 0  # consecutive finished candidates that cost no evaluation
         self.reconciled = 0  # cache entries the last restore repaired from the log
         self.best: Record | None = None  # best OK record on the primary objective
@@ -120,16 +122,37 @@ class Dispatcher:
             self.finish(waiter.candidate, self.seam.coalesced(waiter, res))
         return res
 
+    def complete_many(self, done: Sequence[tuple[int, Mapping[str, Any]]]) -> list[EvalResult]:
+        """:meth:`complete` for several finished tasks (a batch): their results are folded into the
+        cache in one write transaction, then each is finished (logged, told) in order."""
+        if len(done) == 1:
+            return [self.complete(*done[0])]
+        tickets = []
+        for task_id, _ in done:
+            ticket = self._inflight.pop(task_id)
+            del self._by_hash[ticket.hash]
+            tickets.append(ticket)
+        results = self.seam.complete_many([(t, raw) for t, (_, raw) in zip(tickets, done)])
+        for ticket, res in zip(tickets, results):
+            self.finish(ticket.candidate, res)
+            for waiter in self._waiters.pop(ticket.hash, ()):
+                self.finish(waiter.candidate, self.seam.coalesced(waiter, res))
+        return results
+
     def pump(self, runner: Any, timeout: float | None = None) -> int:
         """Poll ``runner`` once (up to ``timeout`` s) and complete what it finished; how many."""
         done = runner.poll(timeout=timeout)
-        for task_id, raw in done:
-            self.complete(task_id, raw)
+        if done:
+            self.complete_many(done)
         return len(done)
 
     def finish(self, cand: Candidate, res: EvalResult, trial_id: str | None = None) -> Record:
         """Count, log and tell one finished candidate (exactly once per candidate)."""
         self.charged += res.charged
+        if res.charged:
+            self.charged_s += res.cost_s
+            if res.info and res.info.get("screened") is True:
+                self.screened += 1
         self.n_stall = 0 if res.charged else self.n_stall + 1
         stats = self.space.stats(cand.genome) if self._space_stats else None
         rec = Record.of(cand, res, t=None if self._clock is None else round(self._clock(), 6), stats=stats,
@@ -174,6 +197,8 @@ class Dispatcher:
         self.next_id = max((r.id for r in records), default=-1) + 1
         self.n_done = len(records)
         self.charged = sum(r.charged for r in records)
+        self.charged_s = sum(r.cost_s for r in records if r.charged)
+        self.screened = sum(1 for r in records if r.charged and r.info and r.info.get("screened") is True)
 
     def pending_to_json(self) -> dict[str, Any]:
         """Tickets in flight and waiting, as JSON (a front end that checkpoints mid-flight)."""

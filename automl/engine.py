@@ -2,8 +2,9 @@
 
 The loop itself lives in :mod:`automl.dispatch`; the engine adds budgets, stop rules, progress
 and checkpoint/resume around it.  Strategies only ask and tell, runners only run.
-Budgets count *charged* evaluations (misses and partial hits; a full hit is free) and/or
-wall-clock seconds.  A candidate whose digest is already being evaluated waits for that
+Budgets count *charged* evaluations (misses and partial hits; a full hit is free), evaluator-seconds
+(what those evaluations cost, as charged: a batched evaluator charges each member its share)
+and/or wall-clock seconds.  A candidate whose digest is already being evaluated waits for that
 result instead of being submitted again (in-flight coalescing).
 """
 from __future__ import annotations
@@ -39,12 +40,16 @@ class Budget:
     max_candidates: int | None = None  # candidates (hits included) for the whole run
     stall: int = 2_000  # stop after this many consecutive candidates that cost no evaluation
     open_ended: bool = False  # no limit required (ask/tell: the caller's loop decides when to stop)
+    #: evaluator-seconds for the whole run: the summed ``cost_s`` of charged evaluations (what
+    #: ``automl show`` reports as evaluator seconds); in-flight work may overshoot it by one batch
+    evaluator_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if (self.evaluations is None and self.seconds is None and self.max_candidates is None
-                and not self.open_ended):
-            raise ConfigError("give a budget: evaluations (--budget), seconds (--seconds) or max candidates")
-        for name in ("evaluations", "seconds", "max_candidates", "stall"):
+                and self.evaluator_seconds is None and not self.open_ended):
+            raise ConfigError("give a budget: evaluations (--budget), seconds (--seconds), evaluator-seconds "
+                              "(--evaluator-seconds) or max candidates")
+        for name in ("evaluations", "seconds", "max_candidates", "stall", "evaluator_seconds"):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ConfigError(f"budget {name} must be positive, got {v}")
@@ -163,7 +168,7 @@ class Engine:
     def run(self) -> dict[str, Any]:
         """Search until a stop rule fires; the summary.  A resumed run whose budget is already
         spent does nothing (stop reason ``finished``)."""
-        if self.n_records and self._stop_reason() in ("budget", "max-candidates"):
+        if self.n_records and self._stop_reason() in ("budget", "max-candidates", "evaluator-seconds"):
             return self.summary("finished")
         self.runner.start(self._spec(self.space_spec, self.space, "space"),
                           self._spec(self.evaluator_spec, self.evaluator, "evaluator"), self.timeout)
@@ -177,13 +182,14 @@ class Engine:
             stops.__enter__()
             while True:
                 stop = self._stop_reason()
-                if stop is None:
-                    room = self.runner.capacity - d.in_flight
-                    stop = None if room <= 0 else d.fill(self.strategy.ask, launch, room, self._stop_reason)[1]
-                if stop is not None and not d.in_flight:
-                    reason = stop
-                    break
-                d.pump(self.runner, timeout=0.5 if stop is None else None)
+                with self.log.deferred():  # a generation's records: one flush, not one per record
+                    if stop is None:
+                        room = self.runner.capacity - d.in_flight
+                        stop = None if room <= 0 else d.fill(self.strategy.ask, launch, room, self._stop_reason)[1]
+                    if stop is not None and not d.in_flight:
+                        reason = stop
+                        break
+                    d.pump(self.runner, timeout=0.5 if stop is None else None)
                 if bar is not None:
                     bar.n = d.charged
                     bar.set_postfix(self._postfix(), refresh=False)
@@ -231,6 +237,8 @@ class Engine:
             return "stalled"
         if b.evaluations is not None and d.charged + len(d._inflight) >= b.evaluations:
             return "budget"
+        if b.evaluator_seconds is not None and d.charged_s >= b.evaluator_seconds:
+            return "evaluator-seconds"
         return None
 
     # --- bookkeeping ---------------------------------------------------------------------------------
@@ -279,5 +287,6 @@ class Engine:
 
     def summary(self, reason: str) -> dict[str, Any]:
         return {"run_dir": self.log.dir, "stop_reason": reason, "candidates": self.n_records,
-                "charged_evaluations": self.charged, "best": self.best, "cache": self.seam.stats.as_dict(),
+                "charged_evaluations": self.charged, "evaluator_seconds": self.dispatcher.charged_s,
+                "screened": self.dispatcher.screened, "best": self.best, "cache": self.seam.stats.as_dict(),
                 "elapsed_s": time.perf_counter() - self._t0}

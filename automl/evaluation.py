@@ -190,6 +190,11 @@ class Seam:
                           constraints=_constraints(e) if e.status == OK else raw.get("constraints"),
                           info=raw.get("info"))
 
+    def complete_many(self, pairs: Sequence[tuple[Ticket, Mapping[str, Any]]]) -> list[EvalResult]:
+        """:meth:`complete` for a generation of results, folded in one cache write transaction."""
+        with self.cache.batch():
+            return [self.complete(t, raw) for t, raw in pairs]
+
     def coalesced(self, ticket: Ticket, result: EvalResult) -> EvalResult:
         """Result for a candidate that waited on an in-flight evaluation of the same digest: a hit."""
         e = self.cache.get(ticket.hash)
@@ -325,10 +330,12 @@ def has_batch(evaluator: Any) -> bool:
 
 def run_batch(evaluator: Any, space: Any, texts: Sequence[str], timeout: float | None = None,
               genomes: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-    """Evaluate several candidates: one ``evaluate_batch`` call when the evaluator offers it (its
-    cost is split evenly), else one :func:`run_evaluation` each.  Never raises for evaluator
-    problems: a batch that raises fails every member with that error; a text that does not parse
-    fails alone.  ``timeout`` applies to each evaluation (to the whole batch, scaled by its size)."""
+    """Evaluate several candidates: one ``evaluate_batch`` call when the evaluator offers it, else
+    one :func:`run_evaluation` each.  A batch's measured time is charged to its members: what a
+    member's :class:`~automl.types.Evaluation` claims as ``cost_s`` (its share of the compute),
+    plus an even share of the rest.  Never raises for evaluator problems: a batch that raises
+    fails every member with that error; a text that does not parse fails alone.  ``timeout``
+    applies to each evaluation (to the whole batch, scaled by its size)."""
     if not has_batch(evaluator) or len(texts) <= 1:
         gs = genomes if genomes is not None else [None] * len(texts)
         return [run_evaluation(evaluator, space, t, timeout, g) for t, g in zip(texts, gs)]
@@ -340,18 +347,24 @@ def run_batch(evaluator: Any, space: Any, texts: Sequence[str], timeout: float |
             built.append((i, genomes[i] if genomes is not None and genomes[i] is not None else space.from_text(t)))
         except Exception as exc:  # a bad text fails alone
             outs[i] = _raw_error(exc)
+    claimed = [0.0] * len(texts)
     try:
         values = list(evaluator.evaluate_batch([g for _, g in built], space))
         if len(values) != len(built):
             raise ConfigError(f"evaluate_batch returned {len(values)} results for {len(built)} candidates")
         for (i, _), v in zip(built, values):
             outs[i] = _raw_error(v) if isinstance(v, BaseException) else _raw_of(v)
+            c = getattr(v, "cost_s", None) if isinstance(v, Evaluation) else None
+            if c is not None and math.isfinite(c) and c > 0:
+                claimed[i] = float(c)
     except Exception as exc:  # the evaluator's failure: every member of the batch records it
+        claimed = [0.0] * len(texts)
         for i, _ in built:
             outs[i] = _raw_error(exc)
-    each = (time.perf_counter() - t0) / len(texts)
+    total = time.perf_counter() - t0
+    rest = max(0.0, total - sum(claimed)) / len(texts)
     done: list[dict[str, Any]] = [o if o is not None else {"objectives": None, "error": "not evaluated"}
                                   for o in outs]
-    for o in done:
-        o["cost_s"] = each
+    for o, c in zip(done, claimed):
+        o["cost_s"] = c + rest
     return done

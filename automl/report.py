@@ -78,6 +78,10 @@ def summarize(run_dir: str, top: int = 5, loaded: Loaded | None = None, allow_im
            "distinct_functions": len({r.get("hash") for r in recs if r.get("hash")}),
            "evaluations_saved": by_cache[HIT], "evaluator_seconds": sum(r.get("cost_s", 0.0) for r in real),
            "evaluator_seconds_saved": seconds_saved, "primary": primary, "best": best}
+    screened = [r for r in real if (r.get("info") or {}).get("screened") is True]
+    if screened:  # an evaluator's cheap filter rejected these before the full evaluation
+        out["screened"] = {"candidates": len(screened), "evaluator_seconds": sum(r.get("cost_s", 0.0)
+                                                                                   for r in screened)}
     if dead:
         out["dead_statement_fraction"] = sum(dead) / len(dead)
     if len(dirs) > 1:
@@ -128,6 +132,10 @@ def show(run_dir: str, top: int = 5, as_json: bool = False, allow_import: bool =
              f"hit rate {100 * s['hit_rate']:.1f}%   evaluations saved {s['evaluations_saved']}   "
              f"evaluator seconds spent {s['evaluator_seconds']:.2f}, saved ~{s['evaluator_seconds_saved']:.2f}",
              "status: " + ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))]
+    if "screened" in s:
+        sc = s["screened"]
+        lines.append(f"screened: {sc['candidates']} candidates rejected by the evaluator's cheap filter before the "
+                     f"full evaluation, {sc['evaluator_seconds']:.2f} evaluator seconds")
     if "dead_statement_fraction" in s:
         lines.append(f"dead statements: {100 * s['dead_statement_fraction']:.1f}% of statements (mean per candidate)")
     if s.get("pareto_front"):

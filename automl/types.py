@@ -121,11 +121,16 @@ class Evaluation:
     is <= 0.  Constraints are a result field, never folded into the objectives.
     ``info``: small JSON-able facts about this evaluation (why a program diverged, at which step...);
     they travel from any runner to the run log (record field ``info``).
+    ``cost_s``: for a member of ``evaluate_batch``, the seconds of the batch's compute this
+    member used (e.g. its share of each step it took); :func:`automl.evaluation.run_batch`
+    charges it that plus an even share of what no member claimed.  None: an even share of the
+    batch.  Ignored for a single evaluation (its own measured time is its cost).
     """
 
     objectives: Mapping[str, float]
     constraints: Mapping[str, float] | None = None
     info: Mapping[str, Any] | None = None
+    cost_s: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -230,13 +230,15 @@ def math_costs() -> list[dict]:
     return rows
 
 
-def throughput(space: str, candidates: int, use_cache: bool, strategy: str = "evolution", repeats: int = 3) -> dict:
+def throughput(space: str, candidates: int, use_cache: bool, strategy: str = "evolution", repeats: int = 3,
+               evaluator_options: dict | None = None, strategy_options: dict | None = None) -> dict:
     best = None
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as d:
             t0, c0 = time.perf_counter(), time.process_time()
             s = automl.search(space=space, evaluator="zero-cost", strategy=strategy, max_candidates=candidates,
-                              out=os.path.join(d, "run"), use_cache=use_cache, seed=0)
+                              out=os.path.join(d, "run"), use_cache=use_cache, seed=0,
+                              evaluator_options=evaluator_options, strategy_options=strategy_options)
             dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         row = {"space": space, "strategy": strategy, "cache": use_cache, "candidates": s["candidates"],
                "charged": s["charged_evaluations"], "seconds": dt, "cpu_seconds": cpu,

@@ -15,13 +15,26 @@ def _text_value(text: str) -> float:
 
 
 class ZeroCost(Evaluator):
-    """Returns a deterministic number derived from the candidate text at (almost) no cost."""
+    """Returns a deterministic number derived from the candidate text at (almost) no cost.
+    ``batch`` > 1 offers ``evaluate_batch`` in generations of that many (the driver's rate as a
+    batched evaluator meets it)."""
 
     name = "zero-cost"
     objectives = {"score": "max"}
 
+    def __init__(self, batch: int = 1, **options: Any):
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            from automl.errors import ConfigError
+
+            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+        super().__init__(**({"batch": batch} if batch != 1 else {}), **options)
+        self.batch_size = batch
+
     def evaluate(self, genome: Any, space: Any) -> dict[str, float]:
         return {"score": _text_value(space.to_text(genome))}
+
+    def evaluate_batch(self, genomes: Any, space: Any) -> list[dict[str, float]]:
+        return [self.evaluate(g, space) for g in genomes]
 
 
 class Sleep(ZeroCost):

@@ -53,7 +53,7 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
     """
     from automl.api import read_run
 
-    from .proxy import OptimizerProxy, heldout_score
+    from .proxy import OptimizerProxy
 
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top must be a positive integer, got {top!r}")
@@ -64,7 +64,36 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
     if cfg["evaluator"]["name"] != OptimizerProxy.name:
         raise RunDirError(f"{run_dir} was searched with evaluator {cfg['evaluator']['name']!r}; the funnel "
                           f"re-evaluates {OptimizerProxy.name!r} runs")
-    base_opts = OptimizerProxy(**cfg["evaluator"]["options"]).options()
+    result = funnel_records(records, cfg["evaluator"]["options"], top, scale, margin=margin, heldout=heldout,
+                            device=device, steps=steps, progress=progress)
+    if not result["candidates"]:
+        raise RunDirError(f"{run_dir} has no valid candidates to re-evaluate")
+    result = {"run_dir": run_dir, **result}
+    if write:
+        path = os.path.join(run_dir, FUNNEL_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(jsonable(result), f, indent=1)
+        os.replace(tmp, path)
+        result["path"] = path
+    return result
+
+
+def funnel_records(records: list[dict[str, Any]], options: Mapping[str, Any], top: int = 10, scale: float = 10.0, *,
+                   margin: float = 0.0, heldout: bool = False, device: str | None = None, steps: int | None = None,
+                   progress: bool = False) -> dict[str, Any]:
+    """:func:`funnel` on log-record-like dicts (``id``, ``candidate``, ``objectives``, ``status``,
+    optional ``hash``) scored with the optimizer-proxy ``options`` they were searched with (e.g.
+    trials of a tuner that is not an automl run).  The batched path's ``batch``/``screen`` are
+    dropped: the funnel re-evaluates a few programs one at a time (the reference path).  Returns
+    :func:`funnel`'s dict without ``run_dir``; ``candidates`` is empty when no record is valid."""
+    from .proxy import OptimizerProxy, heldout_score
+
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top must be a positive integer, got {top!r}")
+    if not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise ConfigError(f"margin must be in [0, 1), got {margin!r}")
+    base_opts = {k: v for k, v in OptimizerProxy(**options).options().items() if k not in ("batch", "screen")}
     opts = {**base_opts, "scale": float(scale), "normalize": True}
     if device is not None:
         opts["device"] = device
@@ -72,8 +101,6 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
         opts["steps"] = int(steps)
     ev = OptimizerProxy(**opts)
     chosen = top_programs(records, top, ev.primary)
-    if not chosen:
-        raise RunDirError(f"{run_dir} has no valid candidates to re-evaluate")
 
     t0 = time.perf_counter()
     adamw = {t: ev.baseline(t) for t in ev.tasks}
@@ -95,18 +122,10 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
         rows.append(row)
         if progress:
             print(f"  [{i}/{len(chosen)}] #{r['id']}: {score:.4f}", flush=True)
-    result = {"run_dir": run_dir, "top": top, "scale": float(scale), "margin": float(margin),
-              "options": ev.options(), "adamw": adamw, "candidates": rows,
-              "promoted": [row["id"] for row in rows if row["promoted"]],
-              "seconds": time.perf_counter() - t0}
-    if write:
-        path = os.path.join(run_dir, FUNNEL_FILE)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(jsonable(result), f, indent=1)
-        os.replace(tmp, path)
-        result["path"] = path
-    return result
+    return {"top": top, "scale": float(scale), "margin": float(margin),
+            "options": ev.options(), "adamw": adamw, "candidates": rows,
+            "promoted": [row["id"] for row in rows if row["promoted"]],
+            "seconds": time.perf_counter() - t0}
 
 
 def _genome(text: str):

@@ -64,11 +64,21 @@ class OptimizerProxy(Evaluator):
     - ``normalize``: divide each task's loss by AdamW's at the same fidelity (default true), so
       AdamW scores exactly 1.0 and tasks are comparable; ``val_loss`` is the mean over tasks;
     - ``diverge``: training stops as diverged when the minibatch loss exceeds this multiple of
-      the first one, or is not finite (default 5).
+      the first one, or is not finite (default 5);
+    - ``batch``: 1 (default) trains one candidate at a time (the reference path, ProgramOptimizer);
+      P > 1 selects the population-batched path (evaluators/optimizer_proxy/batched.py): the
+      runners hand ``evaluate_batch`` generations of P candidates, trained as one vectorized
+      computation, each charged the compute it shared.  Its results equal the reference path's
+      within float32 rounding, so the fidelity records ``batched: true`` (never P itself);
+    - ``screen``: batched path only: train the first ``screen`` steps of every task for the
+      whole generation first and drop the programs that diverge there (logged
+      ``info.screened``) before training the rest (default 0: off).  It changes no result, only
+      what a diverging program costs.
 
     A diverged run on any task returns ``{"val_loss": nan}``, which the engine records as
-    invalid.  Also returned: ``loss_<task>`` (raw validation loss per task) and ``val_acc``
-    (mean accuracy over classification / language-model tasks), for reading, not selection.
+    invalid (the batched path also logs ``info``: ``diverged`` (task: why) and ``screened``).
+    Also returned: ``loss_<task>`` (raw validation loss per task) and ``val_acc`` (mean accuracy
+    over classification / language-model tasks), for reading, not selection.
     """
 
     name = "optimizer-proxy"
@@ -80,7 +90,7 @@ class OptimizerProxy(Evaluator):
 
     def __init__(self, tasks: Sequence[str] | str = DEFAULT_TASKS, steps: int = 80, lr: float = 0.01,
                  seed: int = 0, device: str = "cpu", scale: float = 1.0, normalize: bool = True,
-                 diverge: float = 5.0):
+                 diverge: float = 5.0, batch: int = 1, screen: int = 0):
         task_list = _expand_tasks(tasks)
         _positive("steps", steps, integer=True)
         _positive("lr", lr)
@@ -93,13 +103,30 @@ class OptimizerProxy(Evaluator):
             raise ConfigError(f"normalize must be true or false, got {normalize!r}")
         if _positive("diverge", diverge) <= 1:
             raise ConfigError(f"diverge must be > 1 (a multiple of the first loss), got {diverge!r}")
+        _positive("batch", batch, integer=True)
+        if isinstance(screen, bool) or not isinstance(screen, int) or screen < 0:
+            raise ConfigError(f"screen must be a non-negative integer (steps), got {screen!r}")
+        if screen and batch == 1:
+            raise ConfigError("screen needs the batched path: give batch > 1 (e.g. batch=256)")
+        extra = {"batch": int(batch), "screen": int(screen)} if batch != 1 else {}  # defaults: options as before
         super().__init__(tasks=task_list, steps=int(steps), lr=float(lr), seed=int(seed), device=device,
-                         scale=float(scale), normalize=normalize, diverge=float(diverge))
+                         scale=float(scale), normalize=normalize, diverge=float(diverge), **extra)
+        self.batch_size, self.screen = int(batch), int(screen)
         self.tasks = task_list
         self.steps, self.lr, self.seed, self.device = int(steps), float(lr), int(seed), device
         self.scale, self.normalize, self.diverge = float(scale), normalize, float(diverge)
         #: why the last evaluation diverged (task: message), for people reading along.
         self.last_diverged: str | None = None
+
+    def fidelity(self) -> dict[str, Any]:
+        """The options, except that the batched path's generation size and screen (which change
+        no result) become ``batched: true`` (its numerics differ from the reference path's in the
+        last float32 bits)."""
+        fid = super().fidelity()
+        if fid.pop("batch", 1) != 1:
+            fid.pop("screen", None)
+            fid["batched"] = True
+        return fid
 
     def probe_domain(self) -> dict[str, Any]:
         """What a program sees here, for the hash probe: the step horizon, the cosine schedule's lr
@@ -149,13 +176,19 @@ class OptimizerProxy(Evaluator):
     def adamw(self, task: str) -> tuple[float, str | None]:
         """(validation loss, why it diverged or None) of AdamW (the classic program
         ``search_spaces.programs.CLASSIC_PROGRAMS["adamw"]``) on ``task`` at this fidelity; once per process."""
-        key = (task, self.steps, self.lr, self.seed, self.scale, self.device, self.diverge)
+        batched = self.batch_size > 1
+        key = (task, self.steps, self.lr, self.seed, self.scale, self.device, self.diverge, batched)
         v = _BASELINES.get(key)
         if v is None:
             from search_spaces.programs import CLASSIC_PROGRAMS
 
             with self._threads():
-                r = self._train(task, CLASSIC_PROGRAMS["adamw"])
+                if batched:  # AdamW through the same path as the candidates: it scores exactly 1.0
+                    from search_spaces.programs import parse
+
+                    r = self._train_population([task], [parse(CLASSIC_PROGRAMS["adamw"])])[0].results[task]
+                else:
+                    r = self._train(task, CLASSIC_PROGRAMS["adamw"])
             v = _BASELINES[key] = (r.val_loss, r.diverged)
         return v
 
@@ -179,7 +212,54 @@ class OptimizerProxy(Evaluator):
                              "ratio": r.val_loss / base if base > 0 else math.nan, "diverged": r.diverged}
         return out
 
+    def _train_population(self, task_names: Sequence[str], genomes: Sequence[Any], screen: int = 0):
+        from .batched import train_population
+
+        return train_population(task_names, genomes, steps=self.steps, lr=self.lr, seed=self.seed,
+                                scale=self.scale, device=self.device, diverge=self.diverge, screen=screen)
+
+    def evaluate_batch(self, genomes: Sequence[Any], space: Any = None) -> list[Any]:
+        """The batched path (``batch`` > 1; with ``batch`` = 1, one reference evaluation each):
+        one :class:`~automl.types.Evaluation` per genome, with ``info`` ``diverged`` / ``screened``
+        for a diverged program and ``cost_s`` = the compute it shared (see batched.py); an
+        exception instance for a program that is not type-correct."""
+        from automl.errors import InvalidCandidate
+        from automl.types import Evaluation
+
+        if self.batch_size == 1:
+            return [self.evaluate(g, space) for g in genomes]
+        out: list[Any] = [None] * len(genomes)
+        ok = []
+        for i, g in enumerate(genomes):
+            err = getattr(getattr(g, "info", None), "error", "not an optimizer program")
+            if err is not None:
+                out[i] = InvalidCandidate(err)
+            else:
+                ok.append(i)
+        with self._threads():
+            bases = {t: self.baseline(t) for t in self.tasks} if self.normalize else {}
+            res = self._train_population(self.tasks, [genomes[i] for i in ok], self.screen)
+        for i, r in zip(ok, res):
+            if r.diverged is not None:
+                out[i] = Evaluation({"val_loss": math.nan}, info={"diverged": r.diverged, "screened": r.screened},
+                                    cost_s=r.cost_s)
+                continue
+            rel = [r.results[t].val_loss / bases[t] if self.normalize else r.results[t].val_loss for t in self.tasks]
+            objs = {"val_loss": sum(rel) / len(rel)}
+            objs.update({f"loss_{t}": r.results[t].val_loss for t in self.tasks})
+            accs = [r.results[t].val_acc for t in self.tasks if r.results[t].val_acc is not None]
+            if accs:
+                objs["val_acc"] = sum(accs) / len(accs)  # type: ignore[operator]
+            out[i] = Evaluation(objs, cost_s=r.cost_s)
+        return out
+
     def evaluate(self, genome: Any, space: Any = None) -> Mapping[str, float]:
+        if self.batch_size > 1:  # one candidate through the batched path (same numerics as its batches)
+            r = self.evaluate_batch([genome], space)[0]
+            if isinstance(r, BaseException):
+                raise r
+            self.last_diverged = (r.info or {}).get("diverged")
+            return r
         self.last_diverged = None
         losses: dict[str, float] = {}
         rel: list[float] = []

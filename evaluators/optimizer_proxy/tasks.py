@@ -68,6 +68,9 @@ class Task:
     forward: Callable[[list[torch.Tensor], torch.Tensor], torch.Tensor]
     meta: Callable[[float], dict[str, Any]] = lambda scale: {}
     data: str | None = None  # use this task's data (same seed offset) instead of the own name's
+    #: ``forward`` for P model copies at once: parameters with a leading copy axis, the input
+    #: shared, output (P, batch, ...); None: ``torch.func.vmap(forward)`` (see batched_forward).
+    pforward: Callable[[list[torch.Tensor], torch.Tensor], torch.Tensor] | None = None
 
 
 def width(base: int, scale: float) -> int:
@@ -110,6 +113,20 @@ def _mlp_forward(p, x):
     x = F.relu(F.linear(x, p[0], p[1]))
     x = F.relu(F.linear(x, p[2], p[3]))
     return F.linear(x, p[4], p[5])
+
+
+def _plinear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """F.linear for P copies: w (P, out, in), b (P, out); x (batch, in) shared or (P, batch, in).
+    One batched matmul (measured ~1.6x faster than vmap over F.linear on CPU)."""
+    if x.dim() == 2:
+        x = x.expand(w.shape[0], *x.shape)
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+
+def _mlp_pforward(p, x):
+    x = F.relu(_plinear(x, p[0], p[1]))
+    x = F.relu(_plinear(x, p[2], p[3]))
+    return _plinear(x, p[4], p[5])
 
 
 # --- conv: synthetic images ---------------------------------------------------------------------------
@@ -189,6 +206,11 @@ def _charlm_forward(p, x):
     return F.linear(torch.tanh(F.linear(e, p[1], p[2])), p[3], p[4])
 
 
+def _charlm_pforward(p, x):
+    e = p[0][:, x].flatten(2)  # (P, batch, context * emb)
+    return _plinear(torch.tanh(_plinear(e, p[1], p[2])), p[3], p[4])
+
+
 # --- held-out: regression with a deep tanh MLP ------------------------------------------------------
 
 REG_D, REG_O = 8, 4
@@ -212,6 +234,12 @@ def _regress_forward(p, x):
     for i in range(0, 6, 2):
         x = torch.tanh(F.linear(x, p[i], p[i + 1]))
     return F.linear(x, p[6], p[7])
+
+
+def _regress_pforward(p, x):
+    for i in range(0, 6, 2):
+        x = torch.tanh(_plinear(x, p[i], p[i + 1]))
+    return _plinear(x, p[6], p[7])
 
 
 # --- held-out: autoencoder ----------------------------------------------------------------------------
@@ -241,14 +269,33 @@ def _autoenc_forward(p, x):
     return F.linear(x, p[6], p[7])
 
 
+def _autoenc_pforward(p, x):
+    x = F.gelu(_plinear(x, p[0], p[1]))
+    x = _plinear(x, p[2], p[3])
+    x = F.gelu(_plinear(x, p[4], p[5]))
+    return _plinear(x, p[6], p[7])
+
+
 TASKS: dict[str, Task] = {
-    "mlp": Task("mlp", "ce", 64, _mlp_data, _mlp_params_of(32), _mlp_forward),
-    "mlp_wide": Task("mlp_wide", "ce", 64, _mlp_data, _mlp_params_of(128), _mlp_forward, data="mlp"),
+    "mlp": Task("mlp", "ce", 64, _mlp_data, _mlp_params_of(32), _mlp_forward, pforward=_mlp_pforward),
+    "mlp_wide": Task("mlp_wide", "ce", 64, _mlp_data, _mlp_params_of(128), _mlp_forward, data="mlp",
+                     pforward=_mlp_pforward),
     "conv": Task("conv", "ce", 32, _conv_data, _conv_params, _conv_forward),
-    "charlm": Task("charlm", "ce", 64, _charlm_data, _charlm_params, _charlm_forward, _charlm_meta),
-    "regress": Task("regress", "mse", 64, _regress_data, _regress_params, _regress_forward),
-    "autoenc": Task("autoenc", "mse", 64, _autoenc_data, _autoenc_params, _autoenc_forward),
+    "charlm": Task("charlm", "ce", 64, _charlm_data, _charlm_params, _charlm_forward, _charlm_meta,
+                   pforward=_charlm_pforward),
+    "regress": Task("regress", "mse", 64, _regress_data, _regress_params, _regress_forward,
+                    pforward=_regress_pforward),
+    "autoenc": Task("autoenc", "mse", 64, _autoenc_data, _autoenc_params, _autoenc_forward,
+                    pforward=_autoenc_pforward),
 }
+
+
+def batched_forward(name: str) -> Callable[[list[torch.Tensor], torch.Tensor], torch.Tensor]:
+    """The task's forward for P model copies (its ``pforward``, else vmap of ``forward``)."""
+    task = TASKS[name]
+    if task.pforward is not None:
+        return task.pforward
+    return torch.func.vmap(task.forward, in_dims=(0, None))
 
 _DATA: dict[tuple, TaskData] = {}
 _BATCHES: dict[tuple, torch.Tensor] = {}
