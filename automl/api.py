@@ -50,8 +50,8 @@ from .types import Candidate, Objective
 Callback = Union[Callable[["Run", dict[str, Any]], Any], Any]
 
 #: Options a resumed run may change; every other option must match the run's (or be left out).
-SAFE_ON_RESUME = ("budget", "seconds", "max_candidates", "evaluator_seconds", "stall", "workers", "runner",
-                  "runner_options", "progress", "callbacks")
+SAFE_ON_RESUME = ("budget", "seconds", "max_candidates", "stall", "workers", "runner", "runner_options",
+                  "progress", "callbacks", "evaluator_seconds")
 
 
 # --- plugins given by name or as objects ----------------------------------------------------------
@@ -534,7 +534,7 @@ def search(space: str | SearchSpace | type[SearchSpace] | None = None,
     Resume (``resume=True``, ``out`` the run folder): options not given are the run's; giving a
     different seed, probe seed, dedupe, timeout, cache, cache policy, objectives or a different
     space/evaluator/strategy option is refused with a ConfigError listing old and new values.
-    Only :data:`SAFE_ON_RESUME` may change (budget, seconds, max_candidates, stall, workers,
+    Only :data:`SAFE_ON_RESUME` may change (budget, seconds, max_candidates, evaluator_seconds, stall, workers,
     runner, progress, callbacks).  A run made with objects needs the same objects again (a run
     folder never stores code).  Resuming a run whose budget is spent does nothing: the Run's
     ``stop_reason`` is ``"finished"`` and ``run["message"]`` says so; pass a larger budget to continue.

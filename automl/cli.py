@@ -60,10 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run directory (default runs/<space>-<strategy>-s<seed>)")
     s.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
                    help="continue the run in DIR (or in --out) from its log, cache and strategy state.  Safe to "
-                   "change on resume: --budget, --seconds, --max-candidates, --stall, --workers, --runner (and "
-                   "--ray-address, --gpus-per-worker), --quiet; any other option that differs from the run's is "
-                   "refused, listing old and new values.  A run whose budget is spent prints 'nothing to do: run "
-                   "finished' (exit 0): raise --budget to continue it")
+                   "change on resume: --budget, --seconds, --evaluator-seconds, --max-candidates, --stall, "
+                   "--workers, --runner (and --ray-address, --gpus-per-worker), --quiet; any other option that "
+                   "differs from the run's is refused, listing old and new values.  A run whose budget is spent "
+                   "prints 'nothing to do: run finished' (exit 0): raise --budget to continue it")
     s.add_argument("--overwrite", action="store_true", help="replace the run in --out (only a run folder, and not "
                    "while another process writes it)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes (1: evaluate in-process)")

@@ -131,7 +131,7 @@ def _diverged(r: dict) -> bool:
 
 def search_run(seed: int, budget: int | None, seconds: float | None, screen: int, tasks: list[str], P: int) -> dict:
     import automl
-    from automl.api import load_run
+    from automl.api import read_run
 
     with tempfile.TemporaryDirectory() as d:
         opts = {"tasks": tasks, "batch": P}
@@ -142,7 +142,7 @@ def search_run(seed: int, budget: int | None, seconds: float | None, screen: int
                       out=os.path.join(d, "run"), budget=budget, evaluator_seconds=seconds,
                       evaluator_options=opts, strategy_options={"population_size": 64, "tournament_size": 8})
         wall = time.perf_counter() - t0
-        _, recs = load_run(os.path.join(d, "run"))
+        _, recs = read_run(os.path.join(d, "run"))
     real = [r for r in recs if r["charged"]]
     spent = sum(r["cost_s"] for r in real)
     div = [r for r in real if _diverged(r)]

@@ -50,9 +50,9 @@ FITNESS = ["mlp", "mlp_wide", "charlm"]
 
 
 def _records_of(run_dir: str) -> list[dict]:
-    from automl.api import load_run
+    from automl.api import read_run
 
-    return load_run(run_dir)[1]
+    return read_run(run_dir)[1]
 
 
 def automl_contender(strategy: str, seed: int, seconds: float, P: int, screen: int) -> dict:

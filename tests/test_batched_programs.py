@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import automl
-from automl.api import load_run
+from automl.api import read_run
 from automl.errors import ConfigError, InvalidCandidate
 from automl.evaluation import run_batch
 from automl.evaluator import Evaluator
@@ -150,7 +150,7 @@ def test_search_with_an_evaluator_seconds_budget_logs_screened_candidates(tmp_pa
                       evaluator_options={"tasks": ["mlp"], "steps": 8, "batch": 16, "screen": 2},
                       strategy_options={"population_size": 16, "tournament_size": 4})
     assert s["stop_reason"] == "evaluator-seconds"
-    meta, recs = load_run(str(out))
+    meta, recs = read_run(str(out))
     real = [r for r in recs if r["charged"]]
     spent = sum(r["cost_s"] for r in real)
     assert spent == pytest.approx(s["evaluator_seconds"]) and spent >= 0.5
