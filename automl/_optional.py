@@ -1,6 +1,6 @@
 """Optional dependencies: the one place that knows which pip extra provides which package.
 
-The core (``pip install automl-evo``) needs numpy and xxhash only; everything heavier is an extra
+The core (``pip install automl-evo``) needs numpy, xxhash and cloudpickle only; everything heavier is an extra
 declared in pyproject.toml (``[torch]``, ``[ray]``, ``[optuna]``, ``[plot]``, ``[dashboard]``,
 ``[progress]``, ``[fast]``, ``[networkx]``; ``[all]`` is all of them).  Code that needs one of these
 packages calls :func:`require` where the feature is used, never at ``import automl``, so a missing

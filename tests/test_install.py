@@ -1,6 +1,6 @@
 """Install weight and optional dependencies.
 
-* The bare core (``pip install automl-evo``: numpy + xxhash) installs into a fresh virtual
+* The bare core (``pip install automl-evo``: numpy + xxhash + cloudpickle) installs into a fresh virtual
   environment without torch, ray or optuna, runs an NB201 search through the CLI, and weighs
   less than 100 MB (printed; README "Install").
 * Every feature that needs an optional package, with that package missing, stops with exit 2 and
@@ -207,7 +207,7 @@ def test_the_extras_table_matches_pyproject():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)["project"]
     extras = project["optional-dependencies"]
-    assert [re.split(r"[<>=;\[ ]", d)[0] for d in project["dependencies"]] == ["numpy", "xxhash"]
+    assert [re.split(r"[<>=;\[ ]", d)[0] for d in project["dependencies"]] == ["numpy", "xxhash", "cloudpickle"]
     for module, (extra, dist) in EXTRAS.items():
         names = {re.split(r"[<>=;\[ ]", d)[0] for d in extras[extra]}
         assert dist.partition("[")[0] in names, f"{module}: [{extra}] does not install {dist}"

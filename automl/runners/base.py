@@ -78,7 +78,7 @@ class ObjectPlugin(PluginSpec):
     def ship(cls, obj: Any, label: str, family: str) -> "ObjectPlugin":
         try:
             import cloudpickle
-        except ImportError:  # cloudpickle comes with ray; plain pickle ships importable objects only
+        except ImportError:  # a core dependency; plain pickle ships importable objects only
             dumps = pickle.dumps
             how = "pickle (install cloudpickle to ship objects defined in __main__ or a notebook by value)"
         else:
