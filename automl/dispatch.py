@@ -8,10 +8,7 @@ many subnets at once, a batched evaluator — without copying the loop:
 
     d = Dispatcher(seam, tell=strategy.tell, log=run_log.append_record)
     tickets = d.offer_many([d.candidate(p) for p in proposals])   # hits/duplicates answered here
-    for t in tickets:
-        runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
-    while d.in_flight:
-        d.pump(runner)                                              # fold, tell, log, wake twins
+    d.run(tickets, runner)                                          # submit; fold, tell, log, wake twins
 
 A candidate's task id is its candidate id.  Tickets still to run are "in flight" from the
 moment :meth:`offer` returns them until :meth:`complete` receives their raw outcome; a candidate
@@ -138,6 +135,14 @@ class Dispatcher:
             for waiter in self._waiters.pop(ticket.hash, ()):
                 self.finish(waiter.candidate, self.seam.coalesced(waiter, res))
         return results
+
+    def run(self, tickets: Iterable[Ticket], runner: Any) -> None:
+        """Submit ``tickets`` to a started ``runner`` and :meth:`pump` until nothing is in flight
+        (a front end that offers a whole batch at once and waits for all of it)."""
+        for t in tickets:
+            runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
+        while self.in_flight:
+            self.pump(runner)
 
     def pump(self, runner: Any, timeout: float | None = None) -> int:
         """Poll ``runner`` once (up to ``timeout`` s) and complete what it finished; how many."""

@@ -203,10 +203,7 @@ def test_hits_twins_and_resume_keep_the_class_violation(tmp_path):
         tickets = d.offer_many([d.candidate(Proposal(k)) for k in (13, 63, 4)])
         runner = SerialRunner()
         runner.start(PluginSpec.of(space, "space"), PluginSpec.of(ev, "evaluator"))
-        for t in tickets:
-            runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
-        while d.in_flight:
-            d.pump(runner)
+        d.run(tickets, runner)
         by_text = {r.candidate: r for r in recs}
         assert by_text["63"].cache == HIT and by_text["13"].cache == MISS  # the coalesced twin
         for text, want in (("13", 3.0), ("63", 3.0), ("4", -6.0)):

@@ -292,10 +292,7 @@ def test_a_front_end_submits_many_candidates_at_once_and_twins_coalesce():
     assert len(tickets) == 9 and d.in_flight == 9 and d.waiting == 3
     runner = SerialRunner()
     runner.start(PluginSpec.of(space, "space"), PluginSpec.of(ev, "evaluator"))
-    for t in tickets:
-        runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
-    while d.in_flight:
-        d.pump(runner)
+    d.run(tickets, runner)
     assert sorted(told) == list(range(12)) and len(recs) == 12 and d.charged == 9
     by_id = {r.id: r for r in recs}
     assert [by_id[i].cache for i in (1, 2, 4)] == [HIT, HIT, HIT] and by_id[0].cache == MISS

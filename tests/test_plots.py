@@ -126,10 +126,7 @@ def test_coalesced_twins_are_logged_and_counted():
     tickets = d.offer_many([d.candidate(Proposal(k)) for k in (3, 53, 103, 7, 7, 8)])  # 3 ~ 53 ~ 103; 7 twice
     runner = SerialRunner()
     runner.start(PluginSpec.of(space, "space"), PluginSpec.of(ev, "evaluator"))
-    for t in tickets:
-        runner.submit(t.candidate.id, t.candidate.text, t.candidate.genome)
-    while d.in_flight:
-        d.pump(runner)
+    d.run(tickets, runner)
     logged = [Record.from_json(r.to_json()).to_json() for r in recs]  # survives the log's round trip
     counts = plots.status_counts(logged)
     assert counts["coalesced"] == counts["cached"] == 3 and counts["evaluated"] == 3
