@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from types import ModuleType
-from typing import Iterable
+from typing import Any, Iterable
 
 from .errors import MissingDependencyError
 
@@ -81,3 +82,13 @@ def require_all(modules: Iterable[str], what: str, extras: Iterable[str] | None 
     gone = [m for m in modules if not available(m)]
     if gone:
         raise missing_error(gone, what, extras)
+
+
+def progress_bar(**tqdm_options: Any) -> Any:
+    """A tqdm progress bar on stderr, or None without the ``[progress]`` extra: a bar is a nicety,
+    so its absence never stops the work (callers print progress lines instead, or nothing)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(file=sys.stderr, dynamic_ncols=True, **tqdm_options)

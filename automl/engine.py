@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any, Sequence
 
+from ._optional import progress_bar
 from .cache import Cache
 from .dispatch import Dispatcher, monotonic_clock
 from .errors import CallbackError, ConfigError, SearchFailed
@@ -268,14 +269,9 @@ class Engine:
         self._last_line = time.monotonic()
         if not self.progress or not sys.stderr.isatty():
             return None
-        try:  # the [progress] extra; without it a terminal gets the progress lines too
-            from tqdm import tqdm
-        except ImportError:
-            return None
-
-        total = self.budget.evaluations
-        return tqdm(total=total, initial=self.charged, unit="eval", file=sys.stderr, dynamic_ncols=True,
-                    mininterval=0.2, desc="search")
+        # without the [progress] extra (None) a terminal gets the progress lines too
+        return progress_bar(total=self.budget.evaluations, initial=self.charged, unit="eval", mininterval=0.2,
+                            desc="search")
 
     def _postfix(self) -> dict[str, Any]:
         st = self.seam.stats

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from automl._optional import progress_bar
 from automl.errors import ConfigError
 from automl.evaluator import Evaluator
 
@@ -127,13 +128,7 @@ def rank(checkpoint: str | os.PathLike, cells: Iterable[Any] | None = None, *, c
     genomes = [space.from_text(c) if isinstance(c, str) else c for c in cells]
     scores: dict[str, float] = {}
     digest_of: dict[str, str] = {}
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(genomes), unit="cell", file=sys.stderr, dynamic_ncols=True, desc="rank")
+    bar = progress_bar(total=len(genomes), unit="cell", desc="rank") if progress else None
 
     def done(cand: Any, res: Any) -> None:  # the dispatcher tells every cell once: hit, twin or evaluated
         digest_of[cand.text] = res.hash

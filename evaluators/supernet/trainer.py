@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path as FsPath
 from typing import Any, Callable
@@ -26,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import xxhash
 
+from automl._optional import progress_bar
 from automl.errors import ConfigError
 
 from . import data as _data
@@ -360,10 +360,8 @@ def train(out: str | os.PathLike, config: TrainConfig | None = None, *, device: 
     batcher = Batcher(images.x_train, images.y_train, images.mean, images.std, dev, cfg.augment)
     bar = None
     if progress and not state["done"]:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=done_steps, unit="step", file=sys.stderr, dynamic_ncols=True,
-                   mininterval=0.5, desc=f"supernet {cfg.path_sampler}/{cfg.data_sampler}")
+        bar = progress_bar(total=total, initial=done_steps, unit="step", mininterval=0.5,
+                           desc=f"supernet {cfg.path_sampler}/{cfg.data_sampler}")
     timing = {"steps": 0, "step_s": 0.0, "sampling_s": 0.0}
     ran = 0
     model.train()
