@@ -16,6 +16,7 @@ from search_spaces.programs import CLASSIC_PROGRAMS, ProgramSpace  # noqa: E402
 from search_spaces.programs import optim as optim_mod  # noqa: E402
 from search_spaces.programs.optim import ProgramOptimizer, hyperparameter_names  # noqa: E402
 from search_spaces.programs.parser import named_constants, parse  # noqa: E402
+from test_optim import REFERENCES  # noqa: E402  (the reference optimizers: one table for both files)
 
 H = "def train(w, g, m, v, lr):\n"
 CHEAP = ["interp", "foreach"]  # the compile backend has its own tests below (compiling costs seconds)
@@ -349,22 +350,6 @@ def test_lowered_step_agrees_with_the_interpreter_on_random_programs():
     alias = H + "  m2 = m + g\n  u = m * lr\n  return u, m2, m\n"  # v takes m's old value while m moves on
     for text in (swap, alias):
         np.testing.assert_array_equal(_trajectory(text, "interp"), _trajectory(text, "compile", lowered=True))
-
-
-def _lion(ps):
-    lion_pytorch = pytest.importorskip("lion_pytorch")
-    return lion_pytorch.Lion(ps, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.01)
-
-
-REFERENCES = {
-    "adamw": (lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.01), 1e-2),
-    "adam": (lambda ps: torch.optim.Adam(ps, lr=1e-2), 1e-2),
-    "momentum": (lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9), 1e-2),
-    "sgd": (lambda ps: torch.optim.SGD(ps, lr=1e-2), 1e-2),
-    "rmsprop": (lambda ps: torch.optim.RMSprop(ps, lr=1e-3), 1e-3),
-    "adagrad": (lambda ps: torch.optim.Adagrad(ps, lr=1e-2), 1e-2),
-    "lion": (_lion, 1e-3),
-}
 
 
 @pytest.mark.parametrize("name", list(REFERENCES))
