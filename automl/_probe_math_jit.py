@@ -27,6 +27,10 @@ from numba.extending import intrinsic
 from automl import probe_math as pm
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+#: The per-element kernels are inlined (numba IR) into the loops that call them: LLVM then
+#: vectorizes the branch-free ones (sin 5.4 -> 1.0 ns per element, sinh 5.7 -> 2.0, tanh 4.0 ->
+#: 1.4, measured here on 4,608 values) with the same IEEE operations, so the same bits.
+_INLINE = dict(_JIT, inline="always")
 
 
 @intrinsic
@@ -94,7 +98,7 @@ def fingerprint() -> str:
 COMPILED_AGAINST = "4b7d302db10d49bd"
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def _to_i64(k):
     """numpy's float -> int64 cast on x86 (``0x8000000000000000`` for NaN and out of range)."""
     if -9.223372036854775808e18 <= k < 9.223372036854775808e18:
@@ -102,7 +106,7 @@ def _to_i64(k):
     return np.int64(_INT64_MIN)
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def _exp_reduced(x, k):
     r = k * _LN2_N_HI
     r += x
@@ -120,7 +124,7 @@ def _exp_reduced(x, k):
     return q, ki
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def exp1(a):
     if a != a:
         return a + 0.0
@@ -141,7 +145,7 @@ def exp1(a):
     return q
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def expm1_1(a):
     if a != a:
         return a + 0.0
@@ -177,7 +181,7 @@ def expm1_1(a):
     return th
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def _log_fast(a):
     ix = _f2i(a)
     tmp = ix - _LOG_OFF
@@ -205,7 +209,7 @@ def _log_fast(a):
     return p
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def log1(a):
     if a >= _TINY and a <= _HUGE:
         return _log_fast(a)
@@ -220,7 +224,7 @@ def log1(a):
     return _log_fast(a * _TWO60) - _SUB_FIX  # positive subnormal
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def log1p1(a):
     if a == np.inf:
         return np.inf
@@ -232,7 +236,7 @@ def log1p1(a):
     return res
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def _sincos(a):
     """(sin r, cos r, quadrant, ok): ok is False where r is NaN (the result is NaN)."""
     q = np.rint(a * _INV_PIO2)
@@ -279,27 +283,27 @@ def _sincos(a):
     return s, c, _to_i64(q)
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def sin1(a):
     s, c, qi = _sincos(a)
     res = c if qi & 1 else s
     return -res if qi & 2 else res
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def cos1(a):
     s, c, qi = _sincos(a)
     res = s if qi & 1 else c
     return -res if (qi + 1) & 2 else res
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def tan1(a):
     s, c, qi = _sincos(a)
     return -c / s if qi & 1 else s / c
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def arctan1(a):
     y = abs(a)
     big = y > 1.0
@@ -322,17 +326,17 @@ def arctan1(a):
     return np.copysign(r, a)
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def arcsin1(a):
     return arctan1(a / np.sqrt((1.0 - a) * (1.0 + a)))
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def arccos1(a):
     return 2.0 * arctan1(np.sqrt((1.0 - a) / (1.0 + a)))
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def sinh1(a):
     y = abs(a)
     if y < 709.0:
@@ -346,7 +350,7 @@ def sinh1(a):
     return np.copysign(r, a)
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def cosh1(a):
     y = abs(a)
     if y < 709.0:
@@ -355,7 +359,7 @@ def cosh1(a):
     return exp1(y - _LN2_HI - _LN2_LO)
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def tanh1(a):
     y = abs(a)
     if y != y:
@@ -365,7 +369,7 @@ def tanh1(a):
     return np.copysign(e / (e + 2.0), a)
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def arcsinh1(a):
     y = abs(a)
     if y > 1e150:
@@ -376,7 +380,7 @@ def arcsinh1(a):
     return np.copysign(r, a)
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def arctanh1(a):
     y = abs(a)
     return np.copysign(0.5 * log1p1(2.0 * y / (1.0 - y)), a)
@@ -528,3 +532,44 @@ if not CORES:
     warnings.warn("automl._probe_math_jit: probe_math's tables or constants changed since this module's "
                   "COMPILED_AGAINST (a stale numba cache could hold the old numbers): using the numpy "
                   "kernels; update COMPILED_AGAINST to fingerprint()", RuntimeWarning, stacklevel=2)
+
+
+# --- the hash quantizer (automl.hashing._quantize), compiled ---------------------------------------
+
+_DBL_MAX = 1.7976931348623157e308
+_NAN_TOKEN = np.uint64(0x7FF8_0000_0000_0001)
+_POS_INF = np.uint64(0x7FF0_0000_0000_0000)
+_NEG_INF = np.uint64(0xFFF0_0000_0000_0000)
+
+
+@njit(**_JIT)
+def quantize_rows(a, rowlen, half, mask, flush):
+    """automl.hashing's quantizer on a flat float64 array of rows of ``rowlen``: the same words,
+    one pass instead of ~15 numpy calls.  Returns (uint64 words, every value NaN)."""
+    n = a.size
+    out = np.empty(n, dtype=np.uint64)
+    all_nan = True
+    for start in range(0, n, rowlen):
+        stop = start + rowlen
+        scale = 0.0  # the row's largest finite magnitude
+        for i in range(start, stop):
+            m = abs(a[i])
+            if m <= _DBL_MAX and m > scale:
+                scale = m
+        scale *= flush
+        for i in range(start, stop):
+            x = a[i]
+            if x != x:
+                out[i] = _NAN_TOKEN
+                continue
+            all_nan = False
+            if x == np.inf:
+                out[i] = _POS_INF
+            elif x == -np.inf:
+                out[i] = _NEG_INF
+            else:
+                if abs(x) < scale:
+                    x = 0.0
+                x = x + 0.0  # -0.0 -> +0.0
+                out[i] = (np.uint64(_f2i(x)) + half) & mask
+    return out, all_nan

@@ -60,6 +60,26 @@ def _row_max(x: np.ndarray) -> np.ndarray:
     return x.max(axis=1, keepdims=True)
 
 
+_QUANTIZER: Any = None  # automl._probe_math_jit.quantize_rows once loaded, False when unavailable
+
+
+def _compiled_quantizer() -> Any:
+    """The compiled quantizer when the probe math runs compiled (``probe_math.compiled()``), else
+    None; both give the same bytes (tests/test_probe_jit.py)."""
+    global _QUANTIZER
+    if _QUANTIZER is None:
+        from . import probe_math
+        if not probe_math.compiled():
+            return None
+        try:
+            from ._probe_math_jit import quantize_rows
+        except (ImportError, RuntimeError):  # numba missing or without a cache directory: numpy
+            _QUANTIZER = False
+        else:
+            _QUANTIZER = quantize_rows
+    return _QUANTIZER or None
+
+
 def _quantize(outputs: Sequence[Any] | np.ndarray, bits: int, flush: float) -> tuple[bytes, bool]:
     """(quantized bytes, True when every value of every output is NaN)."""
     if not 1 <= bits <= 52:
@@ -70,10 +90,17 @@ def _quantize(outputs: Sequence[Any] | np.ndarray, bits: int, flush: float) -> t
     mask = ~np.uint64((1 << (52 - bits)) - 1)
     parts: list[bytes] = []
     all_nan = True
+    jit = _compiled_quantizer()
     for out in outputs:
         a = np.asarray(out, dtype=np.float64)
         parts.append(b"S" + repr(a.shape).encode())
         if a.size == 0:
+            continue
+        if jit is not None:  # the same words in one compiled pass
+            words, every_nan = jit(np.ascontiguousarray(a).reshape(-1), a.shape[-1] if a.ndim else 1, half, mask,
+                                   flush)
+            all_nan = all_nan and every_nan
+            parts.append(words.tobytes())
             continue
         rows = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
         mag = np.abs(rows)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -46,7 +47,7 @@ from automl.errors import ConfigError, InvalidCandidate
 from automl import probe_math as pm
 
 from .ir import LR, M, N_INPUTS, T, V, W, G, Program
-from .ops import COS_EPS, OPS
+from .ops import COS_EPS, OPS, TENSOR
 
 #: Reference-interpreter data (:func:`probe_data`): elements and steps.
 REF_N = 256
@@ -313,30 +314,137 @@ def clear_memos() -> None:
     _STATIC_MEMO.clear()
 
 
+# --- the compiled probe (numba) --------------------------------------------------------------------
+
+_JIT_MODULE: Any = None  # search_spaces.programs._probe_jit once loaded, False when it cannot load
+
+
+def _jit() -> Any:
+    """The compiled probe kernel module when the probe math runs compiled (``probe_math.compiled``:
+    numba installed, not disabled by ``AUTOML_PROBE_NUMBA=0``, and in the default mode after the
+    process's first few thousand probe-math calls), else None.  Both paths give the same bits."""
+    global _JIT_MODULE
+    if _JIT_MODULE is None:
+        if not pm.compiled():
+            return None  # not yet (the default mode switches later) or never
+        try:
+            from . import _probe_jit
+        except ImportError:  # numba missing or unusable: the numpy interpreter, same bits
+            _JIT_MODULE = False
+        except RuntimeError:  # numba found no writable cache directory: pm has warned already
+            _JIT_MODULE = False
+        else:
+            _JIT_MODULE = _probe_jit
+    return _JIT_MODULE or None
+
+
+def _lower(p: Program) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool, int]:
+    """The live instructions of ``p`` as the compiled kernel's table (see ``_probe_jit``):
+    (code rows (op, dest, a0, a1, a2, tensor?), constant registers (register, value), outputs,
+    live m, live v, register count).  Instructions whose arguments are all constants are
+    evaluated here, by the numpy interpreter's own functions (so with its bits).
+
+    Not memoized: a search hashes each new program once, and a cache keyed by the program would
+    cost a hash of every instruction per lookup (~7 us), about half of lowering it again."""
+    J = _jit()
+    codes, easy_exponents = J.CODES, J.EASY_EXPONENTS
+    info = p.info
+    types = info.types
+    base = N_INPUTS + len(p.instrs)
+    value: dict[int, Any] = {}  # constant registers: literals and computed constants
+    literal: dict[str, int] = {}
+    flat: list[int] = []
+    for ins, live in zip(p.instrs, info.live):
+        if not live:
+            continue
+        args = []
+        constant = True
+        for a in ins.args:
+            if type(a) is not int:
+                key = a.hex()  # exact, and keeps -0.0 apart from 0.0
+                r = literal.get(key)
+                if r is None:
+                    r = literal[key] = base + len(literal)
+                    value[r] = np.float64(a)
+                a = r
+            elif constant and a not in value:
+                constant = False
+            args.append(a)
+        op_name = ins.op
+        if constant:  # evaluated now, as the numpy interpreter would
+            spec = OPS[op_name]
+            fn = _BATCHED.get(op_name) or _KERNELS.get(id(spec.np)) or spec.np
+            with np.errstate(all="ignore"):
+                value[ins.dest] = np.float64(fn(*[value[r] for r in args]))
+            continue
+        op = codes[op_name]
+        n = len(args)
+        a0 = args[0]
+        a1 = args[1] if n > 1 else a0
+        a2 = args[2] if n > 2 else a0
+        if op_name == "pow" and a1 in value:
+            c = float(value[a1])
+            easy = easy_exponents.get(c)
+            if easy is not None:
+                op, a1 = easy
+            elif c != 0.0 and math.isfinite(c):
+                op = J.POW_CONST
+        flat += (op, ins.dest, a0, a1, a2, types[ins.dest] == TENSOR)
+    consts: list[float] = []
+    for r, v in value.items():
+        consts += (r, v)
+    live_slots = info.live_slots
+    return (np.array(flat, dtype=np.int64).reshape(-1, 6), np.array(consts, dtype=np.float64).reshape(-1, 2),
+            np.array(p.outputs, dtype=np.int64), M in live_slots, V in live_slots, base + len(literal))
+
+
 def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> list[np.ndarray]:
     """The functional probe (see the module docstring and ``PROBE_SPEC``): the updates, shape
-    (PROBE_STEPS, PROBE_LANES, PROBE_N // ROW, ROW)."""
+    (PROBE_STEPS, PROBE_LANES, PROBE_N // ROW, ROW).  Runs compiled (``_probe_jit``, one call)
+    when the probe math does (``probe_math.compiled()``), else as numpy passes: the same bits."""
     err = p.info.error
     if err is not None:
         raise InvalidCandidate(err)
     dj = _domain_json(domain)
     w0, grads, lrs, ts = batch_data(seed, dj)
+    S, L, N = grads.shape
+    J = _jit()
+    if J is not None and N <= J.MAX_ROW:
+        updates = updates_compiled(p, w0, grads, lrs, ts)
+    else:
+        memo = _STATIC_MEMO.get((seed, dj))
+        if memo is None:
+            if len(_STATIC_MEMO) >= 4:
+                _STATIC_MEMO.clear()
+            memo = _STATIC_MEMO[(seed, dj)] = {}
+        updates = updates_numpy(p, w0, grads, lrs, ts, memo)
+    # rows of 8 elements: the quantizer flushes relative to a row's largest magnitude, and a row
+    # of neighbouring elements spans a few decades, not the whole declared range
+    return [updates.reshape(S, L, N // ROW, ROW)]
+
+
+def updates_compiled(p: Program, w0: np.ndarray, grads: np.ndarray, lrs: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The probe's updates (S, L, N) of ``p`` on the given lanes (w0 (L, N), grads (S, L, N), lrs
+    and ts (S, L, 1)) by the compiled kernel; needs :func:`_jit` (numba)."""
+    J = _jit()
+    if J is None:
+        raise RuntimeError("the compiled probe needs numba and probe_math.compiled()")
+    code, consts, outputs, live_m, live_v, n_regs = _lower(p)
+    return J.run_probe(code, consts, w0, grads, lrs, ts, outputs, live_m, live_v, n_regs)
+
+
+def updates_numpy(p: Program, w0: np.ndarray, grads: np.ndarray, lrs: np.ndarray, ts: np.ndarray,
+                  memo: dict[str, Any] | None = None) -> np.ndarray:
+    """:func:`updates_compiled` as numpy passes: the reference the compiled kernel reproduces bit
+    for bit.  ``memo``: static values shared between programs on the same data (see
+    ``_STATIC_MEMO``); None: none kept."""
     static, step, n_regs, const_regs, static_out = _compile_batched(p)
     regs: list = [None] * n_regs
     for slot, c in const_regs:
         regs[slot] = c
     regs[G], regs[LR], regs[T] = grads, lrs, ts
-    memo = _STATIC_MEMO.get((seed, dj))
-    if memo is None:
-        if len(_STATIC_MEMO) >= 4:
-            _STATIC_MEMO.clear()
-        memo = _STATIC_MEMO[(seed, dj)] = {}
     with np.errstate(all="ignore"):
-        updates = _run_probe(p, regs, static, step, static_out, memo, w0, grads, lrs, ts)
-    S, L, N = grads.shape
-    # rows of 8 elements: the quantizer flushes relative to a row's largest magnitude, and a row
-    # of neighbouring elements spans a few decades, not the whole declared range
-    return [updates.reshape(S, L, N // ROW, ROW)]
+        return _run_probe(p, regs, static, step, static_out, {} if memo is None else memo, w0, grads, lrs, ts)
 
 
 def _run_probe(p, regs, static, step, static_out, memo, w0, grads, lrs, ts) -> np.ndarray:
