@@ -126,10 +126,10 @@ class Seam:
             f = s
         else:
             f = self._functional(genome, s)  # the alias table first, the probe on a miss
-        entry = self.cache.get(f)
+        entry = self.cache.cached(f)
         if entry is None or entry.status != OK or entry.n < self.policy.k:
-            # memory cannot answer with a hit: re-read the row (another process sharing the cache
-            # file may have evaluated this key since)
+            # memory cannot answer with a hit: read the row (another process sharing the cache
+            # file may have evaluated this key since) -- once
             entry = self.cache.get(f, fresh=True)
         if entry is not None and entry.status == FAILED and failure_is_stale(entry, self.cache.settings,
                                                                               self.cache.session):
