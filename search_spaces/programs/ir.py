@@ -306,40 +306,15 @@ def structural_key(p: Program) -> str:
     return min(label(False), label(True))
 
 
-def _same_args(a: tuple, b: tuple) -> bool:
-    """``Instr`` argument equality (registers apart from constants, -0.0 apart from 0.0)."""
-    if a != b:
-        return False
-    for x, y in zip(a, b):
-        if type(x) is not type(y) or (type(x) is float and math.copysign(1.0, x) != math.copysign(1.0, y)):
-            return False
-    return True
-
-
-def _instr(dest: int, op: str, args: tuple) -> Instr:
-    """``Instr(dest, op, args)`` without the frozen dataclass's per-field ``object.__setattr__``
-    (a mutation builds a whole program of them: ~40% of building it)."""
-    ins = object.__new__(Instr)
-    ins.__dict__.update(dest=dest, op=op, args=args)
-    return ins
-
-
-def build(kept, outputs, names, originals: dict[int, Instr] | None = None) -> Program:
+def build(kept, outputs, names) -> Program:
     """A program from ``kept`` = [(id, op, args)] in execution order, where ids and register
     arguments are arbitrary unique ints (0..5 are the inputs); ``names[id]`` names each id
-    (a list or a dict).  Renumbers into SSA form.  ``originals`` (id -> the instruction it came
-    from) lets an unchanged instruction keep its object, so comparing a mutated program with its
-    parent is an identity check for all but the edited statements."""
+    (a list or a dict).  Renumbers into SSA form."""
     remap = {r: r for r in range(N_INPUTS)}
     instrs, new_names = [], list(INPUT_NAMES)
     for i, (old, op, args) in enumerate(kept):
         dest = N_INPUTS + i
-        new_args = tuple(remap[a] if type(a) is int else a for a in args)
-        orig = originals.get(old) if originals else None
-        if orig is not None and orig.dest == dest and orig.op == op and _same_args(orig.args, new_args):
-            instrs.append(orig)
-        else:
-            instrs.append(_instr(dest, op, new_args))
+        instrs.append(Instr(dest, op, tuple(remap[a] if type(a) is int else a for a in args)))
         remap[old] = dest
         new_names.append(names[old])
     return Program(tuple(instrs), tuple(remap[o] for o in outputs), tuple(new_names))

@@ -56,7 +56,6 @@ class _Draft:
 
     def __init__(self, p: Program):
         self.code = [[ins.dest, ins.op, list(ins.args)] for ins in p.instrs]
-        self.originals = {ins.dest: ins for ins in p.instrs}
         self.outputs = list(p.outputs)
         self.names = dict(enumerate(p.names))
         info = p.info
@@ -73,8 +72,7 @@ class _Draft:
 
     def program(self) -> Program | None:
         try:
-            return build([(i, op, tuple(args)) for i, op, args in self.code], self.outputs, self.names,
-                         self.originals)
+            return build([(i, op, tuple(args)) for i, op, args in self.code], self.outputs, self.names)
         except KeyError:  # a read of a value that no longer exists
             return None
 
