@@ -251,8 +251,9 @@ class Engine:
 
     def snapshot(self) -> None:
         """Write the strategy state for resume (atomic, after the log is fsynced: state.json never
-        counts records the disk does not hold)."""
+        counts records the disk does not hold); the cache's held writes are committed too."""
         self.log.sync()
+        self.cache.flush()
         self.log.save_state({"n_records": self.n_records, "next_id": self.next_id,
                              "strategy": self.strategy.state_dict(), "policy_rng": self.seam.rng.bit_generator.state,
                              "time": time.time()})

@@ -221,3 +221,39 @@ def test_hits_twins_and_resume_keep_the_class_violation(tmp_path):
     assert hit.cache == HIT and hit.constraints == {"latency": 3.0} and not hit.feasible
     assert seam.prepare(Candidate(10, 54, "54")).result.constraints == {"latency": -6.0}
     seam.cache.close()
+
+
+def _rows(path):
+    db = sqlite3.connect(path)
+    try:
+        return {k: (n, json.loads(o)) for k, n, o in db.execute("SELECT key, n, objectives FROM results")}
+    finally:
+        db.close()
+
+
+def test_fast_results_are_group_committed_and_folded_correctly(tmp_path, monkeypatch):
+    """New keys from fast evaluations wait for one group commit (GROUP_S / GROUP_MAX / flush);
+    a second fold of a held key and another process's write of it are both counted."""
+    import automl.cache as cache_mod
+    monkeypatch.setattr(cache_mod, "GROUP_S", 3600.0)  # only size and flush commit the group here
+    path = tmp_path / "c.sqlite"
+    a, b = Cache(path), Cache(path)
+    a.fold("fast", OK, {"loss": 1.0}, 0.001)
+    a.fold("slow", OK, {"loss": 7.0}, 1.0)  # a slow result is written at once
+    assert "slow" in _rows(path) and "fast" not in _rows(path)
+    assert a.get("fast", fresh=True).n == 1  # this process sees its held result
+    a.fold("fast", OK, {"loss": 3.0}, 0.001)  # folding into a held key commits the group first
+    assert _rows(path)["fast"] == (2, {"loss": 2.0})
+    a.fold("raced", OK, {"loss": 4.0}, 0.001)  # held by a ...
+    b.fold("raced", OK, {"loss": 8.0}, 1.0)  # ... while b writes the same key
+    a.flush()
+    assert _rows(path)["raced"] == (2, {"loss": 6.0})  # both evaluations counted
+    assert a.get("raced").n == 2
+    monkeypatch.setattr(cache_mod, "GROUP_MAX", 3)
+    for i in range(3):
+        a.fold(f"k{i}", OK, {"loss": float(i)}, 0.0)
+    assert {"k0", "k1", "k2"} <= set(_rows(path))  # the third filled the group
+    a.fold("last", OK, {"loss": 0.0}, 0.0)
+    a.close()  # closing commits what is held
+    assert "last" in _rows(path)
+    b.close()
