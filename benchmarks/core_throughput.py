@@ -12,10 +12,10 @@ Measures, in one run on this machine:
     (the machine may be shared: CPU time is what the loop costs) and per wall second.
   * optimizer programs are timed the way a search meets them: realistic 25-statement descendants
     of AdamW (``mutation.descendant``, at least 12 live statements), each hashed once, *cold*
-    (the interpreter's compile memo and static-value memo cleared before every call), and again
-    with only the compile memo cleared (the static-value memo -- ``0.9 ** t``, ``g * g`` --
-    warm from the other descendants, as in a search); sampled 2-8 statement programs are
-    reported beside them.
+    (every memo cleared before every call), by the compiled probe kernel (numba; lowering
+    included) and by the numpy fallback (what a machine without numba runs: cold, and with the
+    static-value memo -- ``0.9 ** t``, ``g * g`` -- warm from the other descendants, as in a
+    search); sampled 2-8 statement programs are reported beside them.
   * the per-call cost of each deterministic probe function beside numpy's own (SIMD) ufunc, compiled
     (numba, loaded at the start; ``AUTOML_PROBE_NUMBA=0`` measures without it) and as numpy passes;
   * with ``--reference-programs DIR`` (DIR holding ``search_spaces/programs`` of another
@@ -32,6 +32,7 @@ Prints a table and writes benchmarks/results/core_throughput.json.  Goals from t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -123,7 +124,8 @@ def hash_costs(n: int) -> list[dict]:
             from search_spaces.programs import interp
 
             progs = realistic_programs(min(n, 500))
-            rows.append({"representation": "optimizer-programs (AdamW descendants, 25 stmts, cold)",
+            path = "compiled kernel" if interp._jit() is not None else "numpy interpreter"
+            rows.append({"representation": f"optimizer-programs (AdamW descendants, 25 stmts, cold; {path})",
                          "structural_us": _median_us(h.structural, progs, 1, interp.clear_memos),
                          "functional_us": _median_us(h.functional, progs, 1, interp.clear_memos)})
 
@@ -131,11 +133,31 @@ def hash_costs(n: int) -> list[dict]:
                 interp._compile_batched.cache_clear()
                 interp._compile.cache_clear()
 
-            interp.clear_memos()
-            rows.append({"representation": "optimizer-programs (AdamW descendants, static memo warm)",
-                         "structural_us": _median_us(h.structural, progs, 1, compile_cold),
-                         "functional_us": _median_us(h.functional, progs, 1, compile_cold)})
+            with numpy_fallback():
+                rows.append({"representation": "optimizer-programs (AdamW descendants, cold; numpy fallback)",
+                             "structural_us": _median_us(h.structural, progs, 1, interp.clear_memos),
+                             "functional_us": _median_us(h.functional, progs, 1, interp.clear_memos)})
+                interp.clear_memos()
+                rows.append({"representation": "optimizer-programs (AdamW descendants, static memo warm; numpy "
+                                               "fallback)",
+                             "structural_us": _median_us(h.structural, progs, 1, compile_cold),
+                             "functional_us": _median_us(h.functional, progs, 1, compile_cold)})
     return rows
+
+
+@contextlib.contextmanager
+def numpy_fallback():
+    """What a machine without numba runs: numpy probe math, the numpy program interpreter and
+    the numpy quantizer (the same digests)."""
+    from automl import hashing, probe_math as pm
+    from search_spaces.programs import interp
+
+    saved = pm._JIT_CORES, interp._JIT_MODULE, hashing._QUANTIZER
+    pm._JIT_CORES, interp._JIT_MODULE, hashing._QUANTIZER = {}, False, False
+    try:
+        yield
+    finally:
+        pm._JIT_CORES, interp._JIT_MODULE, hashing._QUANTIZER = saved
 
 
 def _load_programs_package(root: str):
@@ -180,18 +202,12 @@ def reference_ratio(root: str, n: int, repeat: int = 5) -> dict:
             t.append(time.perf_counter() - t0)
         return min(t) * 1e6
 
-    from automl import probe_math as pm
-
     load0 = os.getloadavg()[0]
     ours, ours_numpy, ref = [], [], []
-    jit = pm._JIT_CORES
     for p, q in zip(progs, ref_progs):
         ours.append(best(h.functional, p, interp.clear_memos))
-        pm._JIT_CORES = {}  # this version's numpy fallback (what a machine without numba runs)
-        try:
+        with numpy_fallback():  # this version without numba
             ours_numpy.append(best(h.functional, p, interp.clear_memos))
-        finally:
-            pm._JIT_CORES = jit
         ref.append(best(h_ref.functional, q, ref_cold))
     return {"reference": root, "programs": n, "timing": f"min of {repeat} cold calls per program",
             "this_us": statistics.median(ours), "this_numpy_math_us": statistics.median(ours_numpy),
