@@ -253,29 +253,36 @@ def to_text(p: Program) -> str:
     return text
 
 
+_SYMBOLS = {op.name: op.symbol for op in OPS.values()}
+
+
 def _to_text(p: Program) -> str:
     names = _print_names(p)
     uses_t = any(a == T and type(a) is int for ins in p.instrs for a in ins.args)
     sig = ", ".join(INPUT_NAMES if uses_t else INPUT_NAMES[:-1])
     lines = [f"def train({sig}):"]
+    symbols = _SYMBOLS
     for ins in p.instrs:
-        spec = OPS[ins.op]
-        args = [_operand(a, names) for a in ins.args]
-        if spec.symbol == "neg":
-            expr = f"-{args[0]}"
-        elif spec.symbol:
-            left = args[0]
-            if spec.symbol == "**" and type(ins.args[0]) is float and math.copysign(1.0, ins.args[0]) < 0:
-                left = f"({left})"  # -0.5 ** x would parse as -(0.5 ** x)
-            expr = f"{left} {spec.symbol} {args[1]}"
-        else:
+        symbol = symbols[ins.op]
+        args = [names[a] if type(a) is int else repr(a) for a in ins.args]  # (_operand, inlined: hot)
+        if symbol is None:
             expr = f"{ins.op}({', '.join(args)})"
+        elif symbol == "neg":
+            expr = f"-{args[0]}"
+        else:
+            left = args[0]
+            if symbol == "**" and type(ins.args[0]) is float and math.copysign(1.0, ins.args[0]) < 0:
+                left = f"({left})"  # -0.5 ** x would parse as -(0.5 ** x)
+            expr = f"{left} {symbol} {args[1]}"
         lines.append(f"  {names[ins.dest]} = {expr}")
     lines.append("  return " + ", ".join(names[o] for o in p.outputs))
     return "\n".join(lines) + "\n"
 
 
 # --- structural key --------------------------------------------------------------------------------
+
+_COMMUTATIVE = frozenset(op.name for op in OPS.values() if op.commutative)
+
 
 def structural_key(p: Program) -> str:
     """Dataflow digest of the live statements: each live register gets a 128-bit digest of
@@ -286,16 +293,22 @@ def structural_key(p: Program) -> str:
 
     info = p.info
     keys: list[str] = [""] * (N_INPUTS + len(p.instrs))
+    digest = xxhash.xxh3_128_hexdigest
+    # the live statements once for both labellings: (dest, "op(", commutative, args with
+    # constants already printed)
+    live = [(ins.dest, ins.op + "(", ins.op in _COMMUTATIVE,
+             [a if type(a) is int else "c:" + a.hex() for a in ins.args])
+            for ins, is_live in zip(p.instrs, info.live) if is_live]
+    deps = info.slot_deps
+    swapped = [x for x in live if deps[x[0]]]  # what the m/v swap relabels: statements reading m or v
 
     def label(swap: bool) -> str:
         keys[:N_INPUTS] = ["in:w", "in:g", "in:v" if swap else "in:m", "in:m" if swap else "in:v", "in:lr", "in:t"]
-        for ins, live in zip(p.instrs, info.live):
-            if not live:
-                continue
-            parts = [keys[a] if type(a) is int else "c:" + a.hex() for a in ins.args]
-            if OPS[ins.op].commutative:
+        for dest, head, commutative, args in (swapped if swap else live):
+            parts = [keys[a] if type(a) is int else a for a in args]
+            if commutative:
                 parts.sort()
-            keys[ins.dest] = xxhash.xxh3_128_hexdigest((ins.op + "(" + ",".join(parts) + ")").encode())
+            keys[dest] = digest((head + ",".join(parts) + ")").encode())
         u, m, v = (keys[o] for o in p.outputs)
         m = m if M in info.live_slots else "dead"
         v = v if V in info.live_slots else "dead"
@@ -303,7 +316,8 @@ def structural_key(p: Program) -> str:
             m, v = v, m
         return f"update={u};m={m};v={v}"
 
-    return min(label(False), label(True))
+    plain = label(False)  # first: label(True) recomputes only the statements that read m or v
+    return min(plain, label(True))
 
 
 def build(kept, outputs, names) -> Program:
