@@ -61,6 +61,9 @@ class _Draft:
         info = p.info
         self.types = dict(enumerate(info.types))
         self.next_id = 10**6  # ids of new instructions (renumbered by build)
+        # the one statement (len(code): the returned values) an in-place edit changed, so that
+        # comparing the child with its parent compares that statement only
+        self.touched: int | None = None
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -220,6 +223,7 @@ def _delete(d: _Draft, rng: np.random.Generator) -> bool:
 def _modify_arg(d: _Draft, rng: np.random.Generator) -> bool:
     sites = [(i, k) for i, c in enumerate(d.code) for k in range(len(c[2]))] + [(len(d.code), k) for k in range(3)]
     i, k = _pick(rng, sites)
+    d.touched = i
     if i == len(d.code):
         d.outputs[k] = _pick(rng, [r for r in d.available(i) if d.types[r] == TENSOR])
         return True
@@ -245,11 +249,13 @@ def _modify_arg(d: _Draft, rng: np.random.Generator) -> bool:
 def _modify_op(d: _Draft, rng: np.random.Generator, cfg: Config) -> bool:
     if not d.code:
         return False
-    c = _pick(rng, d.code)
+    i = int(rng.integers(len(d.code)))  # (as _pick)
+    c = d.code[i]
     same = [o for o in cfg.ops if OPS[o].arity == OPS[c[1]].arity and o != c[1]]
     if not same:
         return False
     c[1] = _pick(rng, same)
+    d.touched = i
     return True
 
 
@@ -271,7 +277,16 @@ def mutate(p: Program, rng: np.random.Generator, cfg: Config) -> Program:
         if not ok:
             continue
         child = d.program()
-        if child is not None and child != p and child.info.error is None:
+        if child is None:
+            continue
+        t = d.touched
+        if t is None:
+            differs = child != p
+        elif t == len(p.instrs):  # an edit in place: only that statement (or the returns) can differ
+            differs = child.outputs != p.outputs
+        else:
+            differs = child.instrs[t] != p.instrs[t]
+        if differs and child.info.error is None:
             return child
     return p
 
