@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import xxhash
 
+from . import probe_math
 from .errors import ConfigError
 
 SCHEMA_VERSION = 2  # v2: evaluator probe domains, relative flush, +0.0, deterministic probe math
@@ -67,10 +68,9 @@ def _compiled_quantizer() -> Any:
     """The compiled quantizer when the probe math runs compiled (``probe_math.compiled()``), else
     None; both give the same bytes (tests/test_probe_jit.py)."""
     global _QUANTIZER
+    if not probe_math.compiled():
+        return None
     if _QUANTIZER is None:
-        from . import probe_math
-        if not probe_math.compiled():
-            return None
         try:
             from ._probe_math_jit import quantize_rows
         except (ImportError, RuntimeError):  # numba missing or without a cache directory: numpy

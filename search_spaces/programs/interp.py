@@ -324,9 +324,9 @@ def _jit() -> Any:
     numba installed, not disabled by ``AUTOML_PROBE_NUMBA=0``, and in the default mode after the
     process's first few thousand probe-math calls), else None.  Both paths give the same bits."""
     global _JIT_MODULE
+    if not pm.compiled():
+        return None  # not yet (the default mode switches later), never, or switched off
     if _JIT_MODULE is None:
-        if not pm.compiled():
-            return None  # not yet (the default mode switches later) or never
         try:
             from . import _probe_jit
         except ImportError:  # numba missing or unusable: the numpy interpreter, same bits
