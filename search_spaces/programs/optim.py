@@ -443,6 +443,57 @@ def _host_scalars(plan: _Plan, lr: float, steps: list[float], hp: list[float]) -
     return rows
 
 
+class _HostPrelude:
+    """The host prelude's values for a block of steps ahead (backend "compile", the common case
+    of one step count for the whole group and a Python-float lr).
+
+    The prelude is scalar float64 math on ``lr``, ``t`` and the hyper-parameters (bias
+    corrections such as ``1 - 0.999 ** t``), run through the op table's numpy functions, whose
+    transcendental ops are ``automl.probe_math``'s (exact, but costly per call: ~100 us a step for
+    AdamW's, more than the fused update of a 100 k-parameter model).  Run over an array of the
+    next ``BLOCK`` values of ``t`` instead, one pass costs what one step did; a step whose lr,
+    hyper-parameters and ``t`` fall in the block reads its row.  A step with a new lr or
+    hyper-parameter (a scheduler stepping every iteration) computes only its own row, so no work
+    is wasted when the key changes at every step.  The values are bit-identical to the per-step
+    path's (:func:`_host_scalars`; tests/test_program_optimizer_contract.py): every op of the
+    prelude is elementwise and probe_math computes an element of an array as it computes a
+    scalar, except ``x ** t`` for t = 1..4, which a one-number exponent takes by exact repeated
+    multiplication; so blocks start at ``t >= BLOCK_FROM`` only."""
+
+    BLOCK = 256
+    BLOCK_FROM = 5.0
+
+    def __init__(self, plan: _Plan):
+        self.plan = plan
+        self.key: tuple | None = None
+        self.t0 = 0.0
+        self.rows: np.ndarray | None = None
+
+    def row(self, lr: float, t: float, hp: list[float]) -> np.ndarray:
+        """The prelude's values (``plan.pre_regs`` order) at step ``t``, shape (1, n)."""
+        key = (lr, *hp)
+        if key == self.key and self.rows is not None:
+            k = t - self.t0
+            if 0 <= k < len(self.rows) and k == int(k):
+                return self.rows[int(k):int(k) + 1]
+        block = self.BLOCK if key == self.key and t >= self.BLOCK_FROM else 1
+        self.key, self.t0 = key, t
+        self.rows = _host_scalars_block(self.plan, lr, np.arange(block, dtype=np.float64) + t, hp)
+        return self.rows[0:1]
+
+
+def _host_scalars_block(plan: _Plan, lr: float, ts: np.ndarray, hp: list[float]) -> np.ndarray:
+    """:func:`_host_scalars` for one lr and many step counts ``ts`` at once: shape (len(ts), n)."""
+    regs: dict[int, Any] = {_LR: lr, _T: ts, **dict(zip(plan.hp_regs, hp))}
+    with np.errstate(all="ignore"):
+        for spec, dest, args in plan.prelude:
+            regs[dest] = spec.np(*[regs[a] if type(a) is int else a for a in args])
+    out = np.empty((len(ts), len(plan.pre_regs)), dtype=np.float64)
+    for j, r in enumerate(plan.pre_regs):
+        out[:, j] = regs[r]
+    return out
+
+
 def _lowered_step(plan: _Plan, params, grads, ms, vs, pre) -> None:
     """One step of ``plan.body`` as straight-line per-parameter torch code, for torch.compile.
 
@@ -647,6 +698,7 @@ class ProgramOptimizer(torch.optim.Optimizer):
         self._straight = _Plan(genome, ops, fuse=False, hp_values=values)  # "interp" and "compile"
         self._scratch: dict[int, tuple[tuple[int, ...], _Scratch]] = {}  # group index -> (param ids, buffers)
         self._compiled: Callable | None = None
+        self._prelude = _HostPrelude(self._straight)
         self._compiled_ran = False
         self._compile_failed: str | None = None
 
@@ -703,8 +755,13 @@ class ProgramOptimizer(torch.optim.Optimizer):
         """Run the compiled step; False (nothing changed) when torch.compile is unavailable."""
         dev = params[0].device
         lr = float(lr) if isinstance(lr, torch.Tensor) else lr  # the prelude runs on the host
-        rows = _host_scalars(self._straight, lr, [float(st["step"]) for st in states], hp)
-        pre = torch.tensor(rows, dtype=torch.float64, device=dev).reshape(len(rows), len(self._straight.pre_regs))
+        steps = [float(st["step"]) for st in states]
+        if all(s == steps[0] for s in steps):
+            row = self._prelude.row(lr, steps[0], hp)
+            pre = torch.from_numpy(row.copy()) if dev.type == "cpu" else torch.tensor(row, device=dev)
+        else:
+            rows = _host_scalars(self._straight, lr, steps, hp)
+            pre = torch.tensor(rows, dtype=torch.float64, device=dev).reshape(len(rows), len(self._straight.pre_regs))
         ms = [st["m"] for st in states] if "m" in self._straight.live_slots else []
         vs = [st["v"] for st in states] if "v" in self._straight.live_slots else []
         try:
