@@ -444,54 +444,67 @@ def _host_scalars(plan: _Plan, lr: float, steps: list[float], hp: list[float]) -
 
 
 class _HostPrelude:
-    """The host prelude's values for a block of steps ahead (backend "compile", the common case
-    of one step count for the whole group and a Python-float lr).
+    """The host prelude's values (backend "compile", the common case of one step count for the
+    whole group and a Python-float lr), with its costly part computed for a block of steps ahead.
 
-    The prelude is scalar float64 math on ``lr``, ``t`` and the hyper-parameters (bias
-    corrections such as ``1 - 0.999 ** t``), run through the op table's numpy functions, whose
-    transcendental ops are ``automl.probe_math``'s (exact, but costly per call: ~100 us a step for
-    AdamW's, more than the fused update of a 100 k-parameter model).  Run over an array of the
-    next ``BLOCK`` values of ``t`` instead, one pass costs what one step did; a step whose lr,
-    hyper-parameters and ``t`` fall in the block reads its row.  A step with a new lr or
-    hyper-parameter (a scheduler stepping every iteration) computes only its own row, so no work
-    is wasted when the key changes at every step.  The values are bit-identical to the per-step
-    path's (:func:`_host_scalars`; tests/test_program_optimizer_contract.py): every op of the
-    prelude is elementwise and probe_math computes an element of an array as it computes a
-    scalar, except ``x ** t`` for t = 1..4, which a one-number exponent takes by exact repeated
-    multiplication; so blocks start at ``t >= BLOCK_FROM`` only."""
+    The prelude is scalar float64 math on ``lr``, ``t`` and the hyper-parameters, run through the
+    op table's numpy functions, whose transcendental ops are ``automl.probe_math``'s (exact, but
+    costly per call: ~100 us a step for AdamW's bias corrections, more than the fused update of a
+    100 k-parameter model).  The statements that do not read ``lr`` (``1 - 0.999 ** t``: the
+    costly ones) are run over an array of the next ``BLOCK`` values of ``t`` at once, for as
+    long as the hyper-parameters hold; the few that read ``lr`` (``lr / bc1``, ``lr * 0.01``)
+    run each step, so a scheduler changing lr at every step keeps the block.  The values are
+    bit-identical to the per-step path's (:func:`_host_scalars`; tests/test_program_optimizer_contract.py):
+    every op of the prelude is elementwise and probe_math computes an element of an array as it
+    computes a scalar, except ``x ** t`` for t = 1..4, which a one-number exponent takes by exact
+    repeated multiplication; so blocks start at ``t >= BLOCK_FROM`` only."""
 
     BLOCK = 256
     BLOCK_FROM = 5.0
 
     def __init__(self, plan: _Plan):
         self.plan = plan
+        uses_lr = {_LR}
+        self.t_part, self.lr_part = [], []
+        for spec, dest, args in plan.prelude:
+            if any(type(a) is int and a in uses_lr for a in args):
+                uses_lr.add(dest)
+                self.lr_part.append((spec, dest, args))
+            else:
+                self.t_part.append((spec, dest, args))
+        # the t-part values the lr-part or the compiled body reads
+        read = {a for _, _, args in self.lr_part for a in args if type(a) is int} | set(plan.pre_regs)
+        self.t_regs = tuple(dest for _, dest, _ in self.t_part if dest in read)
         self.key: tuple | None = None
         self.t0 = 0.0
-        self.rows: np.ndarray | None = None
+        self.block: np.ndarray | None = None  # (BLOCK, len(t_regs))
 
     def row(self, lr: float, t: float, hp: list[float]) -> np.ndarray:
         """The prelude's values (``plan.pre_regs`` order) at step ``t``, shape (1, n)."""
-        key = (lr, *hp)
-        if key == self.key and self.rows is not None:
-            k = t - self.t0
-            if 0 <= k < len(self.rows) and k == int(k):
-                return self.rows[int(k):int(k) + 1]
-        block = self.BLOCK if key == self.key and t >= self.BLOCK_FROM else 1
-        self.key, self.t0 = key, t
-        self.rows = _host_scalars_block(self.plan, lr, np.arange(block, dtype=np.float64) + t, hp)
-        return self.rows[0:1]
+        if t < self.BLOCK_FROM or t != int(t):
+            return np.array(_host_scalars(self.plan, lr, [t], hp))
+        key = tuple(hp)
+        if key != self.key or self.block is None or not 0 <= t - self.t0 < len(self.block):
+            self.key, self.t0 = key, t
+            self.block = self._t_block(np.arange(self.BLOCK, dtype=np.float64) + t, hp)
+        vals = self.block[int(t - self.t0)]
+        regs: dict[int, Any] = {_LR: lr, _T: t, **dict(zip(self.plan.hp_regs, hp))}
+        for j, r in enumerate(self.t_regs):
+            regs[r] = float(vals[j])
+        with np.errstate(all="ignore"):  # what _scalar_apply does for floats, one errstate for all
+            for spec, dest, args in self.lr_part:
+                regs[dest] = float(spec.np(*[regs[a] if type(a) is int else a for a in args]))
+        return np.array([[float(regs[r]) for r in self.plan.pre_regs]])
 
-
-def _host_scalars_block(plan: _Plan, lr: float, ts: np.ndarray, hp: list[float]) -> np.ndarray:
-    """:func:`_host_scalars` for one lr and many step counts ``ts`` at once: shape (len(ts), n)."""
-    regs: dict[int, Any] = {_LR: lr, _T: ts, **dict(zip(plan.hp_regs, hp))}
-    with np.errstate(all="ignore"):
-        for spec, dest, args in plan.prelude:
-            regs[dest] = spec.np(*[regs[a] if type(a) is int else a for a in args])
-    out = np.empty((len(ts), len(plan.pre_regs)), dtype=np.float64)
-    for j, r in enumerate(plan.pre_regs):
-        out[:, j] = regs[r]
-    return out
+    def _t_block(self, ts: np.ndarray, hp: list[float]) -> np.ndarray:
+        regs: dict[int, Any] = {_T: ts, **dict(zip(self.plan.hp_regs, hp))}
+        with np.errstate(all="ignore"):
+            for spec, dest, args in self.t_part:
+                regs[dest] = spec.np(*[regs[a] if type(a) is int else a for a in args])
+        out = np.empty((len(ts), len(self.t_regs)), dtype=np.float64)
+        for j, r in enumerate(self.t_regs):
+            out[:, j] = regs[r]
+        return out
 
 
 def _lowered_step(plan: _Plan, params, grads, ms, vs, pre) -> None:
