@@ -771,7 +771,7 @@ class ProgramOptimizer(torch.optim.Optimizer):
         steps = [float(st["step"]) for st in states]
         if all(s == steps[0] for s in steps):
             row = self._prelude.row(lr, steps[0], hp)
-            pre = torch.from_numpy(row.copy()) if dev.type == "cpu" else torch.tensor(row, device=dev)
+            pre = torch.from_numpy(row) if dev.type == "cpu" else torch.tensor(row, device=dev)
         else:
             rows = _host_scalars(self._straight, lr, steps, hp)
             pre = torch.tensor(rows, dtype=torch.float64, device=dev).reshape(len(rows), len(self._straight.pre_regs))
