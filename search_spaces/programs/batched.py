@@ -2,21 +2,22 @@
 their own model copy, one row of a (P, N) matrix per copy, in one vectorized step.
 
 How (op-grouped per level).  Each program's live instructions are numbered 0, 1, ...; live
-instruction ``j`` writes register ``6 + j``.  The register file is one matrix for tensors, shape
-(R * P, N) in the model's dtype, and one for scalars, (R * P, 1) in float64 (scalar chains such
-as ``1 - 0.999 ** t`` are computed in float64, as ProgramOptimizer computes them on the host);
-register ``r`` of program ``c`` is row ``r * P + c``.  An instruction's *level* is one more than
-the deepest level among the registers it reads (the inputs are level 0), so instructions of one
-level are independent.  All live instructions of all programs are grouped by (level, op, kind of
-each argument: tensor register, scalar register or constant); a group runs as one torch call on
-its gathered arguments (``index_select`` of its rows; a contiguous run of rows is a view) and its
-result is scattered back with ``index_copy_``.  Grouping by level rather than by statement
-index keeps the descendants of one program together even after insertions and deletions shift
-their statements (256 AdamW descendants: 820 calls per step instead of 1,249;
-docs/batched-programs.md).  Constants are per-program (Pg, 1) columns, so programs that
-differ only in constants share every call.  Elementwise ops use the op table's own torch
-implementations (``ops.OPS[name].torch``: one home for each op's semantics); the whole-model
-reductions act per row (one row is one whole model, all its parameters flattened).
+instruction ``j`` writes register ``6 + j``.  An instruction's *level* is one more than the
+deepest level among the registers it reads (the inputs are level 0), so instructions of one
+level are independent.  All live instructions of all programs are grouped by (level, op, kind
+of each argument: tensor register, scalar register or constant); a group runs as one torch call.
+Its result is its own value, (members, N) in the model's dtype for tensors, (members, 1) in
+float64 for scalars (scalar chains such as ``1 - 0.999 ** t`` are computed in float64, as
+ProgramOptimizer computes them on the host); its arguments are views of the values its members
+read when those are consecutive rows of one value, else gathered (``index_select``, pieces
+concatenated); values are released after their last reader (see :class:`BatchedPrograms`).
+Grouping by level rather than by statement index keeps the descendants of one program together
+even after insertions and deletions shift their statements (256 AdamW descendants: 820 calls
+per step instead of 1,249; docs/batched-programs.md).  Constants are per-program (Pg, 1)
+columns, so programs that differ only in constants share every call.  Elementwise ops use the
+op table's own torch implementations (``ops.OPS[name].torch``: one home for each op's
+semantics); the whole-model reductions act per row (one row is one whole model, all its
+parameters flattened).
 
 Why this and not grouping by structure (one call per distinct program structure, constants as
 per-candidate tensors): an evolving population is mostly distinct structures (mutations insert,
