@@ -374,6 +374,43 @@ def test_lowered_step_matches_every_classic_optimizer(name):
     assert (train(lowered) - want).abs().max().item() <= 1e-12
 
 
+def test_host_prelude_blocks_agree_with_the_per_step_scalars(monkeypatch):
+    """Backend "compile" computes the costly part of its host scalars (``1 - 0.999 ** t``: what does
+    not read lr) for a block of steps ahead: bit for bit the per-step path's values, inside and across
+    blocks, on classic and random programs, with lr constant or changing at every step (the block is
+    kept then: it does not depend on lr); a new hyper-parameter value starts a new block."""
+    space = ProgramSpace()
+    rng = np.random.default_rng(3)
+    texts = [CLASSIC_PROGRAMS[n] for n in ("adamw", "adam", "lion")]
+    while len(texts) < 12:
+        p = space.sample(rng)
+        if optim_mod._Plan(p, type(space).OPS, fuse=False).prelude:
+            texts.append(p)
+    block = optim_mod._HostPrelude.BLOCK
+    steps = [*range(1, 12), 100, block - 1, block + 4, block + 5, block + 6, 3 * block, 3 * block + 1]
+    for text in texts:
+        opt = ProgramOptimizer([torch.nn.Parameter(torch.zeros(3))], text, lr=0.01, backend="compile")
+        plan, pre, hp = opt._straight, opt._prelude, list(opt.hyperparameters.values())
+        for k, t in enumerate(steps):
+            for lr in (0.01, 0.01 / (k + 2)):
+                want = np.array(optim_mod._host_scalars(plan, lr, [float(t)], hp))
+                np.testing.assert_array_equal(pre.row(lr, float(t), hp), want)
+    adamw = ProgramOptimizer([torch.nn.Parameter(torch.zeros(3))], CLASSIC_PROGRAMS["adamw"], backend="compile")
+    pre, hp = adamw._prelude, list(adamw.hyperparameters.values())
+    assert pre.lr_part and pre.t_part  # lr / bc1 per step; the bias corrections in blocks
+    pre.row(0.1, 10.0, hp)
+    t0 = pre.t0
+    for k in range(5):  # a scheduler changing lr every step: same block
+        pre.row(0.1 / (k + 2), 11.0 + k, hp)
+    assert pre.t0 == t0
+    pre.row(0.1, 17.0, [x * 1.01 for x in hp])  # a new hyper-parameter value: a new block
+    assert pre.t0 == 17.0
+    monkeypatch.setattr(optim_mod._HostPrelude, "BLOCK", 8)  # constant lr over several blocks, against "interp"
+    adamw = CLASSIC_PROGRAMS["adamw"]
+    np.testing.assert_allclose(_trajectory(adamw, "compile", steps=30, lowered=True),
+                               _trajectory(adamw, "interp", steps=30), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("name", ["adamw", "lion"])
 def test_compile_backend_matches_the_reference_optimizers(name):
     """Really compiled (seconds): float64 agreement <= 1e-12 with per-group hyper-parameters and a scheduler,

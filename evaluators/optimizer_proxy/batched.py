@@ -56,14 +56,110 @@ def _copy_losses(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (out - y.unsqueeze(0)).square().flatten(1).mean(1)
 
 
+# --- hand-written forward and backward of a chain of linear layers (tasks with ``Task.chain``) -------
+# Why not autograd: at P copies of a small MLP the graph bookkeeping, the (P, batch, h) layout's
+# transposes and the per-copy loss built from F.cross_entropy over P * batch rows cost as much as the
+# matmuls.  Here activations are kept feature-major, (P, features, batch): every layer is one
+# baddbmm with the bias broadcast (the first, reading the shared input, one addmm for all copies),
+# the backward is the chain rule written out with aten's own activation derivatives
+# (threshold_backward, tanh_backward, gelu_backward: what autograd runs), and each parameter's
+# gradient goes into its columns of the (P, N) gradient matrix the program interpreter reads.  Equal to autograd's within float32 rounding
+# (tests/test_batched_programs.py).
+
+def _act(name: str | None, z: torch.Tensor) -> torch.Tensor:
+    if name is None:
+        return z
+    if name == "relu":
+        return z.relu()
+    if name == "tanh":
+        return z.tanh()
+    if name == "gelu":
+        return F.gelu(z)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def _act_backward(name: str | None, grad: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    if name is None:
+        return grad
+    if name == "relu":
+        return torch.ops.aten.threshold_backward(grad, a, 0)
+    if name == "tanh":
+        return torch.ops.aten.tanh_backward(grad, a)
+    return torch.ops.aten.gelu_backward(grad, z)
+
+
+def chain_forward(acts: Sequence[str | None], views: Sequence[torch.Tensor], x: torch.Tensor,
+                  keep: list | None = None) -> torch.Tensor:
+    """Output of P copies of a linear chain, (P, out, batch): ``views`` weight (P, out, in), bias
+    (P, out), ...; ``x`` (batch, in) shared by the copies; ``acts`` the activation after each layer
+    but the last.  ``keep``: a list that receives (z, a) per layer for the backward."""
+    P, h = views[0].shape[:2]
+    # the first layer reads the shared input: one matmul of all copies' weights against it
+    a = x.t()
+    n = len(views) // 2
+    for i in range(n):
+        if i == 0:
+            z = torch.addmm(views[1].reshape(P * h, 1), views[0].reshape(P * h, -1), a).view(P, h, -1)
+        else:
+            z = torch.baddbmm(views[2 * i + 1].unsqueeze(-1), views[2 * i], a)
+        if keep is not None:
+            keep.append(a)
+        a = _act(acts[i], z) if i < n - 1 else z
+        if keep is not None and i < n - 1:
+            keep.append(z)
+    return a
+
+
+def chain_loss_and_grad(acts: Sequence[str | None], loss: str, views: Sequence[torch.Tensor], x: torch.Tensor,
+                        y: torch.Tensor, grad: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-copy mean losses (P,) of a linear chain (see :func:`chain_forward`), and the gradient of
+    each copy's loss written into ``grad`` (P, N), whose columns are the parameters in ``views``
+    order, flattened.  ``drop``: (P,) bool, copies whose gradient is zeroed (diverged ones kept in
+    the batch)."""
+    keep: list = []
+    out = chain_forward(acts, views, x, keep)  # (P, C, B)
+    P, C, B = out.shape
+    if loss == "ce":
+        lse = out.logsumexp(1)  # (P, B)
+        idx = y.view(1, 1, B).expand(P, 1, B)
+        losses = (lse - out.gather(1, idx).squeeze(1)).mean(1)
+        dz = (out - lse.unsqueeze(1)).exp_()  # softmax
+        dz.scatter_add_(1, idx, torch.full((P, 1, B), -1.0, dtype=dz.dtype, device=dz.device)).mul_(1.0 / B)
+    else:
+        diff = out - y.t().unsqueeze(0)
+        losses = diff.square().flatten(1).mean(1)
+        dz = diff.mul_(2.0 / diff[0].numel())
+    if drop is not None:
+        dz.masked_fill_(drop.view(P, 1, 1), 0.0)
+    cols, o = [], 0
+    for v in views:
+        n = v[0].numel()
+        cols.append(grad[:, o:o + n].view(v.shape))
+        o += n
+    n = len(views) // 2
+    for i in range(n - 1, -1, -1):
+        a_in = keep[2 * i]
+        if i == 0:  # the shared input again: one matmul for all copies
+            cols[0].copy_(torch.mm(dz.reshape(-1, B), a_in.t()).view(cols[0].shape))
+        else:
+            cols[2 * i].copy_(torch.bmm(dz, a_in.transpose(1, 2)))  # (bmm's out= wants contiguous memory)
+        cols[2 * i + 1].copy_(dz.sum(2))
+        if i > 0:
+            da = torch.bmm(views[2 * i].transpose(1, 2), dz)
+            dz = _act_backward(acts[i - 1], da, keep[2 * i - 1], a_in)
+    return losses
+
+
 class TaskRun:
     """P programs training P copies of task ``name``; resumable (:meth:`advance` to a step, then
     :meth:`finish`).  ``ids``: the programs' indices in the caller's population."""
 
     def __init__(self, name: str, programs: Sequence[Any], ids: Sequence[int], *, steps: int, lr: float,
                  seed: int = 0, scale: float = 1.0, device: str = "cpu", diverge: float = 5.0,
-                 check_every: int | None = None):
+                 check_every: int | None = None, hand_backward: bool = True):
         task = T.TASKS[name]
+        #: the task's linear chain when its hand-written backward is used (else autograd)
+        self.chain = task.chain if hand_backward else None
         self.name, self.task, self.lr, self.diverge, self.device = name, task, float(lr), float(diverge), device
         self.data = T.task_data(name, seed, scale, device)
         self.n_steps = max(1, int(round(steps * scale)))
@@ -153,8 +249,14 @@ class TaskRun:
             b = self.idx[i]
             # one leaf per parameter tensor (views of w's rows): their gradients are concatenated
             # once, cheaper than autograd accumulating zero-padded slices into one (P, N) leaf
-            views = [x.detach().requires_grad_(True) for x in self._views(self.w)]
-            losses = _copy_losses(self.task.loss, self.forward(views, xt[b]), yt[b])
+            if self.chain is not None:
+                g = torch.empty_like(self.w)
+                with torch.no_grad():
+                    losses = chain_loss_and_grad(self.chain, self.task.loss, self._views(self.w), xt[b], yt[b], g,
+                                                 self._zombie_mask if self.zombies else None)
+            else:
+                views = [x.detach().requires_grad_(True) for x in self._views(self.w)]
+                losses = _copy_losses(self.task.loss, self.forward(views, xt[b]), yt[b])
             if i == 0:
                 init = float(losses[0].item())  # every copy starts from the same weights
                 self.init, self.limit = init, self.diverge * init
@@ -164,9 +266,10 @@ class TaskRun:
                     diverged += self.ids
                     self.drop(set(self.ids))
                     break
-            live = losses if not self.zombies else losses.masked_fill(self._zombie_mask, 0.0)
-            grads = torch.autograd.grad(live.sum(), views)
-            g = torch.cat([x.reshape(x.shape[0], -1) for x in grads], dim=1)
+            if self.chain is None:
+                live = losses if not self.zombies else losses.masked_fill(self._zombie_mask, 0.0)
+                grads = torch.autograd.grad(live.sum(), views)
+                g = torch.cat([x.reshape(x.shape[0], -1) for x in grads], dim=1)
             lr = self.lrs[i]
             with torch.no_grad():
                 upd, m, v = self.plan.step(self.w, g, self.m, self.v, lr, float(i + 1), i)  # type: ignore[union-attr]
@@ -225,6 +328,38 @@ class TaskRun:
         return diverged
 
 
+_MALLOC_TUNED: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed blocks of up to 32 MiB for reuse (``mallopt``:
+    M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 256 MiB), once per process; True when set.
+
+    Why: every op of a batched step allocates a result of about P x N floats (1.8 MB at P = 256 on
+    task mlp).  By default glibc serves such blocks with mmap, or trims them off the heap when freed,
+    so each step maps fresh pages and page-faults through them: measured here, a step of 256 AdamW
+    copies took 3.7 ms with glibc's defaults and 1.0-1.4 ms with this setting, the mixed population
+    8.2 ms and 6.2 ms (docs/batched-programs.md).  PyTorch's CPU allocator has no cache of its own
+    (its tuning guide recommends jemalloc or tcmalloc for the same reason).  The cost: the process
+    keeps up to 256 MiB of freed heap instead of returning it to the OS.  Process-wide; a no-op
+    off glibc."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED is None:
+        _MALLOC_TUNED = False
+        import ctypes
+        import platform
+
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            try:
+                libc = ctypes.CDLL("libc.so.6")
+            except OSError:
+                return False
+            m_trim_threshold, m_mmap_threshold = -1, -3
+            _MALLOC_TUNED = bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(
+                libc.mallopt(m_trim_threshold, 256 << 20))
+    return _MALLOC_TUNED
+
+
 @dataclasses.dataclass
 class PopulationResult:
     """Per program: ``results[task]`` (CopyResult, only for the tasks it reached), ``diverged``
@@ -239,14 +374,19 @@ class PopulationResult:
 
 def train_population(task_names: Sequence[str], programs: Sequence[Any], *, steps: int, lr: float, seed: int = 0,
                      scale: float = 1.0, device: str = "cpu", diverge: float = 5.0, screen: int = 0,
-                     check_every: int | None = None) -> list[PopulationResult]:
+                     check_every: int | None = None, hand_backward: bool = True) -> list[PopulationResult]:
     """Train every program of ``programs`` (parsed, type-correct) on each task of
     ``task_names`` in order, as :func:`tasks.train` would one at a time; a program stops at the
     first task it diverges on (as ``OptimizerProxy.evaluate`` does).  ``screen`` > 0 runs the
-    first ``screen`` steps of every task first (see the module docstring)."""
+    first ``screen`` steps of every task first (see the module docstring).  ``hand_backward``:
+    tasks that are linear chains (``Task.chain``) use the hand-written backward
+    (:func:`chain_loss_and_grad`), else autograd; the results agree within float32 rounding."""
+    if device == "cpu":
+        keep_freed_memory()
     P = len(programs)
     ids = list(range(P))
-    kw = dict(steps=steps, lr=lr, seed=seed, scale=scale, device=device, diverge=diverge, check_every=check_every)
+    kw = dict(steps=steps, lr=lr, seed=seed, scale=scale, device=device, diverge=diverge, check_every=check_every,
+              hand_backward=hand_backward)
     out = [PopulationResult({}, None, False, 0.0) for _ in range(P)]
     runs: list[TaskRun] = []
     dead: set[int] = set()
@@ -285,4 +425,5 @@ def train_population(task_names: Sequence[str], programs: Sequence[Any], *, step
     return out
 
 
-__all__ = ["TaskRun", "train_population", "PopulationResult", "CopyResult"]
+__all__ = ["TaskRun", "train_population", "PopulationResult", "CopyResult", "chain_forward", "chain_loss_and_grad",
+           "keep_freed_memory"]

@@ -71,6 +71,10 @@ class Task:
     #: ``forward`` for P model copies at once: parameters with a leading copy axis, the input
     #: shared, output (P, batch, ...); None: ``torch.func.vmap(forward)`` (see batched_forward).
     pforward: Callable[[list[torch.Tensor], torch.Tensor], torch.Tensor] | None = None
+    #: when the model is a chain of linear layers (parameters weight, bias, weight, bias, ...):
+    #: the activation after each layer but the last ("relu", "tanh", "gelu" or None), so the
+    #: batched path can run it with a hand-written backward (batched.chain_loss_and_grad)
+    chain: tuple[str | None, ...] | None = None
 
 
 def width(base: int, scale: float) -> int:
@@ -277,16 +281,17 @@ def _autoenc_pforward(p, x):
 
 
 TASKS: dict[str, Task] = {
-    "mlp": Task("mlp", "ce", 64, _mlp_data, _mlp_params_of(32), _mlp_forward, pforward=_mlp_pforward),
+    "mlp": Task("mlp", "ce", 64, _mlp_data, _mlp_params_of(32), _mlp_forward, pforward=_mlp_pforward,
+                chain=("relu", "relu")),
     "mlp_wide": Task("mlp_wide", "ce", 64, _mlp_data, _mlp_params_of(128), _mlp_forward, data="mlp",
-                     pforward=_mlp_pforward),
+                     pforward=_mlp_pforward, chain=("relu", "relu")),
     "conv": Task("conv", "ce", 32, _conv_data, _conv_params, _conv_forward),
     "charlm": Task("charlm", "ce", 64, _charlm_data, _charlm_params, _charlm_forward, _charlm_meta,
                    pforward=_charlm_pforward),
     "regress": Task("regress", "mse", 64, _regress_data, _regress_params, _regress_forward,
-                    pforward=_regress_pforward),
+                    pforward=_regress_pforward, chain=("tanh", "tanh", "tanh")),
     "autoenc": Task("autoenc", "mse", 64, _autoenc_data, _autoenc_params, _autoenc_forward,
-                    pforward=_autoenc_pforward),
+                    pforward=_autoenc_pforward, chain=("gelu", None, "gelu")),
 }
 
 

@@ -2,21 +2,22 @@
 their own model copy, one row of a (P, N) matrix per copy, in one vectorized step.
 
 How (op-grouped per level).  Each program's live instructions are numbered 0, 1, ...; live
-instruction ``j`` writes register ``6 + j``.  The register file is one matrix for tensors, shape
-(R * P, N) in the model's dtype, and one for scalars, (R * P, 1) in float64 (scalar chains such
-as ``1 - 0.999 ** t`` are computed in float64, as ProgramOptimizer computes them on the host);
-register ``r`` of program ``c`` is row ``r * P + c``.  An instruction's *level* is one more than
-the deepest level among the registers it reads (the inputs are level 0), so instructions of one
-level are independent.  All live instructions of all programs are grouped by (level, op, kind of
-each argument: tensor register, scalar register or constant); a group runs as one torch call on
-its gathered arguments (``index_select`` of its rows; a contiguous run of rows is a view) and its
-result is scattered back with ``index_copy_``.  Grouping by level rather than by statement
-index keeps the descendants of one program together even after insertions and deletions shift
-their statements (256 AdamW descendants: 820 calls per step instead of 1,249;
-docs/batched-programs.md).  Constants are per-program (Pg, 1) columns, so programs that
-differ only in constants share every call.  Elementwise ops use the op table's own torch
-implementations (``ops.OPS[name].torch``: one home for each op's semantics); the whole-model
-reductions act per row (one row is one whole model, all its parameters flattened).
+instruction ``j`` writes register ``6 + j``.  An instruction's *level* is one more than the
+deepest level among the registers it reads (the inputs are level 0), so instructions of one
+level are independent.  All live instructions of all programs are grouped by (level, op, kind
+of each argument: tensor register, scalar register or constant); a group runs as one torch call.
+Its result is its own value, (members, N) in the model's dtype for tensors, (members, 1) in
+float64 for scalars (scalar chains such as ``1 - 0.999 ** t`` are computed in float64, as
+ProgramOptimizer computes them on the host); its arguments are views of the values its members
+read when those are consecutive rows of one value, else gathered (``index_select``, pieces
+concatenated); values are released after their last reader (see :class:`BatchedPrograms`).
+Grouping by level rather than by statement index keeps the descendants of one program together
+even after insertions and deletions shift their statements (256 AdamW descendants: 820 calls
+per step instead of 1,249; docs/batched-programs.md).  Constants are per-program (Pg, 1)
+columns, so programs that differ only in constants share every call.  Elementwise ops use the
+op table's own torch implementations (``ops.OPS[name].torch``: one home for each op's
+semantics); the whole-model reductions act per row (one row is one whole model, all its
+parameters flattened).
 
 Why this and not grouping by structure (one call per distinct program structure, constants as
 per-candidate tensors): an evolving population is mostly distinct structures (mutations insert,
@@ -74,29 +75,17 @@ def _rows(idx: list[int], device: Any) -> torch.Tensor | slice:
     return torch.tensor(idx, dtype=torch.long, device=device)
 
 
-def _take(file: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
-    return file[rows] if isinstance(rows, slice) else file.index_select(0, rows)
-
-
-def _put(file: torch.Tensor, rows: torch.Tensor | slice, value: torch.Tensor) -> None:
-    if isinstance(rows, slice):
-        file[rows] = value  # broadcasts a (1, N) value too
-    else:
-        if value.shape[1] != file.shape[1]:
-            value = value.expand(value.shape[0], file.shape[1])
-        file.index_copy_(0, rows, value)
-
-
-class _Group:
-    """One torch call at one level: its members all run op ``name`` with the same argument kinds."""
-
-    __slots__ = ("fn", "result", "reduction", "args", "dest", "n")
-
-    def __init__(self, name: str, kinds: tuple[str, ...], result: str, args: list, dest, n: int):
-        spec = OPS[name]
-        self.reduction = spec.reduction
-        self.fn = ROW_REDUCTIONS[name] if spec.reduction else spec.torch
-        self.result, self.args, self.dest, self.n = result, args, dest, n
+def _gather(sources: list[tuple[int, int]], device: Any) -> list[tuple[int, Any]]:
+    """How to assemble one argument of a group from the values it reads: ``sources`` holds
+    (value key, row) per member; the result is a list of pieces (key, rows: slice or LongTensor),
+    one per run of consecutive members reading the same value, concatenated in order."""
+    pieces: list[tuple[int, list[int]]] = []
+    for key, row in sources:
+        if pieces and pieces[-1][0] == key:
+            pieces[-1][1].append(row)
+        else:
+            pieces.append((key, [row]))
+    return [(key, _rows(rows, device), len(rows)) for key, rows in pieces]
 
 
 class BatchedPrograms:
@@ -107,6 +96,16 @@ class BatchedPrograms:
     shared by all (or (P, 1) tensors).  It returns (update, new m, new v); the caller applies
     ``w -= update``.  A slot a program leaves dead keeps its input value.  Raises
     InvalidCandidate for a program with a type error.
+
+    Values (no register file).  Each group's result is its own tensor, (members, N) in the model's
+    dtype or (members, 1) float64 for scalars; the inputs are the caller's matrices, used as they
+    are.  An argument of a group is a view of the one value all its members read, in order (most
+    arguments: e.g. every argument of a population of one program), else the rows gathered from
+    the values they read (``index_select``, concatenated when the members read several).  Members
+    are ordered by what their first argument reads, so those runs are long.  A value is released
+    after its last reader, so the live set (and the memory the step streams through) stays
+    small: writing every result into one (registers x P, N) file and gathering from it, as this
+    class did before, moved each value through memory twice more (measured: docs/batched-programs.md).
     """
 
     def __init__(self, programs: Sequence[Program], n: int, *, device: Any = "cpu",
@@ -114,7 +113,6 @@ class BatchedPrograms:
         self.programs = list(programs)
         self.P, self.N = len(self.programs), int(n)
         self.device, self.dtype = torch.device(device), dtype
-        P = self.P
         lives = []
         for c, p in enumerate(self.programs):
             if p.info.error is not None:
@@ -130,7 +128,6 @@ class BatchedPrograms:
             u, mo, vo = p.outputs
             outs = (remap[u], remap[mo] if M in p.info.live_slots else M, remap[vo] if V in p.info.live_slots else V)
             lives.append((code, outs))
-        self.R = N_INPUTS + max((len(code) for code, _ in lives), default=0)
         # group every live instruction of every program by (level, op, argument kinds); an
         # instruction's level is 1 + the deepest level among the registers it reads (inputs: 0),
         # so the instructions of one level never read each other and run in any order
@@ -147,48 +144,68 @@ class BatchedPrograms:
                 kinds = tuple(_CK if type(a) is not int else (_TK if t == TENSOR else _SK)
                               for a, t in zip(args, atypes))
                 by_key.setdefault((static[-1], depth[-1], op, kinds), []).append((c, j))
-        self.levels: list[list[_Group]] = []
-        self.static: list[_Group] = []
-        for (is_static, level, op, kinds), members in sorted(by_key.items(), key=lambda kv: kv[0][1]):
-            if len(self.levels) < level:
-                self.levels += [[] for _ in range(level - len(self.levels))]
+        # value keys: 0..5 the inputs (row c = program c), then one per group in run order
+        where: dict[tuple[int, int], tuple[int, int]] = {}  # (program, live instruction) -> (key, row)
+
+        def source(c: int, r: int) -> tuple[int, int]:
+            return (r, c) if r < N_INPUTS else where[(c, r - N_INPUTS)]
+
+        ordered = sorted(by_key.items(), key=lambda kv: (not kv[0][0], kv[0][1]))  # static first, by level
+        self._static_code: list = []
+        self._code: list = []
+        self.n_levels = 0
+        for (is_static, level, op, kinds), members in ordered:
+            first = next((k for k, kind in enumerate(kinds) if kind != _CK), None)
+            if first is not None:  # members reading the same value sit together (long runs, fewer pieces)
+                members = sorted(members, key=lambda cj: source(cj[0], lives[cj[0]][0][cj[1]][1][first]))
+            key = N_INPUTS + len(self._static_code) + len(self._code)
             c0, j0 = members[0]
             result = lives[c0][0][j0][2]
-            gargs: list[tuple[str, Any]] = []
+            spec = OPS[op]
+            gargs: list[tuple[int, Any]] = []
             for k, kind in enumerate(kinds):
                 vals = [lives[c][0][j][1][k] for c, j in members]
                 if kind == _CK:
                     col = torch.tensor(vals, dtype=torch.float64, device=self.device).unsqueeze(1)
                     # a constant read by a tensor op is rounded to the model's dtype (as torch
                     # rounds a Python float operand); scalar chains keep float64
-                    gargs.append((kind, col.to(dtype) if result == TENSOR else col))
+                    gargs.append((2, col.to(dtype) if result == TENSOR else col))
                 else:
-                    gargs.append((kind, _rows([r * P + c for r, (c, _) in zip(vals, members)], self.device)))
-            dest = _rows([(N_INPUTS + j) * P + c for c, j in members], self.device)
-            grp = _Group(op, kinds, result, gargs, dest, len(members))
-            (self.static if is_static else self.levels[level - 1]).append(grp)
-        self.out_rows = [_rows([outs[k] * P + c for c, (_, outs) in enumerate(lives)], self.device)
-                         for k in range(3)]
-        # the step's code, flat: (fn, cast scalar args to the model dtype, [(kind, rows or column)],
-        # result into the tensor file, dest rows); kinds 0 tensor rows, 1 scalar rows, 2 constant
-        def flat(groups):
-            return [(g.fn, g.result == TENSOR or g.reduction,
-                     [({_TK: 0, _SK: 1, _CK: 2}[k], a) for k, a in g.args], g.result == TENSOR, g.dest)
-                    for g in groups]
-
-        self._code = flat(g for groups in self.levels for g in groups)
-        self._static_code = flat(self.static)  # (in level order: sorted above)
-        self._static_file: torch.Tensor | None = None
+                    gargs.append((0 if kind == _TK else 1,
+                                  _gather([source(c, r) for r, (c, _) in zip(vals, members)], self.device)))
+            for pos, (c, j) in enumerate(members):
+                where[(c, j)] = (key, pos)
+            fn = ROW_REDUCTIONS[op] if spec.reduction else spec.torch
+            entry = (key, fn, result == TENSOR or spec.reduction, gargs, result == TENSOR)
+            (self._static_code if is_static else self._code).append(entry)
+            self.n_levels = max(self.n_levels, level)
+        self.out_gather = [_gather([source(c, outs[k]) for c, (_, outs) in enumerate(lives)], self.device)
+                           for k in range(3)]
+        self.n_values = N_INPUTS + len(self._static_code) + len(self._code)
+        self.static_keys = tuple(e[0] for e in self._static_code)
+        # liveness: a value is released after the last group that reads it (outputs: never)
+        last: dict[int, int] = {}
+        for i, (_, _, _, gargs, _) in enumerate(self._code):
+            for kind, a in gargs:
+                if kind != 2:
+                    for key, _, _ in a:
+                        last[key] = i
+        keep = {key for pieces in self.out_gather for key, _, _ in pieces} | set(range(N_INPUTS))
+        keep |= set(self.static_keys)
+        release: list[list[int]] = [[] for _ in self._code]
+        for key, i in last.items():
+            if key not in keep:
+                release[i].append(key)
+        self._release = release
+        self._static_values: list | None = None
         self.live_m = any(M in p.info.live_slots for p in self.programs)
         self.live_v = any(V in p.info.live_slots for p in self.programs)
-        self._tfile: torch.Tensor | None = None
-        self._sfile: torch.Tensor | None = None
 
     @property
     def calls_per_step(self) -> int:
-        """torch calls (groups) one step makes, static ones included: the measure of how well
-        the population batches (with :meth:`precompute`, the static ones leave the step)."""
-        return sum(len(s) for s in self.levels) + len(self.static)
+        """Op calls (groups) one step makes, static ones included: the measure of how well the
+        population batches (with :meth:`precompute`, the static ones leave the step)."""
+        return len(self._code) + len(self._static_code)
 
     def precompute(self, lrs: Sequence[float], ts: Sequence[float]) -> None:
         """Compute the static instructions (functions of lr, t and constants only: ``0.9 ** t``,
@@ -197,63 +214,63 @@ class BatchedPrograms:
         P, S = self.P, len(lrs)
         if len(ts) != S:
             raise ValueError("precompute needs one t per lr")
-        sf = torch.zeros((self.R * P, S), dtype=torch.float64, device=self.device)
-        sf[LR * P:(LR + 1) * P] = torch.tensor(list(lrs), dtype=torch.float64, device=self.device)
-        sf[T * P:(T + 1) * P] = torch.tensor(list(ts), dtype=torch.float64, device=self.device)
-        self._run(self._static_code, None, sf)
-        self._static_file = sf
-
-    def _files(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._tfile is None:
-            self._tfile = torch.zeros((self.R * self.P, self.N), dtype=self.dtype, device=self.device)
-            self._sfile = torch.zeros((self.R * self.P, 1), dtype=torch.float64, device=self.device)
-        return self._tfile, self._sfile  # type: ignore[return-value]
+        vals: list[Any] = [None] * self.n_values
+        vals[LR] = torch.tensor(list(lrs), dtype=torch.float64, device=self.device).expand(P, S)
+        vals[T] = torch.tensor(list(ts), dtype=torch.float64, device=self.device).expand(P, S)
+        self._run(self._static_code, vals, None)
+        self._static_values = vals
 
     def release(self) -> None:
-        """Free the register files (they are rebuilt on the next step)."""
-        self._tfile = self._sfile = None
+        """Forget the precomputed static values."""
+        self._static_values = None
 
     def step(self, w: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, lr: Any, t: Any,
              s: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step (see the class docstring); ``s``: this step's column of :meth:`precompute`
         (``lr`` and ``t`` must then be the values it was given)."""
-        P = self.P
-        tf, sf = self._files()
-        if s is not None and self._static_file is not None:
-            sf.copy_(self._static_file[:, s:s + 1])  # lr, t and every static value of this step
+        P, f64 = self.P, torch.float64
+        vals: list[Any] = [None] * self.n_values
+        vals[W], vals[G], vals[M], vals[V] = w, g, m, v
+        if s is not None and self._static_values is not None:
+            sv = self._static_values
+            vals[LR], vals[T] = sv[LR][:, s:s + 1], sv[T][:, s:s + 1]
+            for key in self.static_keys:
+                vals[key] = sv[key][:, s:s + 1]
         else:
-            sf[LR * P:(LR + 1) * P] = lr if not isinstance(lr, torch.Tensor) else lr.to(torch.float64).view(-1, 1)
-            sf[T * P:(T + 1) * P] = t if not isinstance(t, torch.Tensor) else t.to(torch.float64).view(-1, 1)
-            self._run(self._static_code, tf, sf)
-        tf[W * P:(W + 1) * P] = w
-        tf[G * P:(G + 1) * P] = g
-        tf[M * P:(M + 1) * P] = m
-        tf[V * P:(V + 1) * P] = v
-        self._run(self._code, tf, sf)
-        upd, mo, vo = (_take(tf, r) for r in self.out_rows)
-        if isinstance(self.out_rows[0], slice):
-            upd = upd.clone()  # a view of the file: the next step overwrites it
-        mo = mo.clone() if isinstance(self.out_rows[1], slice) else mo
-        vo = vo.clone() if isinstance(self.out_rows[2], slice) else vo
+            vals[LR] = (lr.to(f64).view(-1, 1) if isinstance(lr, torch.Tensor)
+                        else torch.full((P, 1), float(lr), dtype=f64, device=self.device))
+            vals[T] = (t.to(f64).view(-1, 1) if isinstance(t, torch.Tensor)
+                       else torch.full((P, 1), float(t), dtype=f64, device=self.device))
+            self._run(self._static_code, vals, None)
+        self._run(self._code, vals, self._release)
+        upd, mo, vo = (_assemble(vals, pieces) for pieces in self.out_gather)
         return upd, mo, vo
 
-    def _run(self, code, tf, sf) -> None:
+    def _run(self, code, vals: list, release) -> None:
         dtype, f64 = self.dtype, torch.float64
-        for fn, to_tensor, args, into_t, dest in code:
-            vals = []
+        for i, (key, fn, to_tensor, args, into_t) in enumerate(code):
+            xs = []
             for kind, a in args:
-                if kind == 0:  # tensor rows
-                    vals.append(tf[a] if type(a) is slice else tf.index_select(0, a))
-                elif kind == 1:  # scalar rows
-                    x = sf[a] if type(a) is slice else sf.index_select(0, a)
-                    vals.append(x.to(dtype) if to_tensor else x)
-                else:
-                    vals.append(a)
-            out = fn(*vals)
-            if into_t:
-                _put(tf, dest, out)
-            else:
-                _put(sf, dest, out.to(f64))
+                if kind == 2:  # a constant column
+                    xs.append(a)
+                    continue
+                x = _assemble(vals, a)
+                xs.append(x.to(dtype) if kind == 1 and to_tensor else x)
+            out = fn(*xs)
+            vals[key] = out if into_t else out.to(f64)
+            if release is not None:
+                for k in release[i]:
+                    vals[k] = None
+
+
+def _assemble(vals: list, pieces: list[tuple[int, Any, int]]) -> torch.Tensor:
+    """One argument from its pieces (see :func:`_gather`): a view when it is one contiguous run."""
+    if len(pieces) == 1:
+        key, rows, _ = pieces[0]
+        x = vals[key]
+        return x[rows] if type(rows) is slice else x.index_select(0, rows)
+    return torch.cat([vals[key][rows] if type(rows) is slice else vals[key].index_select(0, rows)
+                      for key, rows, _ in pieces])
 
 
 def mixed_population(n: int, seed: int = 0, random_share: float = 0.3) -> list[Program]:

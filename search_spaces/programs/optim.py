@@ -443,6 +443,70 @@ def _host_scalars(plan: _Plan, lr: float, steps: list[float], hp: list[float]) -
     return rows
 
 
+class _HostPrelude:
+    """The host prelude's values (backend "compile", the common case of one step count for the
+    whole group and a Python-float lr), with its costly part computed for a block of steps ahead.
+
+    The prelude is scalar float64 math on ``lr``, ``t`` and the hyper-parameters, run through the
+    op table's numpy functions, whose transcendental ops are ``automl.probe_math``'s (exact, but
+    costly per call: ~100 us a step for AdamW's bias corrections, more than the fused update of a
+    100 k-parameter model).  The statements that do not read ``lr`` (``1 - 0.999 ** t``: the
+    costly ones) are run over an array of the next ``BLOCK`` values of ``t`` at once, for as
+    long as the hyper-parameters hold; the few that read ``lr`` (``lr / bc1``, ``lr * 0.01``)
+    run each step, so a scheduler changing lr at every step keeps the block.  The values are
+    bit-identical to the per-step path's (:func:`_host_scalars`; tests/test_program_optimizer_contract.py):
+    every op of the prelude is elementwise and probe_math computes an element of an array as it
+    computes a scalar, except ``x ** t`` for t = 1..4, which a one-number exponent takes by exact
+    repeated multiplication; so blocks start at ``t >= BLOCK_FROM`` only."""
+
+    BLOCK = 256
+    BLOCK_FROM = 5.0
+
+    def __init__(self, plan: _Plan):
+        self.plan = plan
+        uses_lr = {_LR}
+        self.t_part, self.lr_part = [], []
+        for spec, dest, args in plan.prelude:
+            if any(type(a) is int and a in uses_lr for a in args):
+                uses_lr.add(dest)
+                self.lr_part.append((spec, dest, args))
+            else:
+                self.t_part.append((spec, dest, args))
+        # the t-part values the lr-part or the compiled body reads
+        read = {a for _, _, args in self.lr_part for a in args if type(a) is int} | set(plan.pre_regs)
+        self.t_regs = tuple(dest for _, dest, _ in self.t_part if dest in read)
+        self.key: tuple | None = None
+        self.t0 = 0.0
+        self.block: np.ndarray | None = None  # (BLOCK, len(t_regs))
+
+    def row(self, lr: float, t: float, hp: list[float]) -> np.ndarray:
+        """The prelude's values (``plan.pre_regs`` order) at step ``t``, shape (1, n)."""
+        if t < self.BLOCK_FROM or t != int(t):
+            return np.array(_host_scalars(self.plan, lr, [t], hp))
+        key = tuple(hp)
+        if key != self.key or self.block is None or not 0 <= t - self.t0 < len(self.block):
+            self.key, self.t0 = key, t
+            self.block = self._t_block(np.arange(self.BLOCK, dtype=np.float64) + t, hp)
+        vals = self.block[int(t - self.t0)]
+        regs: dict[int, Any] = {_LR: lr, _T: t, **dict(zip(self.plan.hp_regs, hp))}
+        for j, r in enumerate(self.t_regs):
+            regs[r] = float(vals[j])
+        with np.errstate(all="ignore"):  # what _scalar_apply does for floats, one errstate for all
+            for spec, dest, args in self.lr_part:
+                regs[dest] = float(spec.np(*[regs[a] if type(a) is int else a for a in args]))
+        return np.array([[float(regs[r]) for r in self.plan.pre_regs]])
+
+    def _t_block(self, ts: np.ndarray, hp: list[float]) -> np.ndarray:
+        regs: dict[int, Any] = {_T: ts, **dict(zip(self.plan.hp_regs, hp))}
+        with np.errstate(all="ignore"):
+            for spec, dest, args in self.t_part:
+                regs[dest] = spec.np(*[regs[a] if type(a) is int else a for a in args])
+        out = np.empty((len(ts), len(self.t_regs)), dtype=np.float64)
+        for j, r in enumerate(self.t_regs):
+            out[:, j] = regs[r]
+        return out
+
+
 def _lowered_step(plan: _Plan, params, grads, ms, vs, pre) -> None:
     """One step of ``plan.body`` as straight-line per-parameter torch code, for torch.compile.
 
@@ -647,6 +711,7 @@ class ProgramOptimizer(torch.optim.Optimizer):
         self._straight = _Plan(genome, ops, fuse=False, hp_values=values)  # "interp" and "compile"
         self._scratch: dict[int, tuple[tuple[int, ...], _Scratch]] = {}  # group index -> (param ids, buffers)
         self._compiled: Callable | None = None
+        self._prelude = _HostPrelude(self._straight)
         self._compiled_ran = False
         self._compile_failed: str | None = None
 
@@ -703,8 +768,13 @@ class ProgramOptimizer(torch.optim.Optimizer):
         """Run the compiled step; False (nothing changed) when torch.compile is unavailable."""
         dev = params[0].device
         lr = float(lr) if isinstance(lr, torch.Tensor) else lr  # the prelude runs on the host
-        rows = _host_scalars(self._straight, lr, [float(st["step"]) for st in states], hp)
-        pre = torch.tensor(rows, dtype=torch.float64, device=dev).reshape(len(rows), len(self._straight.pre_regs))
+        steps = [float(st["step"]) for st in states]
+        if all(s == steps[0] for s in steps):
+            row = self._prelude.row(lr, steps[0], hp)
+            pre = torch.from_numpy(row) if dev.type == "cpu" else torch.tensor(row, device=dev)
+        else:
+            rows = _host_scalars(self._straight, lr, steps, hp)
+            pre = torch.tensor(rows, dtype=torch.float64, device=dev).reshape(len(rows), len(self._straight.pre_regs))
         ms = [st["m"] for st in states] if "m" in self._straight.live_slots else []
         vs = [st["v"] for st in states] if "v" in self._straight.live_slots else []
         try:
