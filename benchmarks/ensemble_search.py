@@ -483,7 +483,8 @@ def _table(res):
         print(f"verdict ({res['verdict']['criterion']}): {'HOLDS' if res['verdict']['holds'] else 'does NOT hold'}")
     for key in ("with_shrinking", "without_shrinking"):
         a = res["shrink_ablation"][key]
-        print(f"supernet ensemble-ranking tau ({key}): {a.get('tau')} on {a.get('tau_n')} retrained ensembles")
+        if "tau" in a:
+            print(f"supernet ensemble-ranking tau ({key}): {a['tau']} on {a['tau_n']} retrained ensembles")
 
 
 if __name__ == "__main__":
