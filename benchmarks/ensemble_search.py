@@ -1,7 +1,7 @@
 """NEAS on CIFAR-10, CPU protocol: does a searched K=2 ensemble beat the best single network found
 with the same search budget at <= equal MACs?  And does diversity-guided shrinking help?
 
-Per seed (3 seeds):
+Per seed (5 seeds):
   1. two K=2 ensemble supernets (stage-wise NB201, C=8, N=1), identical but for shrinking:
      ``shrink``: every SHRINK_EVERY epochs drop 1 op per decision (score potential + 1.0 * diversity),
      ``noshrink``: no shrinking;
@@ -10,17 +10,33 @@ Per seed (3 seeds):
      SEARCH_BUDGET charged evaluations on the validation split; on the ``shrink`` supernet also
      evolution over single networks (K=1) with the same evaluation budget and, as MACs budget, the
      MACs of the ensemble found (<= equal MACs);
-  3. the ensembles and the single network retrained from scratch (same protocol for all) and
-     tested on the full CIFAR-10 test set (10,000 images).
-Ablation ranking: TAU_SAMPLE random K=2 ensembles (full space) retrained from scratch (seed 0
-protocol); Kendall tau-b between their test accuracy and each seed-0 supernet's validation score.
+  3. the ensembles and the single network retrained from scratch, each INITS times with different
+     init seeds (run seed + 100 j; the same protocol, data and epochs for all), tested on the full
+     CIFAR-10 test set (10,000 images); a contender's accuracy is the mean over its inits.
+Decision rule, fixed before the run (``CRITERION``): the claim holds when the ensemble's
+init-averaged test top-1 is above the single network's in every seed AND the mean - sd of the
+ensembles is above the mean + sd of the singles (the mean +- sd intervals over seeds do not overlap).
+The results file states ``verdict`` either way.
+Ablation ranking: TAU_SAMPLE random K=2 ensembles (full space) retrained from scratch (one init,
+seed 0 protocol); Kendall tau-b between their test accuracy and each seed-0 supernet's validation
+score.
 
 Data: the first TRAIN_PER_CLASS training images of each class train everything; the next
 VAL_PER_CLASS of each class are the search's validation split; the test set is touched only by the
-final retrained networks.  Writes benchmarks/results/ensemble_search.json after every stage
-(``partial`` true until everything ran).
+final retrained networks.  Writes the results file after every stage (``partial`` true until
+everything ran).
 
     nice -n 10 python benchmarks/ensemble_search.py [--data PATH] [--tiny]
+
+The same run on two cores, as two processes (the run of the results file; the parts are folded
+into one file that is the same as a one-process run's, up to timings):
+
+    W=runs/bench-ensemble; R=benchmarks/results
+    nice -n 10 python benchmarks/ensemble_search.py --part seeds --seeds 0,1,2 --out $W/part_a.json &
+    nice -n 10 python benchmarks/ensemble_search.py --part seeds --seeds 3,4 --out $W/part_b.json && \\
+      nice -n 10 python benchmarks/ensemble_search.py --part tau --out $W/part_tau.json; wait
+    python benchmarks/ensemble_search.py --merge $W/part_a.json $W/part_b.json $W/part_tau.json \\
+      --out $R/ensemble_search.json
 
 OFA MobileNetV3 base, CPU smoke (``--base ofa-mbv3 --quick``; writes
 benchmarks/results/ensemble_search_ofa.json, never the NB201 file): NEAS's own layer-wise space
@@ -49,18 +65,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DATA = Path("/work/shared/data/cifar10/cifar10_uint8.npz")
+# The protocol of the results file.  Version 1 (3 seeds, one init per contender, 6 tau ensembles) left
+# the ensemble's lead within the noise; version 2 averages 2 inits per contender, runs 5 seeds and
+# retrains 12 ensembles for tau (docs/ensembles.md has both runs).
 FULL = dict(channels=8, cells=1, train_per_class=400, val_per_class=100, supernet_epochs=8, shrink_every=2,
             score_samples=16, probe_images=500, search_budget=60, population=20, tournament=5, retrain_epochs=10,
-            batch_size=256, tau_sample=6, seeds=[0, 1, 2], test_per_class=None, threads=1)
+            inits=2, batch_size=256, tau_sample=12, seeds=[0, 1, 2, 3, 4], test_per_class=None, threads=1)
 TINY = dict(channels=4, cells=1, train_per_class=20, val_per_class=5, supernet_epochs=2, shrink_every=1,
             score_samples=4, probe_images=50, search_budget=8, population=4, tournament=2, retrain_epochs=1,
-            batch_size=64, tau_sample=3,
+            inits=2, batch_size=64, tau_sample=3,
             seeds=[0, 1], test_per_class=5, threads=1)
+CRITERION = ("ensemble's init-averaged test top-1 > the single network's in every seed, and mean - sd (ensembles) > "
+             "mean + sd (singles) over seeds")
+CONTENDERS = ("ensemble_shrink", "ensemble_noshrink", "single")
 
 
 OFA_QUICK = dict(train_per_class=100, val_per_class=20, test_per_class=100, supernet_epochs=3, shrink_every=2,
                  score_samples=8, probe_images=200, batch_size=64, splits=[16, 20], search_split=16,
                  search_budget=16, population=8, tournament=3, retrain_epochs=4, seeds=[0], threads=1)
+
+
+def init_seeds(seed: int, inits: int) -> list[int]:
+    """Init seeds of the retrains of a run seed's contenders (the first is the run seed itself)."""
+    return [seed + 100 * j for j in range(inits)]
 
 
 def protocol_text(p: dict, data: str) -> str:
@@ -71,12 +98,23 @@ def protocol_text(p: dict, data: str) -> str:
             f"{p['shrink_every']} epochs by potential + 1.0*diversity ({p['score_samples']} sampled ensembles on "
             f"{p['probe_images']} training images); search: aging evolution (population {p['population']}, tournament "
             f"{p['tournament']}), {p['search_budget']} charged evaluations on the validation split, "
-            f"K=2 split points {{0,1,2}}, members not all equal, MACs budget = largest single network; single network: K=1, same "
-            f"evaluation budget, MACs budget = the found ensemble's MACs; retrain from scratch: {p['retrain_epochs']} "
-            f"epochs, batch {p['batch_size']}, SGD nesterov 0.05/0.9/5e-4 cosine, crop+flip, ordinary BN; "
+            f"K=2 split points {{0,1,2}}, members not all equal, MACs budget = largest single network; single network: K=1, "
+            f"same shrunk supernet and evaluation budget, MACs budget = the found ensemble's MACs; retrain from scratch: "
+            f"{p['retrain_epochs']} epochs, batch {p['batch_size']}, SGD nesterov 0.05/0.9/5e-4 cosine, crop+flip, "
+            f"ordinary BN, {p['inits']} init seeds per contender (seed + 100 j), accuracy = mean over inits; "
             f"test: {'full CIFAR-10 test set' if p['test_per_class'] is None else str(p['test_per_class']) + '/class'}; "
-            f"tau: {p['tau_sample']} random K=2 ensembles retrained (seed 0), Kendall tau-b vs seed-0 supernets' "
-            f"validation accuracy; torch threads {p['threads']}; seeds {p['seeds']}")
+            f"tau: {p['tau_sample']} random K=2 ensembles retrained (one init, seed {p['seeds'][0]}), Kendall tau-b vs "
+            f"seed-{p['seeds'][0]} supernets' validation accuracy; torch threads {p['threads']}; seeds {p['seeds']}; "
+            f"claim holds iff {CRITERION}")
+
+
+def _top_feasible(run_dir: str, n: int = 5) -> list[dict]:
+    """The n best feasible results of a search run (how flat the ranking the pick came from is)."""
+    with open(Path(run_dir) / "candidates.jsonl", encoding="utf-8") as f:
+        recs = [json.loads(line) for line in f]
+    ok = {r["hash"]: r for r in recs if r.get("status") == "ok" and all(v <= 0 for v in (r.get("constraints") or {}).values())}
+    best = sorted(ok.values(), key=lambda r: -r["objectives"]["ensemble_accuracy"])[:n]
+    return [{"val_acc": r["objectives"]["ensemble_accuracy"], "macs": r["objectives"]["macs"]} for r in best]
 
 
 def main(argv=None) -> int:
@@ -86,10 +124,12 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="runs/bench-ensemble", help="folder for checkpoints and search runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ensemble_search.json"))
     ap.add_argument("--part", choices=("all", "seeds", "tau"), default="all",
-                    help="seeds: only the per-seed comparison; tau: only the ranking ablation, written to "
-                    "OUT_tau.json (run it beside `--part seeds` with the same --work: it retrains its sample, then "
-                    "waits for the seed-0 supernets); all: both, one after the other")
-    ap.add_argument("--merge", action="store_true", help="fold OUT_tau.json into OUT (after --part seeds/tau)")
+                    help="seeds: only the per-seed comparison; tau: only the ranking ablation (run it beside or after "
+                    "`--part seeds` with the same --work: it retrains its sample, then waits for the first seed's "
+                    "supernets); all: both, one after the other")
+    ap.add_argument("--seeds", default=None, help="with --part seeds: only these of the protocol's seeds (e.g. 3,4)")
+    ap.add_argument("--merge", nargs="+", metavar="PART", default=None,
+                    help="fold the results files of --part runs into --out (no training)")
     ap.add_argument("--base", choices=("nb201-stages", "ofa-mbv3"), default="nb201-stages",
                     help="layer-wise base; ofa-mbv3 runs only as --quick (a CPU smoke, its own results file)")
     ap.add_argument("--quick", action="store_true", help="with --base ofa-mbv3: the OFA_QUICK protocol")
@@ -100,9 +140,20 @@ def main(argv=None) -> int:
         out = a.out if a.out != str(ROOT / "benchmarks" / "results" / "ensemble_search.json") else \
             str(ROOT / "benchmarks" / "results" / "ensemble_search_ofa.json")
         return ofa_quick(a.data, a.work + "-ofa", out, a.tiny)
-    tau_out = a.out[:-5] + "_tau.json" if a.out.endswith(".json") else a.out + "_tau.json"
     if a.merge:
-        return _merge(a.out, tau_out, (TINY if a.tiny else FULL)["seeds"])
+        return _merge(a.out, a.merge)
+
+    p = dict(TINY if a.tiny else FULL)
+    seeds = p["seeds"]
+    if a.seeds is not None:
+        if a.part != "seeds":
+            raise SystemExit("--seeds goes with --part seeds")
+        try:
+            seeds = [int(s) for s in a.seeds.split(",")]
+        except ValueError:
+            raise SystemExit(f"--seeds takes comma-separated integers, got {a.seeds!r}") from None
+        if not set(seeds) <= set(p["seeds"]):
+            raise SystemExit(f"--seeds {seeds} are not all among the protocol's seeds {p['seeds']}")
 
     import torch
     from scipy.stats import kendalltau
@@ -112,7 +163,6 @@ def main(argv=None) -> int:
     from evaluators.ensemble.evaluate import EnsembleSupernetAccuracy
     from evaluators.supernet import data as _data
 
-    p = dict(TINY if a.tiny else FULL)
     if a.tiny:
         data = "synthetic:400:100:8:0"
     else:
@@ -131,15 +181,18 @@ def main(argv=None) -> int:
     from search_spaces.ensemble import Ensemble
 
     macs_budget = float(full_single.macs(Ensemble(3, (conv3,) * 3, ((),))))
-    res = {"protocol": protocol_text(p, data), "partial": True, "seeds": p["seeds"], "seeds_done": [],
-           "macs_budget": macs_budget,
-           "ensemble_acc": [], "single_acc": [], "flops": {"ensemble": [], "single": [], "unit": "MACs"},
-           "shrink_ablation": {"with_shrinking": {"ensemble_acc": []}, "without_shrinking": {"ensemble_acc": []}},
-           "per_seed": [], "timing_s": {}}
-    t_all = time.perf_counter()
+    res = {"protocol": protocol_text(p, data), "criterion": CRITERION, "partial": True, "seeds": p["seeds"],
+           "seeds_done": [], "macs_budget": macs_budget, "per_seed": [], "timing_s": {}}
+    if a.part == "tau":
+        res["seeds"] = []
+    t_all, c_all = time.perf_counter(), time.process_time()
 
     def write():
         res["timing_s"]["total"] = round(time.perf_counter() - t_all, 1)
+        # CPU seconds of this process (torch threads 1): about its wall time on an otherwise idle machine
+        res["timing_s"]["cpu"] = round(time.process_time() - c_all, 1)
+        if a.part != "tau":
+            _collect(res)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(a.out + ".tmp")
         tmp.write_text(json.dumps(res, indent=1))
@@ -152,8 +205,22 @@ def main(argv=None) -> int:
               test_per_class=p["test_per_class"], device="cpu")
     sk = dict(budget=p["search_budget"], val_per_class=p["val_per_class"], device="cpu", threads=p["threads"],
               strategy_options={"population_size": p["population"], "tournament_size": p["tournament"]})
-    supernets = {(seed, v): work / f"s{seed}-{v}" for seed in p["seeds"] for v in ("shrink", "noshrink")}
-    for seed in (p["seeds"] if a.part != "tau" else []):
+
+    def contender(s: dict, seed: int) -> dict:
+        """Retrain the search's best feasible candidate from scratch with every init seed."""
+        b = s["best_feasible"]
+        space = get_space("nb201-ensemble", **s["space_options"])
+        g = space.from_text(b["candidate"])
+        runs = [retrain(g, space, images, seed=i, **rt) for i in init_seeds(seed, p["inits"])]
+        accs = [r["test_acc"] for r in runs]
+        return {"genome": b["candidate"], "supernet_val_acc": b["objectives"]["ensemble_accuracy"],
+                "macs": b["objectives"]["macs"], "retrained_macs": runs[0]["macs"], "test_acc": float(np.mean(accs)),
+                "test_acc_inits": accs, "init_seeds": init_seeds(seed, p["inits"]),
+                "distinct_members": len({tuple(map(str, x)) for x in g.branches}),
+                "top_val": _top_feasible(s["run_dir"])}
+
+    supernets = {v: work / f"s{p['seeds'][0]}-{v}" for v in ("shrink", "noshrink")}
+    for seed in (seeds if a.part != "tau" else []):
         row = {"seed": seed}
         t0 = time.perf_counter()
         for variant, every in (("shrink", p["shrink_every"]), ("noshrink", 0)):
@@ -163,75 +230,51 @@ def main(argv=None) -> int:
                                           "train_acc_last": summ["history"][-1]["train_acc"]}
             s = search(ck, work / f"s{seed}-{variant}-search-k2", k=2, macs_budget=macs_budget, seed=seed,
                        splits=[0, 1, 2], distinct=True, **sk)
-            ens_space = get_space("nb201-ensemble", **s["space_options"])
-            b = s["best_feasible"]
-            g = ens_space.from_text(b["candidate"])
-            r = retrain(g, ens_space, images, seed=seed, **rt)
-            row[f"ensemble_{variant}"] = {"genome": b["candidate"], "supernet_val_acc": b["objectives"]["ensemble_accuracy"],
-                                          "macs": b["objectives"]["macs"], "retrained_macs": r["macs"],
-                                          "test_acc": r["test_acc"], "distinct_members": len({tuple(map(str, x)) for x in g.branches})}
-            print(f"seed {seed} {variant}: ensemble {r['test_acc']:.2f}% test, {r['macs'] / 1e6:.3f} MMACs, "
-                  f"supernet val {b['objectives']['ensemble_accuracy']:.2f}%", flush=True)
-        ens = row["ensemble_shrink"]
-        s1 = search(supernets[(seed, "shrink")], work / f"s{seed}-shrink-search-k1", k=1, macs_budget=ens["macs"],
-                    seed=seed, **sk)
-        b1 = s1["best_feasible"]
-        single_space = get_space("nb201-ensemble", **s1["space_options"])
-        r1 = retrain(single_space.from_text(b1["candidate"]), single_space, images, seed=seed, **rt)
-        row["single"] = {"genome": b1["candidate"], "supernet_val_acc": b1["objectives"]["ensemble_accuracy"],
-                         "macs": b1["objectives"]["macs"], "retrained_macs": r1["macs"], "test_acc": r1["test_acc"]}
-        print(f"seed {seed} single: {r1['test_acc']:.2f}% test, {r1['macs'] / 1e6:.3f} MMACs", flush=True)
+            c = row[f"ensemble_{variant}"] = contender(s, seed)
+            print(f"seed {seed} {variant}: ensemble {c['test_acc']:.2f}% test (inits {c['test_acc_inits']}), "
+                  f"{c['macs'] / 1e6:.3f} MMACs, supernet val {c['supernet_val_acc']:.2f}%", flush=True)
+        s1 = search(work / f"s{seed}-shrink", work / f"s{seed}-shrink-search-k1", k=1,
+                    macs_budget=row["ensemble_shrink"]["macs"], seed=seed, **sk)
+        c = row["single"] = contender(s1, seed)
+        print(f"seed {seed} single: {c['test_acc']:.2f}% test (inits {c['test_acc_inits']}), "
+              f"{c['macs'] / 1e6:.3f} MMACs, supernet val {c['supernet_val_acc']:.2f}%", flush=True)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         res["per_seed"].append(row)
         res["seeds_done"].append(seed)
-        res["ensemble_acc"].append(ens["test_acc"])
-        res["single_acc"].append(row["single"]["test_acc"])
-        res["flops"]["ensemble"].append(ens["macs"])
-        res["flops"]["single"].append(row["single"]["macs"])
-        res["shrink_ablation"]["with_shrinking"]["ensemble_acc"].append(ens["test_acc"])
-        res["shrink_ablation"]["without_shrinking"]["ensemble_acc"].append(row["ensemble_noshrink"]["test_acc"])
-        _stats(res)
         write()
 
     if a.part == "seeds":
+        res["partial"] = False
+        write()
         _table(res)
         return 0
-    if a.part == "tau":  # a results file of its own, folded in by --merge
-        res = {"protocol": res["protocol"], "partial": True, "shrink_ablation": {"with_shrinking": {},
-                                                                               "without_shrinking": {}},
-               "timing_s": {}}
-        a.out = tau_out
     # ablation: supernet ensemble-ranking tau on random K=2 ensembles trained from scratch
     seed0 = p["seeds"][0]
     full_k2 = get_space("nb201-ensemble", base_options=base_opts, k=2, splits=[0, 1, 2])
     rng = np.random.default_rng(12345)
     sample = [full_k2.sample(rng) for _ in range(p["tau_sample"])]
-    tau_rows = []
-    res["shrink_ablation"]["tau_sample"] = tau_rows
+    tau_rows: list[dict] = []
+    res["shrink_ablation"] = {"with_shrinking": {}, "without_shrinking": {}, "tau_sample": tau_rows}
     for g in sample:
         r = retrain(g, full_k2, images, seed=seed0, **rt)
         tau_rows.append({"genome": full_k2.to_text(g), "test_acc": r["test_acc"], "macs": r["macs"]})
         write()
-    for v in ("shrink", "noshrink"):  # with --part tau the supernets come from the --part seeds process
-        done = Path(supernets[(seed0, v)]) / "supernet.json"
+    for v in ("shrink", "noshrink"):  # with --part tau the supernets come from a --part seeds process
+        done = Path(supernets[v]) / "supernet.json"
         for _ in range(1440):
             if done.exists():
                 break
             time.sleep(5)
         else:
             raise SystemExit(f"{done} did not appear (run --part seeds with the same --work)")
-    evs = {v: EnsembleSupernetAccuracy(checkpoint=str(supernets[(seed0, v)]), val_per_class=p["val_per_class"],
+    evs = {v: EnsembleSupernetAccuracy(checkpoint=str(supernets[v]), val_per_class=p["val_per_class"],
                                        threads=p["threads"]) for v in ("shrink", "noshrink")}
-    for i, (g, row) in enumerate(zip(sample, tau_rows)):
+    for g, row in zip(sample, tau_rows):
         row.update({f"supernet_{v}": ev.evaluate(g, full_k2)["ensemble_accuracy"] for v, ev in evs.items()})
-        tau_rows = res["shrink_ablation"]["tau_sample"][:i + 1]
-        if len(tau_rows) >= 3:
-            truth = [t["test_acc"] for t in tau_rows]
-            for v, key in (("shrink", "with_shrinking"), ("noshrink", "without_shrinking")):
-                tau = kendalltau([t[f"supernet_{v}"] for t in tau_rows], truth, variant="b").statistic
-                res["shrink_ablation"][key]["tau"] = None if math.isnan(tau) else float(tau)
-                res["shrink_ablation"][key]["tau_n"] = len(tau_rows)
-        write()
+    truth = [t["test_acc"] for t in tau_rows]
+    for v, key in (("shrink", "with_shrinking"), ("noshrink", "without_shrinking")):
+        tau = kendalltau([t[f"supernet_{v}"] for t in tau_rows], truth, variant="b").statistic
+        res["shrink_ablation"][key].update({"tau": None if math.isnan(tau) else float(tau), "tau_n": len(tau_rows)})
     res["partial"] = False if a.part == "tau" else len(res["seeds_done"]) < len(p["seeds"])
     write()
     if a.part == "all":
@@ -337,18 +380,40 @@ def ofa_quick(data_path: str, work: str, out: str, tiny: bool = False) -> int:
     return 0
 
 
-def _merge(out: str, tau_out: str, seeds: list[int]) -> int:
-    res = json.loads(Path(out).read_text())
-    res.setdefault("seeds", seeds)
-    tau = json.loads(Path(tau_out).read_text())
-    if tau["protocol"] != res["protocol"]:
-        raise SystemExit(f"{tau_out} was made with another protocol than {out}")
-    for key in ("with_shrinking", "without_shrinking"):
-        res["shrink_ablation"][key].update({k: v for k, v in tau["shrink_ablation"][key].items() if k.startswith("tau")})
-    res["shrink_ablation"]["tau_sample"] = tau["shrink_ablation"]["tau_sample"]
-    res["shrink_ablation"]["tau_partial"] = bool(tau["partial"])
-    res["timing_s"]["tau_process"] = tau["timing_s"].get("total")
-    res["partial"] = bool(tau["partial"]) or len(res["seeds_done"]) < len(res["seeds"])
+
+
+def _merge(out: str, parts: list[str]) -> int:
+    """Fold the results files of ``--part seeds`` / ``--part tau`` runs (same protocol) into ``out``."""
+    loaded = []
+    for f in parts:
+        try:
+            loaded.append((f, json.loads(Path(f).read_text())))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"cannot read the part file {f}: {e}") from None
+    protocols = {r.get("protocol") for _, r in loaded}
+    if len(protocols) != 1:
+        raise SystemExit(f"the part files {parts} were made with different protocols")
+    rows = {}
+    tau = None
+    for f, r in loaded:
+        for row in r.get("per_seed", []):
+            if row["seed"] in rows:
+                raise SystemExit(f"seed {row['seed']} is in more than one part file ({f})")
+            rows[row["seed"]] = row
+        if "tau_sample" in r.get("shrink_ablation", {}):
+            if tau is not None:
+                raise SystemExit(f"more than one part file has the tau ablation ({f})")
+            tau = r
+    seeds = max((r.get("seeds") or [] for _, r in loaded), key=len)
+    res = {"protocol": loaded[0][1]["protocol"], "criterion": CRITERION, "partial": False, "seeds": seeds,
+           "seeds_done": sorted(rows), "macs_budget": loaded[0][1]["macs_budget"],
+           "per_seed": [rows[s] for s in sorted(rows)],
+           "timing_s": {"parts": {Path(f).name: r.get("timing_s", {}) for f, r in loaded}}}
+    if tau is not None:
+        res["shrink_ablation"] = {k: v for k, v in tau["shrink_ablation"].items()}
+    res["partial"] = (tau is None or bool(tau.get("partial")) or sorted(rows) != sorted(seeds)
+                      or any(r.get("partial") for _, r in loaded))
+    _collect(res)
     tmp = Path(out + ".tmp")
     tmp.write_text(json.dumps(res, indent=1))
     os.replace(tmp, out)
@@ -361,17 +426,49 @@ def _ms(xs):
     return [float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else 0.0]
 
 
-def _stats(res):
-    e, s = res["ensemble_acc"], res["single_acc"]
-    res["summary"] = {"ensemble_mean_sd": _ms(e), "single_mean_sd": _ms(s),
-                      "difference_mean_sd": _ms(np.subtract(e, s)),
-                      "macs_ratio_single_over_ensemble": [b / a for a, b in zip(res["flops"]["ensemble"], res["flops"]["single"])],
-                      "with_shrinking_mean_sd": _ms(res["shrink_ablation"]["with_shrinking"]["ensemble_acc"]),
-                      "without_shrinking_mean_sd": _ms(res["shrink_ablation"]["without_shrinking"]["ensemble_acc"])}
+def _collect(res):
+    """The issue's top-level fields and the summary, from the per-seed rows (seed order)."""
+    rows = sorted(res["per_seed"], key=lambda r: r["seed"])
+    e = [r["ensemble_shrink"]["test_acc"] for r in rows]
+    s = [r["single"]["test_acc"] for r in rows]
+    res["ensemble_acc"], res["single_acc"] = e, s
+    res["flops"] = {"ensemble": [r["ensemble_shrink"]["macs"] for r in rows],
+                    "single": [r["single"]["macs"] for r in rows], "unit": "MACs"}
+    abl = res.setdefault("shrink_ablation", {})
+    abl.setdefault("with_shrinking", {})["ensemble_acc"] = e
+    abl.setdefault("without_shrinking", {})["ensemble_acc"] = [r["ensemble_noshrink"]["test_acc"] for r in rows]
+    d = np.subtract(e, s)
+    summ = {"ensemble_mean_sd": _ms(e), "single_mean_sd": _ms(s), "difference_mean_sd": _ms(d),
+            "ensemble_wins": int((d > 0).sum()), "seeds": len(rows),
+            "macs_ratio_single_over_ensemble": [b / a for a, b in zip(res["flops"]["ensemble"], res["flops"]["single"])],
+            "with_shrinking_mean_sd": _ms(e),
+            "without_shrinking_mean_sd": _ms(abl["without_shrinking"]["ensemble_acc"]),
+            # one init per contender (the first: the run seed), i.e. what a version-1 protocol would report
+            "first_init": {c: [r[c]["test_acc_inits"][0] for r in rows] for c in CONTENDERS},
+            # init noise: the sd over a contender's inits, averaged over seeds
+            "init_sd": {c: float(np.mean([_ms(r[c]["test_acc_inits"])[1] for r in rows])) for c in CONTENDERS}}
+    if len(rows) >= 2:
+        from scipy.stats import ttest_rel
+
+        me, se = summ["ensemble_mean_sd"]
+        ms, ss = summ["single_mean_sd"]
+        p = ttest_rel(e, s, alternative="greater").pvalue
+        summ["paired_t_p_one_sided"] = None if math.isnan(p) else float(p)
+        res["verdict"] = {"criterion": CRITERION, "wins_every_seed": bool((d > 0).all()),
+                          "intervals_separated": bool(me - se > ms + ss),
+                          "holds": bool((d > 0).all() and me - se > ms + ss)}
+    res["summary"] = summ
 
 
 def _table(res):
     s = res["summary"]
+    print(f"\n{'seed':>4s} {'ensemble (inits)':>24s} {'single (inits)':>24s} {'no-shrink':>10s} "
+          f"{'MMACs e/s':>12s} {'single val top-5':>28s}")
+    for r in sorted(res["per_seed"], key=lambda r: r["seed"]):
+        e, n, x = r["ensemble_shrink"], r["ensemble_noshrink"], r["single"]
+        print(f"{r['seed']:4d} {e['test_acc']:7.2f} {str(e['test_acc_inits']):>16s} {x['test_acc']:7.2f} "
+              f"{str(x['test_acc_inits']):>16s} {n['test_acc']:10.2f} {e['macs'] / 1e6:5.2f}/{x['macs'] / 1e6:<5.2f} "
+              f"{str([t['val_acc'] for t in x['top_val']]):>28s}")
     print(f"\n{'':28s} {'test top-1 mean':>16s} {'sd':>6s}   per seed")
     for name, key, vals in (("searched K=2 ensemble", "ensemble_mean_sd", res["ensemble_acc"]),
                             ("best single (<= MACs)", "single_mean_sd", res["single_acc"]),
@@ -379,11 +476,15 @@ def _table(res):
                              res["shrink_ablation"]["without_shrinking"]["ensemble_acc"])):
         print(f"{name:28s} {s[key][0]:16.2f} {s[key][1]:6.2f}   {[round(v, 2) for v in vals]}")
     d = s["difference_mean_sd"]
-    print(f"ensemble - single: {d[0]:+.2f} +- {d[1]:.2f} points; MACs single/ensemble "
-          f"{[round(r, 3) for r in s['macs_ratio_single_over_ensemble']]}")
+    print(f"ensemble - single: {d[0]:+.2f} +- {d[1]:.2f} points, ahead in {s['ensemble_wins']} of {s['seeds']} seeds "
+          f"(paired t one-sided p {s.get('paired_t_p_one_sided')}); MACs single/ensemble "
+          f"{[round(r, 3) for r in s['macs_ratio_single_over_ensemble']]}; init sd {s['init_sd']}")
+    if "verdict" in res:
+        print(f"verdict ({res['verdict']['criterion']}): {'HOLDS' if res['verdict']['holds'] else 'does NOT hold'}")
     for key in ("with_shrinking", "without_shrinking"):
         a = res["shrink_ablation"][key]
-        print(f"supernet ensemble-ranking tau ({key}): {a.get('tau')} on {a.get('tau_n')} retrained ensembles")
+        if "tau" in a:
+            print(f"supernet ensemble-ranking tau ({key}): {a['tau']} on {a['tau_n']} retrained ensembles")
 
 
 if __name__ == "__main__":

@@ -55,3 +55,26 @@ def test_ensemble_search_runs_tiny(tmp_path):
         for k in ("ensemble_shrink", "ensemble_noshrink", "single"):
             assert row[k]["macs"] == row[k]["retrained_macs"]
     assert res["shrink_ablation"]["with_shrinking"]["tau_n"] == 3 and "protocol" in res
+    for row in res["per_seed"]:  # each contender retrained with 2 inits, its accuracy their mean
+        for k in ("ensemble_shrink", "ensemble_noshrink", "single"):
+            assert len(row[k]["test_acc_inits"]) == 2 and row[k]["init_seeds"] == [row["seed"], row["seed"] + 100]
+            assert abs(row[k]["test_acc"] - sum(row[k]["test_acc_inits"]) / 2) < 1e-9
+    e, s = res["ensemble_acc"], res["single_acc"]
+    assert res["summary"]["ensemble_wins"] == sum(a > b for a, b in zip(e, s))
+    assert res["verdict"]["holds"] == (res["verdict"]["wins_every_seed"] and res["verdict"]["intervals_separated"])
+    # the same run as two seed processes and a tau process, folded with --merge: the same results
+    parts = []
+    for i, extra in enumerate((["--part", "seeds", "--seeds", "1"], ["--part", "seeds", "--seeds", "0"],
+                               ["--part", "tau"])):
+        parts.append(str(tmp_path / f"part{i}.json"))
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ensemble_search.py"), "--tiny",
+                            "--work", str(tmp_path / "w2"), "--out", parts[-1], *extra],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ensemble_search.py"), "--merge", *parts,
+                        "--out", str(tmp_path / "merged.json")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert merged["partial"] is False and merged["seeds_done"] == [0, 1]
+    for key in ("ensemble_acc", "single_acc", "flops", "shrink_ablation", "summary", "verdict", "protocol"):
+        assert merged[key] == res[key], key
