@@ -55,6 +55,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 RESULTS = os.path.join(HERE, "results")
+#: the contender whose counts are the headline (``beats_adamw_seeds``), fixed before the run
+HEADLINE = "program search"
 ORIGINAL_FITNESS = {"tasks": ["mlp", "mlp_wide", "charlm"]}  # the previous protocol's fitness (one lr)
 
 
@@ -79,45 +81,103 @@ def automl_contender(strategy: str, seed: int, seconds: float, P: int, screen: i
             "evaluator_seconds": s["evaluator_seconds"], "wall_s": time.perf_counter() - t0}
 
 
-def tpe_contender(seed: int, seconds: float, P: int, screen: int, fitness: dict, batch: int = 32) -> dict:
+def _tpe_batches(suggest, seconds: float, ev, seed: int, batch: int = 32, first: list[dict] | None = None) -> tuple:
+    """Optuna TPE asking ``batch`` trials at a time, ``suggest(trial) -> program text``, each batch
+    scored by ``ev.evaluate_batch`` until the batches' measured time reaches ``seconds`` (the
+    batch's whole time, as run_batch charges it).  ``first``: parameter sets enqueued first.
+    Returns (records, seconds spent)."""
     import optuna
 
     from automl.types import Evaluation
-    from evaluators.optimizer_proxy import OptimizerProxy
-    from optimizer_search import adamw_program
     from search_spaces.programs import ProgramSpace
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    opts = {**fitness, "batch": P, "screen": screen}
-    ev, space = OptimizerProxy(**opts), ProgramSpace()
-    for t in ev.tasks:
-        ev.baseline(t)  # (once per process; not charged to anyone)
+    space = ProgramSpace()
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
-    spent, recs, t0 = 0.0, [], time.perf_counter()
+    for params in first or ():
+        study.enqueue_trial(params)
+    spent, recs = 0.0, []
     while spent < seconds:
         trials = [study.ask() for _ in range(batch)]
-        texts = [adamw_program(tr.suggest_float("lr", 1e-4, 1e-1, log=True), tr.suggest_float("beta1", 0.5, 0.99),
-                               tr.suggest_float("beta2", 0.9, 0.9999),
-                               tr.suggest_float("weight_decay", 1e-5, 1.0, log=True), ev.lr) for tr in trials]
+        texts = [suggest(tr) for tr in trials]
         t1 = time.perf_counter()
         res = ev.evaluate_batch([space.from_text(x) for x in texts])
-        spent += time.perf_counter() - t1  # the batch's whole time, as run_batch charges it
+        spent += time.perf_counter() - t1
         for tr, text, r in zip(trials, texts, res):
             v = r.objectives["val_loss"] if isinstance(r, Evaluation) else math.nan
             study.tell(tr, v if math.isfinite(v) else float("inf"))
             recs.append({"id": len(recs), "candidate": text, "status": "ok" if math.isfinite(v) else "invalid",
                          "objectives": {"val_loss": v}})
+    return recs, spent
+
+
+def tpe_contender(seed: int, seconds: float, P: int, screen: int, fitness: dict, batch: int = 32) -> dict:
+    from evaluators.optimizer_proxy import OptimizerProxy
+    from optimizer_search import adamw_program
+
+    opts = {**fitness, "batch": P, "screen": screen}
+    ev = OptimizerProxy(**opts)
+    for t in ev.tasks:
+        ev.baseline(t)  # (once per process; not charged to anyone)
+    t0 = time.perf_counter()
+
+    def suggest(tr):
+        return adamw_program(tr.suggest_float("lr", 1e-4, 1e-1, log=True), tr.suggest_float("beta1", 0.5, 0.99),
+                             tr.suggest_float("beta2", 0.9, 0.9999),
+                             tr.suggest_float("weight_decay", 1e-5, 1.0, log=True), ev.lr)
+
+    recs, spent = _tpe_batches(suggest, seconds, ev, seed, batch)
     return {"records": recs, "options": opts, "candidates": len(recs), "charged": len(recs),
             "evaluator_seconds": spent, "wall_s": time.perf_counter() - t0}
 
 
+def search_then_tune(seed: int, seconds: float, P: int, screen: int, fitness: dict, tune_fraction: float,
+                     tol: float) -> dict:
+    """Program search for (1 - tune_fraction) of the evaluator-seconds, then TPE on the constants
+    (and an lr multiplier) of the search's best program for the rest -- the per-program constant
+    tuning of the symbolic-optimizer papers, with the dimensions of
+    ``search_spaces.programs.tuning`` (each constant within a factor 10, betas as 1 - c) and the
+    program as given enqueued first.  Every record of both stages goes to the funnel."""
+    from evaluators.optimizer_proxy import OptimizerProxy
+    from evaluators.optimizer_proxy.funnel import top_programs
+    from search_spaces.programs import ProgramSpace
+    from search_spaces.programs.tuning import _search_dims
+
+    run = automl_contender("evolution", seed, seconds * (1.0 - tune_fraction), P, screen, fitness)
+    best = top_programs(run["records"], 1, tol=tol)
+    if not best:
+        return run
+    space = ProgramSpace()
+    genome = space.from_text(best[0]["candidate"])
+    consts = space.constants(genome)
+    dims = _search_dims(consts, 10.0)
+    ev = OptimizerProxy(**run["options"])
+    t0 = time.perf_counter()
+
+    def suggest(tr):
+        vals = []
+        for (kind, lo, hi, name), c in zip(dims, consts):
+            x = tr.suggest_float(name, lo, hi, log=True)
+            vals.append(1.0 - x if kind == "one_minus" else math.copysign(x, c))
+        return space.to_text(space.with_constants(genome, vals, tr.suggest_float("lr_scale", 0.1, 10.0, log=True)))
+
+    start = {name: (1.0 - c if kind == "one_minus" else abs(c)) for (kind, _, _, name), c in zip(dims, consts)}
+    recs, spent = _tpe_batches(suggest, seconds - run["evaluator_seconds"], ev, seed, first=[{**start, "lr_scale": 1.0}])
+    n = len(run["records"])
+    tuned = [{**r, "id": n + r["id"]} for r in recs]
+    return {**run, "records": run["records"] + tuned, "candidates": run["candidates"] + len(recs),
+            "charged": run["charged"] + len(recs), "evaluator_seconds": run["evaluator_seconds"] + spent,
+            "wall_s": run["wall_s"] + time.perf_counter() - t0, "tuned_program": best[0]["candidate"],
+            "tuned_constants": len(consts), "tune_seconds": spent}
+
+
 def through_funnel(run: dict, top: int, scale: float, heldout_steps: int, grid: list[float], seed: int,
-                   funnel_seed: int) -> dict:
+                   funnel_seed: int, tol: float) -> dict:
     from evaluators.optimizer_proxy import heldout_score
     from evaluators.optimizer_proxy.funnel import funnel_records
 
     t0 = time.perf_counter()
-    f = funnel_records(run["records"], {**run["options"], "seed": funnel_seed}, top, scale)
+    f = funnel_records(run["records"], {**run["options"], "seed": funnel_seed}, top, scale, tol=tol)
     rows = [r for r in f["candidates"] if math.isfinite(r["funnel_val_loss"])]
     best_search = min((r["objectives"]["val_loss"] for r in run["records"] if r["status"] == "ok"
                        and math.isfinite(r["objectives"]["val_loss"])), default=math.nan)
@@ -149,6 +209,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fitness-lrs", default="0.003,0.01,0.03",
                     help="base lrs the fitness tunes every program (and AdamW) over; one value: no tuning")
     ap.add_argument("--no-ablation", action="store_true", help="skip 'program search, original fitness'")
+    ap.add_argument("--tune-fraction", type=float, default=1 / 3,
+                    help="share of a 'program search + tuning' budget spent tuning the best program's constants")
+    ap.add_argument("--tol", type=float, default=1e-5, help="funnel: programs whose fitness is within this "
+                    "relative tolerance of a better one count as the same program (float-rounding twins)")
     ap.add_argument("--only", default="", help="comma-separated contender names to run (default: all)")
     ap.add_argument("--heldout-steps", type=int, default=200)
     ap.add_argument("--lr-grid", default="0.001,0.003,0.01,0.03,0.1")
@@ -170,6 +234,7 @@ def main(argv=None) -> int:
         fitness["lr_grid"] = [x for x in flrs if x != base_lr]
     E, P, k = a.evaluator_seconds, a.P, a.screen
     contenders = {
+        "program search + tuning": lambda s: search_then_tune(s, E, P, k, fitness, a.tune_fraction, a.tol),
         "program search": lambda s: automl_contender("evolution", s, E, P, k, fitness),
         "random programs": lambda s: automl_contender("random", s, E, P, k, fitness),
         "TPE on AdamW constants": lambda s: tpe_contender(s, E, P, k, fitness),
@@ -184,7 +249,7 @@ def main(argv=None) -> int:
     for seed in seeds:
         for name, run_fn in contenders.items():
             run = run_fn(seed)
-            f = through_funnel(run, a.top, a.scale, a.heldout_steps, grid, seed, a.funnel_seed_offset + seed)
+            f = through_funnel(run, a.top, a.scale, a.heldout_steps, grid, seed, a.funnel_seed_offset + seed, a.tol)
             row = {"seed": seed, "candidates": run["candidates"], "charged": run["charged"],
                    "evaluator_seconds": run["evaluator_seconds"], "wall_s": run["wall_s"], **f}
             table[name].append(row)
@@ -196,16 +261,24 @@ def main(argv=None) -> int:
         xs = [x for x in xs if math.isfinite(x)]
         return sum(xs) / len(xs) if xs else math.nan
 
-    ps, tpe = table.get("program search", []), table.get("TPE on AdamW constants", [])
+    def beats(rows, others):
+        return sum(1 for r, q in zip(rows, others) if r["heldout"] < q["heldout"]
+                   or (math.isfinite(r["heldout"]) and not math.isfinite(q["heldout"])))
+
+    tpe = table.get("TPE on AdamW constants", [])
+    head = HEADLINE if HEADLINE in table else next(iter(table))
     summary = {
         "protocol": {"quick": a.quick, "evaluator_seconds": a.evaluator_seconds, "P": a.P, "screen": a.screen,
-                     "seeds": seeds, "top": a.top, "funnel_scale": a.scale,
+                     "seeds": seeds, "top": a.top, "funnel_scale": a.scale, "funnel_tol": a.tol,
                      "funnel_seed": f"{a.funnel_seed_offset} + seed", "heldout_steps": a.heldout_steps,
-                     "lr_grid": grid, "fitness": fitness, "ablation_fitness": None if a.no_ablation else ORIGINAL_FITNESS,
+                     "lr_grid": grid, "fitness": fitness, "tune_fraction": a.tune_fraction,
+                     "ablation_fitness": None if a.no_ablation else ORIGINAL_FITNESS,
                      "heldout_tasks": ["conv", "regress", "autoenc"]},
-        "beats_adamw_seeds": sum(1 for r in ps if r["heldout"] < 1.0),
-        "beats_tpe_seeds": sum(1 for r, q in zip(ps, tpe) if r["heldout"] < q["heldout"]
-                               or (math.isfinite(r["heldout"]) and not math.isfinite(q["heldout"]))),
+        "headline": head,
+        "beats_adamw_seeds": sum(1 for r in table[head] if r["heldout"] < 1.0),
+        "beats_tpe_seeds": beats(table[head], tpe),
+        "by_contender": {k: {"beats_adamw_seeds": sum(1 for r in v if r["heldout"] < 1.0),
+                             "beats_tpe_seeds": beats(v, tpe)} for k, v in table.items()},
         "table": {k: {"heldout_mean": mean([r["heldout"] for r in v]),
                       "heldout_per_seed": [r["heldout"] for r in v],
                       "search_best_mean": mean([r["best_search"] for r in v]),
@@ -216,7 +289,7 @@ def main(argv=None) -> int:
     for k, v in summary["table"].items():
         per = " / ".join(f"{x:.3f}" for x in v["heldout_per_seed"])
         print(f"{k:34s} {v['heldout_mean']:28.4f} {per:>24s} {v['search_best_mean']:12.4f} {v['candidates_mean']:11.0f}")
-    print(f"program search beats tuned AdamW on held-out in {summary['beats_adamw_seeds']}/{len(seeds)} seeds, "
+    print(f"{head} beats tuned AdamW on held-out in {summary['beats_adamw_seeds']}/{len(seeds)} seeds, "
           f"beats TPE in {summary['beats_tpe_seeds']}/{len(seeds)}")
     from automl.log import versions
 

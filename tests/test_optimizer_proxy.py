@@ -153,6 +153,10 @@ def test_top_programs_dedupes_by_hash():
             for i, (h, v) in enumerate([("a", 0.5), ("a", 0.5), ("b", 0.7), ("c", float("nan")), ("d", 0.6)])]
     recs.append({"id": 9, "status": "invalid", "hash": "e", "candidate": "9", "objectives": {"val_loss": 0.1}})
     assert [r["id"] for r in top_programs(recs, 5)] == [0, 4, 2]
+    twins = [{"id": i, "status": "ok", "hash": str(i), "candidate": str(i), "objectives": {"val_loss": v}}
+             for i, v in enumerate([0.9, 0.9 + 1e-9, 0.9 + 2e-9, 0.95, 0.95 * (1 + 1e-3)])]
+    assert [r["id"] for r in top_programs(twins, 5)] == [0, 1, 2, 3, 4]
+    assert [r["id"] for r in top_programs(twins, 5, tol=1e-5)] == [0, 3, 4]  # rounding twins count once
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is False)")

@@ -97,13 +97,21 @@ def _linear(gen: torch.Generator, n_in: int, n_out: int) -> list[torch.Tensor]:
 MLP_D, MLP_C = 16, 6
 
 
-def _mlp_data(rng: np.random.Generator, scale: float):
-    n_train, n_val = int(1024 * scale), 1024
-    a = rng.standard_normal((MLP_D, 64)) / math.sqrt(MLP_D) * 2.0
-    b = rng.standard_normal((64, MLP_C)) / math.sqrt(64) * 3.0
-    x = rng.standard_normal((n_train + n_val, MLP_D))
-    y = np.argmax(np.tanh(x @ a) @ b, axis=1)
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+def _teacher_data(rows: int):
+    """Teacher-network classification data with ``rows`` x scale training rows."""
+
+    def make(rng: np.random.Generator, scale: float):
+        n_train, n_val = int(rows * scale), 1024
+        a = rng.standard_normal((MLP_D, 64)) / math.sqrt(MLP_D) * 2.0
+        b = rng.standard_normal((64, MLP_C)) / math.sqrt(64) * 3.0
+        x = rng.standard_normal((n_train + n_val, MLP_D))
+        y = np.argmax(np.tanh(x @ a) @ b, axis=1)
+        return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+    return make
+
+
+_mlp_data = _teacher_data(1024)
 
 
 def _mlp_params_of(base: int):
@@ -216,16 +224,7 @@ def _charlm_pforward(p, x):
     return _plinear(torch.tanh(_plinear(e, p[1], p[2])), p[3], p[4])
 
 
-# --- mlp_deep: teacher classification with a deep narrow tanh MLP ------------------------------------
-
-
-def _mlp_deep_data(rng: np.random.Generator, scale: float):
-    n_train, n_val = int(8192 * scale), 1024
-    a = rng.standard_normal((MLP_D, 64)) / math.sqrt(MLP_D) * 2.0
-    b = rng.standard_normal((64, MLP_C)) / math.sqrt(64) * 3.0
-    x = rng.standard_normal((n_train + n_val, MLP_D))
-    y = np.argmax(np.tanh(x @ a) @ b, axis=1)
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+# --- mlp_deep: teacher classification, 8x the data, with a deep narrow tanh MLP -----------------------
 
 
 def _mlp_deep_params(gen, scale, meta):
@@ -234,16 +233,17 @@ def _mlp_deep_params(gen, scale, meta):
             *_linear(gen, h, MLP_C)]
 
 
-def _mlp_deep_forward(p, x):
-    for i in range(0, 8, 2):
+def _tanh_forward(p, x):
+    """A tanh MLP of any depth: (weight, bias) pairs, tanh after each but the last."""
+    for i in range(0, len(p) - 2, 2):
         x = torch.tanh(F.linear(x, p[i], p[i + 1]))
-    return F.linear(x, p[8], p[9])
+    return F.linear(x, p[-2], p[-1])
 
 
-def _mlp_deep_pforward(p, x):
-    for i in range(0, 8, 2):
+def _tanh_pforward(p, x):
+    for i in range(0, len(p) - 2, 2):
         x = torch.tanh(_plinear(x, p[i], p[i + 1]))
-    return _plinear(x, p[8], p[9])
+    return _plinear(x, p[-2], p[-1])
 
 
 # --- held-out: regression with a deep tanh MLP ------------------------------------------------------
@@ -263,18 +263,6 @@ def _regress_data(rng: np.random.Generator, scale: float):
 def _regress_params(gen, scale, meta):
     h = width(24, scale)
     return [*_linear(gen, REG_D, h), *_linear(gen, h, h), *_linear(gen, h, h), *_linear(gen, h, REG_O)]
-
-
-def _regress_forward(p, x):
-    for i in range(0, 6, 2):
-        x = torch.tanh(F.linear(x, p[i], p[i + 1]))
-    return F.linear(x, p[6], p[7])
-
-
-def _regress_pforward(p, x):
-    for i in range(0, 6, 2):
-        x = torch.tanh(_plinear(x, p[i], p[i + 1]))
-    return _plinear(x, p[6], p[7])
 
 
 # --- held-out: autoencoder ----------------------------------------------------------------------------
@@ -315,13 +303,12 @@ TASKS: dict[str, Task] = {
     "mlp": Task("mlp", "ce", 64, _mlp_data, _mlp_params_of(32), _mlp_forward, pforward=_mlp_pforward),
     "mlp_wide": Task("mlp_wide", "ce", 64, _mlp_data, _mlp_params_of(128), _mlp_forward, data="mlp",
                      pforward=_mlp_pforward),
-    "mlp_deep": Task("mlp_deep", "ce", 64, _mlp_deep_data, _mlp_deep_params, _mlp_deep_forward,
-                     pforward=_mlp_deep_pforward),
+    "mlp_deep": Task("mlp_deep", "ce", 64, _teacher_data(8192), _mlp_deep_params, _tanh_forward,
+                     pforward=_tanh_pforward),
     "conv": Task("conv", "ce", 32, _conv_data, _conv_params, _conv_forward),
     "charlm": Task("charlm", "ce", 64, _charlm_data, _charlm_params, _charlm_forward, _charlm_meta,
                    pforward=_charlm_pforward),
-    "regress": Task("regress", "mse", 64, _regress_data, _regress_params, _regress_forward,
-                    pforward=_regress_pforward),
+    "regress": Task("regress", "mse", 64, _regress_data, _regress_params, _tanh_forward, pforward=_tanh_pforward),
     "autoenc": Task("autoenc", "mse", 64, _autoenc_data, _autoenc_params, _autoenc_forward,
                     pforward=_autoenc_pforward),
 }
