@@ -14,8 +14,11 @@ Protocol (fixed; ``--quick`` is a smoke run of the same pipeline with tiny numbe
   *against* the held-out score, because it rewards a lr multiplier and heavy weight decay;
 * contenders, each given ``--evaluator-seconds`` E per seed (the summed cost of its
   evaluations, as automl charges them):
-  - **program search**: regularized evolution over optimizer programs from the AdamW warm start
-    (population P, tournament P / 16), ``automl.search(evaluator_seconds=E)``;
+  - **program search** (the headline): regularized evolution over optimizer programs from the
+    AdamW warm start (population P, tournament P / 16), ``automl.search(evaluator_seconds=E)``;
+  - **program search + tuning**: the same for (1 - ``--tune-fraction``) of E, then TPE on the
+    constants and an lr multiplier of its best program (search_spaces/programs/tuning.py's
+    dimensions) for the rest;
   - **random programs**: automl's random strategy over the same space, same budget;
   - **TPE on AdamW's constants**: Optuna TPE over AdamW's (lr multiplier, beta1, beta2, weight
     decay), written as programs, asked in batches of 32 and scored by the same batched evaluator
@@ -33,12 +36,13 @@ Protocol (fixed; ``--quick`` is a smoke run of the same pipeline with tiny numbe
   tasks of best loss / AdamW's best loss (< 1 beats tuned AdamW).
 
 Goal from the issue: the searched program beats tuned AdamW on held-out tasks in >= 2 of 3 seeds
-and beats TPE at equal evaluator-seconds.  The recorded run: E = 120 s, P = 64, top 8, scale 2,
-held-out 200 steps with the default grid (about 45 min on this shared 2-core machine).  Writes
+and beats TPE at equal evaluator-seconds.  The defaults are the recorded run: E = 120 s, P = 64,
+top 8, scale 2, held-out 200 steps over the 5-point grid (about 45 min on this shared 2-core
+machine).  Writes
 the "discovery" section of benchmarks/results/batched_programs.json (and
 benchmarks/results/discovery.json with every run's details).
 
-    nice -n 10 python benchmarks/discovery.py --evaluator-seconds 120 --P 64 --top 8 --scale 2
+    nice -n 10 python benchmarks/discovery.py              # the recorded protocol
     nice -n 10 python benchmarks/discovery.py --quick      # minutes: E = 10 s, P = 32, top 2, scale 2, held-out 60 steps
 """
 from __future__ import annotations
