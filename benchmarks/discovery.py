@@ -37,7 +37,7 @@ Protocol (fixed; ``--quick`` is a smoke run of the same pipeline with tiny numbe
 
 Goal from the issue: the searched program beats tuned AdamW on held-out tasks in >= 2 of 3 seeds
 and beats TPE at equal evaluator-seconds.  The defaults are the recorded run: E = 120 s, P = 64,
-top 8, scale 2, held-out 200 steps over the 5-point grid (about 45 min on this shared 2-core
+top 8, scale 2, held-out 200 steps over the 5-point grid (35 min on this shared 2-core
 machine).  Writes
 the "discovery" section of benchmarks/results/batched_programs.json (and
 benchmarks/results/discovery.json with every run's details).

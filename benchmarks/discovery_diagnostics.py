@@ -15,7 +15,7 @@ changing the discovery protocol (benchmarks/discovery.py):
 
 Writes benchmarks/results/discovery_diagnostics.json and prints both tables.
 
-    nice -n 10 python benchmarks/discovery_diagnostics.py     # ~10 min on this shared 2-core machine
+    nice -n 10 python benchmarks/discovery_diagnostics.py     # 36 min here at nice 19 beside discovery.py
 """
 from __future__ import annotations
 
