@@ -43,19 +43,34 @@ def test_batched_interpreter_equals_the_numpy_reference_interpreter():
         u, m, v = bp.step(w, torch.tensor(np.array(g)).repeat(P, 1), m, v, float(lr), float(1 + s))
         got.append(u.numpy())
         w = w - u
+    w0_near = np.asarray(w0, dtype=np.float64) * (1.0 + 1e-10)
+    compared = []  # per program: the share of elements still compared at the last step
     with np.errstate(all="ignore"):
         for c, p in enumerate(progs):
             ref, _, _ = run(p, w0, grads, lrs)
-            for s, r in enumerate(ref):
+            # the reference again from weights 1e-10 (relative) away: an element that moves beyond the
+            # tolerance is one where the program amplifies rounding 10**4-fold or more (cos(w ** m) once m
+            # reaches 1e12, ...), so two correct implementations differ there too; from then on (chaos
+            # carries over through w, m and v) that element is not compared
+            ref_near, _, _ = run(p, w0_near, grads, lrs)
+            trusted = np.ones(got[0][c].shape, dtype=bool)
+            for s, (r, r_near) in enumerate(zip(ref, ref_near)):
                 a = got[s][c]
                 b = np.broadcast_to(np.asarray(r, dtype=np.float64), a.shape)
-                assert np.array_equal(np.isnan(a), np.isnan(b)), (c, s, SPACE.to_text(p))
+                b_near = np.broadcast_to(np.asarray(r_near, dtype=np.float64), a.shape)
                 fin = np.isfinite(b)
-                assert np.array_equal(np.isfinite(a), fin), (c, s)
                 # transcendentals: torch's vs probe_math's (a few ulp), compounded over the steps (w -= tan(w)
                 # amplifies them)
                 scale = np.max(np.abs(b[fin]), initial=0.0)
-                np.testing.assert_allclose(a[fin], b[fin], rtol=1e-6, atol=1e-12 + 1e-9 * scale, err_msg=SPACE.to_text(p))
+                atol = 1e-12 + 1e-9 * scale
+                same = (np.isnan(b) == np.isnan(b_near)) & (fin == np.isfinite(b_near))
+                trusted &= same & (~fin | (np.abs(b_near - b) <= atol + 1e-6 * np.abs(b)))
+                assert np.array_equal(np.isnan(a)[trusted], np.isnan(b)[trusted]), (c, s, SPACE.to_text(p))
+                assert np.array_equal(np.isfinite(a)[trusted], fin[trusted]), (c, s)
+                ok = trusted & fin
+                np.testing.assert_allclose(a[ok], b[ok], rtol=1e-6, atol=atol, err_msg=SPACE.to_text(p))
+            compared.append(trusted.mean())
+    assert min(compared[:7]) == 1.0 and sum(compared) / len(compared) > 0.9  # classics in full, most of the rest
 
 
 def test_batched_training_equals_the_per_candidate_reference_on_a_random_population():

@@ -153,6 +153,10 @@ def test_top_programs_dedupes_by_hash():
             for i, (h, v) in enumerate([("a", 0.5), ("a", 0.5), ("b", 0.7), ("c", float("nan")), ("d", 0.6)])]
     recs.append({"id": 9, "status": "invalid", "hash": "e", "candidate": "9", "objectives": {"val_loss": 0.1}})
     assert [r["id"] for r in top_programs(recs, 5)] == [0, 4, 2]
+    twins = [{"id": i, "status": "ok", "hash": str(i), "candidate": str(i), "objectives": {"val_loss": v}}
+             for i, v in enumerate([0.9, 0.9 + 1e-9, 0.9 + 2e-9, 0.95, 0.95 * (1 + 1e-3)])]
+    assert [r["id"] for r in top_programs(twins, 5)] == [0, 1, 2, 3, 4]
+    assert [r["id"] for r in top_programs(twins, 5, tol=1e-5)] == [0, 3, 4]  # rounding twins count once
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is False)")
@@ -171,3 +175,59 @@ def test_cuda_unavailable_is_a_config_error():
         pytest.skip("CUDA is available here")
     with pytest.raises(ConfigError, match="cuda"):
         OptimizerProxy(tasks=["mlp"], steps=5, device="cuda").evaluate(prog("adamw"))
+
+
+# lr * 300 * g: fine at small base lrs, diverges at 0.1 (a program that needs its lr tuned)
+HOT = "def train(w, g, m, v, lr):\n  a = lr * 300.0\n  update = g * a\n  return update, m, v\n"
+GRID = {"tasks": ["mlp", "regress"], "steps": 12, "lr": 0.01, "lr_grid": [0.001, 0.1]}
+
+
+def test_lr_grid_scores_each_task_at_its_best_lr_as_separate_runs_would():
+    ev = OptimizerProxy(**GRID)
+    assert ev.lrs == [0.001, 0.01, 0.1] and ev.fidelity()["lr_grid"] == [0.001, 0.1]
+    assert ev.probe_domain()["lr"][1] == 0.1  # the probe covers the largest lr trained at
+    assert "lr_grid" not in OptimizerProxy(tasks=["mlp"], lr_grid=[0.01]).options()  # = lr: no grid
+    assert ev.evaluate(prog("adamw"))["val_loss"] == 1.0
+    single = {g: OptimizerProxy(**{**GRID, "lr": g, "lr_grid": None}) for g in ev.lrs}
+    for text in (HOT, "sgd", "lion"):
+        out = ev.evaluate(prog(text))
+        assert math.isfinite(out["val_loss"])
+        rel = []
+        for task in GRID["tasks"]:
+            runs = {g: e.details(prog(text))[task] for g, e in single.items()}
+            best_lr = min((d["loss"], g) for g, d in runs.items() if not d["diverged"])[1]
+            best_adamw = min(e.adamw(task)[0] for e in single.values())
+            assert out[f"lr_{task}"] == best_lr and out[f"loss_{task}"] == runs[best_lr]["loss"]
+            rel.append(runs[best_lr]["loss"] / best_adamw)
+        assert out["val_loss"] == pytest.approx(sum(rel) / len(rel), rel=1e-12)
+    assert single[0.1].details(prog(HOT))["mlp"]["diverged"]  # only tuning keeps HOT alive
+    assert ev.evaluate(prog(HOT))["lr_mlp"] < 0.1
+    assert math.isnan(ev.evaluate(prog(DIVERGING))["val_loss"]) and "at every lr" in ev.last_diverged
+
+
+def test_lr_grid_batched_path_equals_the_reference_path():
+    texts = ["adamw", "lion", "sgd", HOT, DIVERGING, "rmsprop"]
+    ref = OptimizerProxy(**GRID)
+    res = OptimizerProxy(**GRID, batch=8, screen=3).evaluate_batch([prog(t) for t in texts])
+    for text, r in zip(texts, res):
+        want = ref.evaluate(prog(text))
+        if math.isnan(want["val_loss"]):
+            assert math.isnan(r.objectives["val_loss"]) and "at every lr" in r.info["diverged"]
+            continue
+        assert r.objectives["val_loss"] == pytest.approx(want["val_loss"], rel=1e-4)
+        assert all(r.objectives[f"lr_{t}"] == want[f"lr_{t}"] for t in GRID["tasks"])
+    assert res[0].objectives["val_loss"] == 1.0 and res[4].info["screened"] and res[4].cost_s < res[0].cost_s
+
+
+def test_lr_grid_is_checked():
+    for bad in ("0.1", [0.0], [float("nan")], ["x"]):
+        with pytest.raises(ConfigError, match="lr_grid"):
+            OptimizerProxy(tasks=["mlp"], lr_grid=bad)
+
+
+def test_heldout_score_uses_the_same_tuning_rule():
+    h = heldout_score(HOT, steps=12, tasks=["mlp"], grid=[0.001, 0.1])
+    d = h["tasks"]["mlp"]
+    assert d["lr"] in (0.001, 0.01) and d["per_lr"][0.1]["diverged"] and math.isfinite(h["score"])
+    assert h["score"] == pytest.approx(OptimizerProxy(**{**GRID, "tasks": ["mlp"]}).evaluate(prog(HOT))["val_loss"],
+                                       rel=1e-12)

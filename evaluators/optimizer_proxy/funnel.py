@@ -19,17 +19,21 @@ from automl.errors import ConfigError, RunDirError
 FUNNEL_FILE = "funnel.json"
 
 
-def top_programs(records: list[dict[str, Any]], top: int, objective: str = "val_loss") -> list[dict[str, Any]]:
-    """The ``top`` best valid records by ``objective`` (min), one per functional digest."""
+def top_programs(records: list[dict[str, Any]], top: int, objective: str = "val_loss",
+                 tol: float = 0.0) -> list[dict[str, Any]]:
+    """The ``top`` best valid records by ``objective`` (min), one per functional digest; with
+    ``tol`` > 0 also one per objective value within a relative ``tol`` (programs whose digests
+    differ only through float rounding, e.g. ``x + 1e-9``, score alike and would fill the list)."""
     ok = [r for r in records if r.get("status") == "ok"
           and isinstance((r.get("objectives") or {}).get(objective), (int, float))
           and math.isfinite(r["objectives"][objective])]
     ok.sort(key=lambda r: (r["objectives"][objective], r["id"]))
     seen: set[str] = set()
-    out = []
+    out: list[dict[str, Any]] = []
     for r in ok:
         h = r.get("hash") or r["candidate"]
-        if h in seen:
+        v = r["objectives"][objective]
+        if h in seen or (tol > 0 and out and abs(v - out[-1]["objectives"][objective]) <= tol * abs(v)):
             continue
         seen.add(h)
         out.append(r)
@@ -81,11 +85,12 @@ def funnel(run_dir: str, top: int = 10, scale: float = 10.0, *, margin: float = 
 
 def funnel_records(records: list[dict[str, Any]], options: Mapping[str, Any], top: int = 10, scale: float = 10.0, *,
                    margin: float = 0.0, heldout: bool = False, device: str | None = None, steps: int | None = None,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, tol: float = 0.0) -> dict[str, Any]:
     """:func:`funnel` on log-record-like dicts (``id``, ``candidate``, ``objectives``, ``status``,
     optional ``hash``) scored with the optimizer-proxy ``options`` they were searched with (e.g.
     trials of a tuner that is not an automl run).  The batched path's ``batch``/``screen`` are
-    dropped: the funnel re-evaluates a few programs one at a time (the reference path).  Returns
+    dropped: the funnel re-evaluates a few programs one at a time (the reference path); ``tol``:
+    see :func:`top_programs`.  Returns
     :func:`funnel`'s dict without ``run_dir``; ``candidates`` is empty when no record is valid."""
     from .proxy import OptimizerProxy, heldout_score
 
@@ -100,7 +105,7 @@ def funnel_records(records: list[dict[str, Any]], options: Mapping[str, Any], to
     if steps is not None:
         opts["steps"] = int(steps)
     ev = OptimizerProxy(**opts)
-    chosen = top_programs(records, top, ev.primary)
+    chosen = top_programs(records, top, ev.primary, tol)
 
     t0 = time.perf_counter()
     adamw = {t: ev.baseline(t) for t in ev.tasks}

@@ -13,7 +13,7 @@ from automl.evaluator import Evaluator
 #: Tasks whose mean is the search fitness by default (see tasks.py for what each is).
 DEFAULT_TASKS = ("mlp", "mlp_wide", "charlm")
 #: Tasks known by name; "heldout" in ``tasks`` stands for HELDOUT_TASKS.
-KNOWN_TASKS = ("mlp", "mlp_wide", "charlm", "conv", "regress", "autoenc")
+KNOWN_TASKS = ("mlp", "mlp_wide", "charlm", "mlp_deep", "conv", "regress", "autoenc")
 HELDOUT_TASKS = ("conv", "regress", "autoenc")
 HELDOUT_STEPS = 200
 
@@ -51,9 +51,9 @@ class OptimizerProxy(Evaluator):
 
     Options (JSON-able; they are the cache fidelity):
 
-    - ``tasks``: task names (default ``["mlp", "mlp_wide", "charlm"]``; also ``conv``,
-      ``regress``, ``autoenc``; ``"heldout"`` stands for the held-out set conv, regress, autoenc;
-      see tasks.py);
+    - ``tasks``: task names (default ``["mlp", "mlp_wide", "charlm"]``; also ``mlp_deep`` (a deep
+      narrow tanh MLP, in benchmarks/discovery.py's fitness), ``conv``, ``regress``, ``autoenc``;
+      ``"heldout"`` stands for the held-out set conv, regress, autoenc; see tasks.py);
     - ``steps``: training steps per task at scale 1 (default 80);
     - ``lr``: base learning rate, decayed by a cosine schedule (a torch LambdaLR over
       ProgramOptimizer's ``lr``, so the program's ``lr`` input is the scheduled value);
@@ -74,6 +74,12 @@ class OptimizerProxy(Evaluator):
       whole generation first and drop the programs that diverge there (logged
       ``info.screened``) before training the rest (default 0: off).  It changes no result, only
       what a diverging program costs.
+    - ``lr_grid``: base learning rates tried besides ``lr`` (default none: ``lr`` only).  Each
+      task is then trained at every base lr of ``{lr} | lr_grid`` and scored by its best
+      validation loss, AdamW's reference likewise by its best over the same lrs: the fitness
+      compares programs at their own tuned learning rate, as :func:`heldout_score` does (a
+      program that only rescales the learning rate gains nothing).  A task counts as diverged
+      only when it diverged at every lr.  Costs one training per lr.
 
     A diverged run on any task returns ``{"val_loss": nan}``, which the engine records as
     invalid (the batched path also logs ``info``: ``diverged`` (task: why) and ``screened``).
@@ -90,7 +96,7 @@ class OptimizerProxy(Evaluator):
 
     def __init__(self, tasks: Sequence[str] | str = DEFAULT_TASKS, steps: int = 80, lr: float = 0.01,
                  seed: int = 0, device: str = "cpu", scale: float = 1.0, normalize: bool = True,
-                 diverge: float = 5.0, batch: int = 1, screen: int = 0):
+                 diverge: float = 5.0, batch: int = 1, screen: int = 0, lr_grid: Sequence[float] | None = None):
         task_list = _expand_tasks(tasks)
         _positive("steps", steps, integer=True)
         _positive("lr", lr)
@@ -108,13 +114,18 @@ class OptimizerProxy(Evaluator):
             raise ConfigError(f"screen must be a non-negative integer (steps), got {screen!r}")
         if screen and batch == 1:
             raise ConfigError("screen needs the batched path: give batch > 1 (e.g. batch=256)")
-        extra = {"batch": int(batch), "screen": int(screen)} if batch != 1 else {}  # defaults: options as before
+        extra: dict[str, Any] = {"batch": int(batch), "screen": int(screen)} if batch != 1 else {}
+        grid = _lr_grid(lr_grid, float(lr))
+        if len(grid) > 1:  # (defaults: options, hence cache namespaces, as before)
+            extra["lr_grid"] = [g for g in grid if g != float(lr)]
         super().__init__(tasks=task_list, steps=int(steps), lr=float(lr), seed=int(seed), device=device,
                          scale=float(scale), normalize=normalize, diverge=float(diverge), **extra)
         self.batch_size, self.screen = int(batch), int(screen)
         self.tasks = task_list
         self.steps, self.lr, self.seed, self.device = int(steps), float(lr), int(seed), device
         self.scale, self.normalize, self.diverge = float(scale), normalize, float(diverge)
+        #: the base learning rates every task is trained at (sorted; ``[lr]`` without a grid)
+        self.lrs = grid
         #: why the last evaluation diverged (task: message), for people reading along.
         self.last_diverged: str | None = None
 
@@ -133,8 +144,9 @@ class OptimizerProxy(Evaluator):
         range (from its smallest value, a factor 10 below for margin, up to ``lr``), and gradient
         and weight magnitudes 10**[-14, 7] (the models' float32 range that matters)."""
         n = max(1, int(round(self.steps * self.scale)))
-        lo = self.lr * 0.5 * (1.0 + math.cos(math.pi * (n - 1) / n)) if n > 1 else self.lr
-        return {"steps": n, "lr": [max(lo / 10.0, self.lr * 1e-9), self.lr], "grad_log10": [-14.0, 7.0],
+        lo_lr, hi_lr = self.lrs[0], self.lrs[-1]
+        lo = lo_lr * 0.5 * (1.0 + math.cos(math.pi * (n - 1) / n)) if n > 1 else lo_lr
+        return {"steps": n, "lr": [max(lo / 10.0, lo_lr * 1e-9), hi_lr], "grad_log10": [-14.0, 7.0],
                 "weight_log10": [-14.0, 7.0]}
 
     def reference(self) -> dict[str, dict[str, Any]]:
@@ -143,11 +155,11 @@ class OptimizerProxy(Evaluator):
         return {"val_loss": {"value": 1.0, "label": "AdamW"}} if self.normalize else {}
 
     # --- running ---------------------------------------------------------------------------------
-    def _train(self, task: str, program: Any, **kw: Any):
+    def _train(self, task: str, program: Any, lr: float | None = None, **kw: Any):
         from . import tasks as T
 
-        return T.train(task, program, steps=self.steps, lr=self.lr, seed=self.seed, scale=self.scale,
-                       device=self.device, diverge=self.diverge, **kw)
+        return T.train(task, program, steps=self.steps, lr=self.lr if lr is None else lr, seed=self.seed,
+                       scale=self.scale, device=self.device, diverge=self.diverge, **kw)
 
     def _threads(self):
         """Context: one torch thread on CPU (evaluations run side by side), restored after."""
@@ -173,11 +185,13 @@ class OptimizerProxy(Evaluator):
 
         return ctx()
 
-    def adamw(self, task: str) -> tuple[float, str | None]:
+    def adamw(self, task: str, lr: float | None = None) -> tuple[float, str | None]:
         """(validation loss, why it diverged or None) of AdamW (the classic program
-        ``search_spaces.programs.CLASSIC_PROGRAMS["adamw"]``) on ``task`` at this fidelity; once per process."""
+        ``search_spaces.programs.CLASSIC_PROGRAMS["adamw"]``) on ``task`` at this fidelity and base
+        ``lr`` (default ``self.lr``); once per process."""
+        lr = self.lr if lr is None else float(lr)
         batched = self.batch_size > 1
-        key = (task, self.steps, self.lr, self.seed, self.scale, self.device, self.diverge, batched)
+        key = (task, self.steps, lr, self.seed, self.scale, self.device, self.diverge, batched)
         v = _BASELINES.get(key)
         if v is None:
             from search_spaces.programs import CLASSIC_PROGRAMS
@@ -186,37 +200,82 @@ class OptimizerProxy(Evaluator):
                 if batched:  # AdamW through the same path as the candidates: it scores exactly 1.0
                     from search_spaces.programs import parse
 
-                    r = self._train_population([task], [parse(CLASSIC_PROGRAMS["adamw"])])[0].results[task]
+                    r = self._train_population([task], [parse(CLASSIC_PROGRAMS["adamw"])], lr=lr)[0].results[task]
                 else:
-                    r = self._train(task, CLASSIC_PROGRAMS["adamw"])
+                    r = self._train(task, CLASSIC_PROGRAMS["adamw"], lr=lr)
             v = _BASELINES[key] = (r.val_loss, r.diverged)
         return v
 
     def baseline(self, task: str) -> float:
-        """AdamW's validation loss on ``task`` at this fidelity (raises ConfigError if AdamW diverges)."""
-        loss, diverged = self.adamw(task)
-        if diverged:
-            raise ConfigError(f"AdamW itself diverges on task {task!r} at lr={self.lr:g} ({diverged}); lower lr")
-        return loss
+        """AdamW's validation loss on ``task`` at this fidelity, the best over the lrs
+        (raises ConfigError if AdamW diverges at every lr)."""
+        runs = {lr: self.adamw(task, lr) for lr in self.lrs}
+        ok = [loss for loss, diverged in runs.values() if not diverged]
+        if not ok:
+            raise ConfigError(f"AdamW itself diverges on task {task!r} at lr={self.lr:g} "
+                              f"({runs[self.lr][1]}); lower lr")
+        return min(ok)
 
     def details(self, genome: Any) -> dict[str, dict[str, Any]]:
-        """Per task: raw ``loss``, ``acc`` (or None), AdamW's loss ``adamw`` (nan if AdamW diverged),
-        ``ratio`` = loss / adamw, ``diverged`` (None or why).  Runs every task even after one diverges."""
+        """Per task (:func:`best_over_lrs`): raw ``loss``, ``acc`` (or None), its base ``lr``, AdamW's
+        loss ``adamw`` (nan if AdamW diverged) and ``adamw_lr``, ``ratio`` = loss / adamw,
+        ``diverged`` (None or why), ``per_lr`` (lr: loss, acc, adamw, diverged); with a grid,
+        each the best over the lrs.  Runs every task at every lr even after one diverges."""
         out: dict[str, dict[str, Any]] = {}
         with self._threads():
             for task in self.tasks:
-                r = self._train(task, genome)
-                base, base_div = self.adamw(task)
-                base = math.nan if base_div else base
-                out[task] = {"loss": r.val_loss, "acc": r.val_acc, "adamw": base,
-                             "ratio": r.val_loss / base if base > 0 else math.nan, "diverged": r.diverged}
+                per = {}
+                for lr in self.lrs:
+                    r = self._train(task, genome, lr=lr)
+                    base, base_div = self.adamw(task, lr)
+                    per[lr] = {"loss": r.val_loss, "acc": r.val_acc, "adamw": math.nan if base_div else base,
+                               "diverged": r.diverged}
+                out[task] = best_over_lrs(per)
         return out
 
-    def _train_population(self, task_names: Sequence[str], genomes: Sequence[Any], screen: int = 0):
+    def _train_population(self, task_names: Sequence[str], genomes: Sequence[Any], screen: int = 0,
+                          lr: float | None = None):
         from .batched import train_population
 
-        return train_population(task_names, genomes, steps=self.steps, lr=self.lr, seed=self.seed,
-                                scale=self.scale, device=self.device, diverge=self.diverge, screen=screen)
+        return train_population(task_names, genomes, steps=self.steps, lr=self.lr if lr is None else lr,
+                                seed=self.seed, scale=self.scale, device=self.device, diverge=self.diverge,
+                                screen=screen)
+
+    def _train_grid(self, genomes: Sequence[Any], screen: int = 0):
+        """The batched path over several base lrs: every (task, lr) is one
+        :class:`~evaluators.optimizer_proxy.batched.TaskRun` of the whole population; a program
+        is dropped once some task diverged at every lr (after the ``screen`` phase, which runs
+        the first steps of every task at every lr, and after each task).  Returns (per program
+        ``{task: {lr: CopyResult}}``, ``{program: (why, screened)}`` for the dropped ones,
+        per program seconds)."""
+        from .batched import TaskRun
+
+        ids = list(range(len(genomes)))
+        kw = dict(steps=self.steps, seed=self.seed, scale=self.scale, device=self.device, diverge=self.diverge)
+        runs = {(t, lr): TaskRun(t, genomes, ids, lr=lr, **kw) for t in self.tasks for lr in self.lrs}
+        dead: dict[int, tuple[str, bool]] = {}
+
+        def settle(task: str, screened: bool) -> None:
+            for k in ids:
+                res = [runs[(task, lr)].results.get(k) for lr in self.lrs]
+                if k not in dead and all(r is not None and r.diverged for r in res):
+                    dead[k] = (f"{task}: {res[-1].diverged} (at every lr)", screened)  # type: ignore[union-attr]
+
+        if screen > 0:
+            for run in runs.values():
+                run.advance(screen)
+            for task in self.tasks:
+                settle(task, True)
+        for task in self.tasks:
+            for lr in self.lrs:
+                run = runs[(task, lr)]
+                run.drop(set(dead))
+                run.finish()
+            settle(task, False)
+        results = [{t: {lr: runs[(t, lr)].results[k] for lr in self.lrs if k in runs[(t, lr)].results}
+                    for t in self.tasks} for k in ids]
+        cost = [sum(run.cost.get(k, 0.0) for run in runs.values()) for k in ids]
+        return results, dead, cost
 
     def evaluate_batch(self, genomes: Sequence[Any], space: Any = None) -> list[Any]:
         """The batched path (``batch`` > 1; with ``batch`` = 1, one reference evaluation each):
@@ -236,6 +295,8 @@ class OptimizerProxy(Evaluator):
                 out[i] = InvalidCandidate(err)
             else:
                 ok.append(i)
+        if len(self.lrs) > 1:
+            return self._evaluate_grid(genomes, ok, out)
         with self._threads():
             bases = {t: self.baseline(t) for t in self.tasks} if self.normalize else {}
             res = self._train_population(self.tasks, [genomes[i] for i in ok], self.screen)
@@ -244,14 +305,45 @@ class OptimizerProxy(Evaluator):
                 out[i] = Evaluation({"val_loss": math.nan}, info={"diverged": r.diverged, "screened": r.screened},
                                     cost_s=r.cost_s)
                 continue
-            rel = [r.results[t].val_loss / bases[t] if self.normalize else r.results[t].val_loss for t in self.tasks]
-            objs = {"val_loss": sum(rel) / len(rel)}
-            objs.update({f"loss_{t}": r.results[t].val_loss for t in self.tasks})
-            accs = [r.results[t].val_acc for t in self.tasks if r.results[t].val_acc is not None]
-            if accs:
-                objs["val_acc"] = sum(accs) / len(accs)  # type: ignore[operator]
-            out[i] = Evaluation(objs, cost_s=r.cost_s)
+            out[i] = Evaluation(self._objectives({t: r.results[t] for t in self.tasks}, bases), cost_s=r.cost_s)
         return out
+
+    def _evaluate_grid(self, genomes: Sequence[Any], ok: list[int], out: list[Any]) -> list[Any]:
+        from automl.types import Evaluation
+
+        with self._threads():
+            for t in self.tasks:
+                self.baseline(t)  # AdamW at every lr (once per process), outside the charged time
+            results, dead, cost = self._train_grid([genomes[i] for i in ok], self.screen)
+        for k, i in enumerate(ok):
+            if k in dead:
+                why, screened = dead[k]
+                out[i] = Evaluation({"val_loss": math.nan}, info={"diverged": why, "screened": screened},
+                                    cost_s=cost[k])
+                continue
+            best = {t: best_over_lrs({lr: {"loss": r.val_loss, "acc": r.val_acc, "diverged": r.diverged,
+                                           "adamw": self._adamw_or_nan(t, lr)} for lr, r in per.items()})
+                    for t, per in results[k].items()}
+            objs = self._objectives({t: _Best(d["loss"], d["acc"]) for t, d in best.items()},
+                                    {t: d["adamw"] for t, d in best.items()} if self.normalize else {})
+            objs.update({f"lr_{t}": d["lr"] for t, d in best.items()})
+            out[i] = Evaluation(objs, cost_s=cost[k])
+        return out
+
+    def _adamw_or_nan(self, task: str, lr: float) -> float:
+        loss, diverged = self.adamw(task, lr)
+        return math.nan if diverged else loss
+
+    def _objectives(self, results: Mapping[str, Any], bases: Mapping[str, float]) -> dict[str, float]:
+        """``val_loss`` (mean over tasks of loss / AdamW's, or of the raw loss without
+        ``normalize``), ``loss_<task>`` and ``val_acc`` (mean over tasks that have one)."""
+        rel = [r.val_loss / bases[t] if self.normalize else r.val_loss for t, r in results.items()]
+        objs = {"val_loss": sum(rel) / len(rel)}
+        objs.update({f"loss_{t}": r.val_loss for t, r in results.items()})
+        accs = [r.val_acc for r in results.values() if r.val_acc is not None]
+        if accs:
+            objs["val_acc"] = sum(accs) / len(accs)
+        return objs
 
     def evaluate(self, genome: Any, space: Any = None) -> Mapping[str, float]:
         if self.batch_size > 1:  # one candidate through the batched path (same numerics as its batches)
@@ -261,24 +353,61 @@ class OptimizerProxy(Evaluator):
             self.last_diverged = (r.info or {}).get("diverged")
             return r
         self.last_diverged = None
-        losses: dict[str, float] = {}
-        rel: list[float] = []
-        accs: list[float] = []
+        results: dict[str, Any] = {}
+        bases: dict[str, float] = {}
         with self._threads():
             for task in self.tasks:
-                r = self._train(task, genome)
-                if r.diverged:
-                    self.last_diverged = f"{task}: {r.diverged}"
+                per = {}
+                for lr in self.lrs:
+                    r = self._train(task, genome, lr=lr)
+                    per[lr] = {"loss": r.val_loss, "acc": r.val_acc, "diverged": r.diverged, "adamw": math.nan}
+                d = best_over_lrs(per)
+                if d["diverged"]:
+                    self.last_diverged = f"{task}: {d['diverged']}"
                     return {"val_loss": math.nan}
-                losses[task] = r.val_loss
-                rel.append(r.val_loss / self.baseline(task) if self.normalize else r.val_loss)
-                if r.val_acc is not None:
-                    accs.append(r.val_acc)
-        out = {"val_loss": sum(rel) / len(rel)}
-        out.update({f"loss_{t}": v for t, v in losses.items()})
-        if accs:
-            out["val_acc"] = sum(accs) / len(accs)
+                results[task] = _Best(d["loss"], d["acc"])
+                bases[task] = self.baseline(task) if self.normalize else math.nan
+                if len(self.lrs) > 1:
+                    results[task].lr = d["lr"]
+        out = self._objectives(results, bases)
+        if len(self.lrs) > 1:
+            out.update({f"lr_{t}": r.lr for t, r in results.items()})
         return out
+
+
+class _Best:
+    """A task's best result over the lrs (the fields :meth:`OptimizerProxy._objectives` reads)."""
+
+    def __init__(self, val_loss: float, val_acc: float | None, lr: float | None = None):
+        self.val_loss, self.val_acc, self.lr = val_loss, val_acc, lr
+
+
+def _lr_grid(lr_grid: Any, lr: float) -> list[float]:
+    """``sorted({lr} | lr_grid)``, each a positive number (ConfigError otherwise)."""
+    if lr_grid is None:
+        return [lr]
+    if isinstance(lr_grid, (str, bytes)) or not isinstance(lr_grid, (list, tuple)):
+        raise ConfigError(f"lr_grid must be a list of base learning rates, got {lr_grid!r}")
+    return sorted({lr, *(float(_positive("lr_grid entry", g)) for g in lr_grid)})
+
+
+def best_over_lrs(per_lr: Mapping[float, Mapping[str, Any]]) -> dict[str, Any]:
+    """A task's result tuned over base lrs: ``per_lr`` maps lr -> {"loss", "acc", "adamw",
+    "diverged"} (the program's and AdamW's validation loss at that lr; AdamW's nan where it
+    diverged).  Returns the program's best (``loss``, ``acc``, ``lr``) over the lrs where it did not
+    diverge, AdamW's best (``adamw``, ``adamw_lr``), ``ratio`` = loss / adamw, ``diverged`` (None,
+    or why when it diverged at every lr: the reason at the largest) and ``per_lr`` itself.  The
+    one tuning rule of the fitness (``lr_grid``) and of :func:`heldout_score`."""
+    ok = [(d["loss"], lr) for lr, d in per_lr.items() if not d["diverged"] and math.isfinite(d["loss"])]
+    base = [(d["adamw"], lr) for lr, d in per_lr.items() if math.isfinite(d["adamw"])]
+    loss, lr = min(ok) if ok else (math.nan, None)
+    b, b_lr = min(base) if base else (math.nan, None)
+    last = per_lr[max(per_lr)]
+    return {"loss": loss, "acc": per_lr[lr]["acc"] if lr is not None else None, "lr": lr, "adamw": b,
+            "adamw_lr": b_lr, "ratio": loss / b if b > 0 else math.nan,
+            "diverged": None if ok else (last["diverged"] or "non-finite validation loss")
+            + (" (at every lr)" if len(per_lr) > 1 else ""),
+            "per_lr": {k: dict(v) for k, v in per_lr.items()}}
 
 
 #: base learning rates tried when heldout_score tunes the learning rate
@@ -304,24 +433,17 @@ def heldout_score(program: Any, *, steps: int = HELDOUT_STEPS, lr: float = 0.01,
     from search_spaces.programs.optim import load_program
 
     genome, _ = load_program(program)
-    lrs = sorted({float(lr), *(float(g) for g in (grid or ()))})
-    runs = {g: OptimizerProxy(tasks=list(tasks), steps=steps, lr=g, seed=seed, scale=scale, device=device)
-            for g in lrs}
-    per_lr = {g: ev.details(genome) for g, ev in runs.items()}
-    det: dict[str, dict[str, Any]] = {}
-    for task in runs[float(lr)].tasks:
-        at = per_lr[float(lr)][task]
-        cand = [(d["loss"], g) for g, p in per_lr.items() if not (d := p[task])["diverged"]]
-        base = [(p[task]["adamw"], g) for g, p in per_lr.items() if math.isfinite(p[task]["adamw"])]
-        best, best_lr = min(cand) if cand else (math.nan, None)
-        b, b_lr = min(base) if base else (math.nan, None)
-        det[task] = {"loss": best, "lr": best_lr, "adamw": b, "adamw_lr": b_lr, "ratio": best / b,
-                     "loss_same_lr": at["loss"], "adamw_same_lr": at["adamw"], "ratio_same_lr": at["ratio"],
-                     "diverged": None if cand else at["diverged"]}
+    ev = OptimizerProxy(tasks=list(tasks), steps=steps, lr=lr, seed=seed, scale=scale, device=device,
+                        lr_grid=list(grid) if grid else None)
+    det = ev.details(genome)
+    for d in det.values():
+        at = d["per_lr"][float(lr)]
+        d.update(loss_same_lr=at["loss"], adamw_same_lr=at["adamw"],
+                 ratio_same_lr=at["loss"] / at["adamw"] if at["adamw"] > 0 else math.nan)
 
     def mean(key: str) -> float:
         vals = [d[key] for d in det.values()]
         return sum(vals) / len(vals) if all(math.isfinite(v) for v in vals) else math.nan
 
-    return {"score": mean("ratio"), "score_same_lr": mean("ratio_same_lr"), "tasks": det,
-            "options": runs[float(lr)].options()}
+    opts = {k: v for k, v in ev.options().items() if k != "lr_grid"}
+    return {"score": mean("ratio"), "score_same_lr": mean("ratio_same_lr"), "tasks": det, "options": opts}

@@ -13,6 +13,11 @@ language-model tasks (cross-entropy, accuracy reported):
   tanh teacher 16-64-6; a ReLU MLP 16-h-h-6 (h = 32) learns it.
 - ``mlp_wide``: the same data and model 4x wider (h = 128, ~12x the parameters): a program whose
   step size depends on the model size (e.g. through global norms) cannot fit both.
+- ``mlp_deep``: the same kind of teacher data, 8x more of it (8,192 rows: 80 steps of 64 see a row
+  about once, so the task rewards fitting fast, not regularising), learned by a deep narrow tanh
+  MLP 16-h-h-h-h-6 (h = 24).  Added to the discovery benchmark's fitness: the three tasks above
+  are shallow and data-limited, and their validation loss rewards heavy weight decay, which the
+  held-out tasks punish (benchmarks/discovery_diagnostics.py measures it).
 - ``conv``: synthetic 8x8 images of 6 classes: a smoothed random template per class, shifted by
   up to one pixel, random contrast, Gaussian noise; a two-layer convnet (8, 16 channels), global
   average pool, linear head.
@@ -96,13 +101,21 @@ def _linear(gen: torch.Generator, n_in: int, n_out: int) -> list[torch.Tensor]:
 MLP_D, MLP_C = 16, 6
 
 
-def _mlp_data(rng: np.random.Generator, scale: float):
-    n_train, n_val = int(1024 * scale), 1024
-    a = rng.standard_normal((MLP_D, 64)) / math.sqrt(MLP_D) * 2.0
-    b = rng.standard_normal((64, MLP_C)) / math.sqrt(64) * 3.0
-    x = rng.standard_normal((n_train + n_val, MLP_D))
-    y = np.argmax(np.tanh(x @ a) @ b, axis=1)
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+def _teacher_data(rows: int):
+    """Teacher-network classification data with ``rows`` x scale training rows."""
+
+    def make(rng: np.random.Generator, scale: float):
+        n_train, n_val = int(rows * scale), 1024
+        a = rng.standard_normal((MLP_D, 64)) / math.sqrt(MLP_D) * 2.0
+        b = rng.standard_normal((64, MLP_C)) / math.sqrt(64) * 3.0
+        x = rng.standard_normal((n_train + n_val, MLP_D))
+        y = np.argmax(np.tanh(x @ a) @ b, axis=1)
+        return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+    return make
+
+
+_mlp_data = _teacher_data(1024)
 
 
 def _mlp_params_of(base: int):
@@ -215,6 +228,28 @@ def _charlm_pforward(p, x):
     return _plinear(torch.tanh(_plinear(e, p[1], p[2])), p[3], p[4])
 
 
+# --- mlp_deep: teacher classification, 8x the data, with a deep narrow tanh MLP -----------------------
+
+
+def _mlp_deep_params(gen, scale, meta):
+    h = width(24, scale)
+    return [*_linear(gen, MLP_D, h), *_linear(gen, h, h), *_linear(gen, h, h), *_linear(gen, h, h),
+            *_linear(gen, h, MLP_C)]
+
+
+def _tanh_forward(p, x):
+    """A tanh MLP of any depth: (weight, bias) pairs, tanh after each but the last."""
+    for i in range(0, len(p) - 2, 2):
+        x = torch.tanh(F.linear(x, p[i], p[i + 1]))
+    return F.linear(x, p[-2], p[-1])
+
+
+def _tanh_pforward(p, x):
+    for i in range(0, len(p) - 2, 2):
+        x = torch.tanh(_plinear(x, p[i], p[i + 1]))
+    return _plinear(x, p[-2], p[-1])
+
+
 # --- held-out: regression with a deep tanh MLP ------------------------------------------------------
 
 REG_D, REG_O = 8, 4
@@ -232,18 +267,6 @@ def _regress_data(rng: np.random.Generator, scale: float):
 def _regress_params(gen, scale, meta):
     h = width(24, scale)
     return [*_linear(gen, REG_D, h), *_linear(gen, h, h), *_linear(gen, h, h), *_linear(gen, h, REG_O)]
-
-
-def _regress_forward(p, x):
-    for i in range(0, 6, 2):
-        x = torch.tanh(F.linear(x, p[i], p[i + 1]))
-    return F.linear(x, p[6], p[7])
-
-
-def _regress_pforward(p, x):
-    for i in range(0, 6, 2):
-        x = torch.tanh(_plinear(x, p[i], p[i + 1]))
-    return _plinear(x, p[6], p[7])
 
 
 # --- held-out: autoencoder ----------------------------------------------------------------------------
@@ -285,11 +308,13 @@ TASKS: dict[str, Task] = {
                 chain=("relu", "relu")),
     "mlp_wide": Task("mlp_wide", "ce", 64, _mlp_data, _mlp_params_of(128), _mlp_forward, data="mlp",
                      pforward=_mlp_pforward, chain=("relu", "relu")),
+    "mlp_deep": Task("mlp_deep", "ce", 64, _teacher_data(8192), _mlp_deep_params, _tanh_forward,
+                     pforward=_tanh_pforward, chain=("tanh", "tanh", "tanh", "tanh")),
     "conv": Task("conv", "ce", 32, _conv_data, _conv_params, _conv_forward),
     "charlm": Task("charlm", "ce", 64, _charlm_data, _charlm_params, _charlm_forward, _charlm_meta,
                    pforward=_charlm_pforward),
-    "regress": Task("regress", "mse", 64, _regress_data, _regress_params, _regress_forward,
-                    pforward=_regress_pforward, chain=("tanh", "tanh", "tanh")),
+    "regress": Task("regress", "mse", 64, _regress_data, _regress_params, _tanh_forward,
+                    pforward=_tanh_pforward, chain=("tanh", "tanh", "tanh")),
     "autoenc": Task("autoenc", "mse", 64, _autoenc_data, _autoenc_params, _autoenc_forward,
                     pforward=_autoenc_pforward, chain=("gelu", None, "gelu")),
 }

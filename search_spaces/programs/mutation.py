@@ -12,6 +12,11 @@ Mutations (one per call, chosen at random; retried until the child type-checks a
   earlier value of the same type);
 - modify-argument: a constant is scaled by ``2**N(0,1)`` or resampled; a register argument is
   replaced by another value defined before the instruction; a returned value by another tensor;
+- modify-constant: one tunable constant value (``constants.constants``: the structural 0, +-1, +-2,
+  0.5 excluded) rescaled *everywhere it occurs*, as ``with_constants`` tunes it: a beta-like
+  c in [0.5, 1) as 1 - (1 - c) * 2**N(0,1) (so 0.9 and 0.999 move by factors of 1 - c), any other
+  as c * 2**N(0,1).  AdamW's beta1 sits in its moment and in its bias correction; changing one
+  occurrence alone (modify-argument) makes a different optimizer, this keeps them tied;
 - modify-op: replace an op by another of the same arity.
 """
 from __future__ import annotations
@@ -246,6 +251,20 @@ def _modify_arg(d: _Draft, rng: np.random.Generator) -> bool:
     return True
 
 
+def _modify_constant(d: _Draft, p: Program, rng: np.random.Generator) -> bool:
+    from .constants import constants
+
+    values = constants(p)
+    if not values:
+        return False
+    c = _pick(rng, values)
+    z = 2.0 ** rng.standard_normal()
+    new = 1.0 - (1.0 - c) * z if 0.5 <= c < 1.0 and (1.0 - c) * z < 0.5 else c * z
+    for ins in d.code:
+        ins[2] = [new if type(a) is float and a == c else a for a in ins[2]]
+    return True
+
+
 def _modify_op(d: _Draft, rng: np.random.Generator, cfg: Config) -> bool:
     if not d.code:
         return False
@@ -268,10 +287,12 @@ def mutate(p: Program, rng: np.random.Generator, cfg: Config) -> Program:
             ok = _insert(d, rng, cfg)
         elif u < 0.3:
             ok = _insert_statement(d, rng, cfg)
-        elif u < 0.5:
+        elif u < 0.45:
             ok = _delete(d, rng)
-        elif u < 0.85:
+        elif u < 0.7:
             ok = _modify_arg(d, rng)
+        elif u < 0.85:
+            ok = _modify_constant(d, p, rng)
         else:
             ok = _modify_op(d, rng, cfg)
         if not ok:
