@@ -158,21 +158,24 @@ def _analyse(p: Program) -> Info:
     types = list(INPUT_TYPES)
     deps = [0, 0, 1, 2, 0, 0]
     error = None
-    for i, ins in enumerate(p.instrs):
-        spec = OPS[ins.op]
-        at = [types[a] if type(a) is int else SCALAR for a in ins.args]
-        if spec.arg_types is not None:
-            for k, (want, got) in enumerate(zip(spec.arg_types, at)):
-                if want != got and error is None:
-                    error = (f"statement {i + 1} ({p.names[ins.dest]} = {ins.op}(...)): argument {k + 1} "
-                             f"must be a {want}, got a {got}")
-            types.append(spec.result)
-        else:
-            types.append(TENSOR if TENSOR in at else SCALAR)
+    ops = OPS
+    for i, ins in enumerate(p.instrs):  # (written for speed: once per new program of a search)
+        spec = ops[ins.op]
         d = 0
-        for a in ins.args:
+        tensor = False
+        want = spec.arg_types
+        for k, a in enumerate(ins.args):
             if type(a) is int:
+                got = types[a]
                 d |= deps[a]
+            else:
+                got = SCALAR
+            if got == TENSOR:
+                tensor = True
+            if want is not None and want[k] != got and error is None:
+                error = (f"statement {i + 1} ({p.names[ins.dest]} = {ins.op}(...)): argument {k + 1} "
+                         f"must be a {want[k]}, got a {got}")
+        types.append(spec.result if want is not None else (TENSOR if tensor else SCALAR))
         deps.append(d)
     if error is None:
         for what, o in zip(OUTPUT_NAMES, p.outputs):
@@ -326,10 +329,11 @@ def build(kept, outputs, names) -> Program:
     (a list or a dict).  Renumbers into SSA form."""
     remap = {r: r for r in range(N_INPUTS)}
     instrs, new_names = [], list(INPUT_NAMES)
-    for i, (old, op, args) in enumerate(kept):
-        dest = N_INPUTS + i
-        # (a list comprehension: ~20% faster than a generator here, and build runs once per mutation)
-        instrs.append(Instr(dest, op, tuple([remap[a] if type(a) is int else a for a in args])))
+    add, add_name = instrs.append, new_names.append
+    dest = N_INPUTS
+    for old, op, args in kept:  # (written for speed: build runs once per mutation)
+        add(Instr(dest, op, tuple([remap[a] if type(a) is int else a for a in args])))
         remap[old] = dest
-        new_names.append(names[old])
-    return Program(tuple(instrs), tuple(remap[o] for o in outputs), tuple(new_names))
+        add_name(names[old])
+        dest += 1
+    return Program(tuple(instrs), tuple([remap[o] for o in outputs]), tuple(new_names))
