@@ -368,3 +368,22 @@ def test_interp_of_a_reduction_and_a_tensor_broadcasts():
         p.grad = torch.full_like(p, 2.0)
         opt.step()
     assert torch.isfinite(p).all()
+
+
+@pytest.mark.parametrize("backend", ["foreach", "interp"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_min_max_clip_constants_beyond_the_dtype_range(backend, dtype):
+    """A program constant a float32 (or half) tensor cannot hold, as a min/max/clip bound, acts as
+    the dtype's conversion of it (inf) instead of torch refusing the clamp (an evolved program
+    with clip(g, -1e300, 1e300) crashed a batched-benchmark step)."""
+    text = ("def train(w, g, m, v, lr):\n  a = clip(g, -1e300, 1e300)\n  b = min(a, 1e300)\n"
+            "  c = max(-1e300, b)\n  update = c * lr\n  return update, m, v\n")
+    plain = "def train(w, g, m, v, lr):\n  update = g * lr\n  return update, m, v\n"
+    g = torch.randn(6, dtype=dtype)
+    out = []
+    for prog in (text, plain):
+        w = torch.nn.Parameter(torch.linspace(-1, 1, 6, dtype=dtype))
+        w.grad = g.clone()
+        ProgramOptimizer([w], prog, lr=0.1, backend=backend).step()
+        out.append(w.detach())
+    assert torch.equal(out[0], out[1])

@@ -20,6 +20,7 @@ protected variants (``div``, ``plog``) exist for search and say exactly what the
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -122,13 +123,32 @@ def _t_protect(y):
     return y.where(~(y.abs() < EPS), repl)
 
 
+#: Per floating dtype (by name): (largest finite value, the midpoint above it from which a
+#: float64 rounds to inf).  torch refuses a clamp bound its dtype cannot hold ("value cannot be
+#: converted to type float without overflow"), so a program's constant 1e300 in ``min``/``max``/
+#: ``clip`` on float32 parameters would crash a step; :func:`clamp_bound` rounds it as the dtype would.
+_DTYPE_RANGE = {"torch.float32": (3.4028234663852886e38, 3.4028235677973366e38),
+                "torch.float16": (65504.0, 65520.0),
+                "torch.bfloat16": (3.3895313892515355e38, 3.3961775292304958e38)}
+
+
+def clamp_bound(v, t):
+    """The Python number ``v`` as a clamp bound for tensor ``t``: what converting it to ``t``'s
+    dtype gives (the largest finite value, or inf beyond the rounding midpoint)."""
+    r = _DTYPE_RANGE.get(str(t.dtype))
+    if r is None or -r[0] <= v <= r[0]:
+        return v
+    a = abs(v)
+    return math.copysign(math.inf if a >= r[1] else r[0], v)
+
+
 def _t_min(x, y):
     if _is_num(x) and _is_num(y):
         return float(np.minimum(x, y))
     if _is_num(y):
-        return x.clamp(max=y)
+        return x.clamp(max=clamp_bound(y, x))
     if _is_num(x):
-        return y.clamp(max=x)
+        return y.clamp(max=clamp_bound(x, y))
     return x.minimum(y)
 
 
@@ -136,9 +156,9 @@ def _t_max(x, y):
     if _is_num(x) and _is_num(y):
         return float(np.maximum(x, y))
     if _is_num(y):
-        return x.clamp(min=y)
+        return x.clamp(min=clamp_bound(y, x))
     if _is_num(x):
-        return y.clamp(min=x)
+        return y.clamp(min=clamp_bound(x, y))
     return x.maximum(y)
 
 

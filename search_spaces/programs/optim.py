@@ -46,6 +46,8 @@ import numpy as np
 from automl._optional import missing_error
 from automl.errors import ConfigError
 
+from .ops import clamp_bound
+
 try:
     import torch
 except ModuleNotFoundError as exc:
@@ -146,6 +148,8 @@ def _binary(name: str, commutative: bool, scalar_name: str | None = None) -> Cal
         if isinstance(x, list) and _is_scalar(y):
             if scalar_name and not isinstance(y, float):
                 return None
+            if scalar_name and x:  # a clamp bound: as the tensors' dtype would hold it (ops.clamp_bound)
+                y = clamp_bound(y, x[0])
             if donate == 0:
                 fs_(x, y)
                 return x
