@@ -31,7 +31,6 @@ import argparse
 import functools
 import json
 import os
-import statistics
 import sys
 import time
 

@@ -63,8 +63,8 @@ def _copy_losses(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # baddbmm with the bias broadcast (the first, reading the shared input, one addmm for all copies),
 # the backward is the chain rule written out with aten's own activation derivatives
 # (threshold_backward, tanh_backward, gelu_backward: what autograd runs), and each parameter's
-# gradient goes into its columns of the (P, N) gradient matrix the program interpreter reads.  Equal to autograd's within float32 rounding
-# (tests/test_batched_programs.py).
+# gradient goes into its columns of the (P, N) gradient matrix the program interpreter reads.
+# Equal to autograd's within float32 rounding (tests/test_batched_programs.py).
 
 def _act(name: str | None, z: torch.Tensor) -> torch.Tensor:
     if name is None:
