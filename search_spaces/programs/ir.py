@@ -41,16 +41,20 @@ class Instr:
     dest: int
     op: str
     args: tuple[int | float, ...]
+    # Memos, set once with object.__setattr__ (never through __dict__, which would make CPython
+    # materialize the instance dict and slow every later attribute read of the object).
+    _key: ClassVar[tuple | None] = None
+    _valid: ClassVar[bool] = False  # passed Program's per-instruction checks once
 
     @property
     def key(self) -> tuple:
         # cached by hand: functools.cached_property takes a lock on every first access (measurable
         # here: millions of instructions are built per search)
-        k = self.__dict__.get("_key")
+        k = self._key
         if k is None:
             k = (self.dest, self.op, tuple(a if type(a) is int else a.hex() if type(a) is float else repr(a)
                                            for a in self.args))
-            self.__dict__["_key"] = k
+            object.__setattr__(self, "_key", k)
         return k
 
     def __eq__(self, other: object) -> bool:
@@ -94,12 +98,16 @@ class Program:
     names: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     automl_space: ClassVar[str] = "optimizer-programs"
+    _info: ClassVar[Info | None] = None  # memos (see Instr): the analysis and the canonical text
+    _text: ClassVar[str | None] = None
 
     def __post_init__(self):
         n = N_INPUTS + len(self.instrs)
         for i, ins in enumerate(self.instrs):
             if ins.dest != N_INPUTS + i:
                 raise InvalidCandidate(f"instruction {i} writes r{ins.dest}, SSA form needs r{N_INPUTS + i}")
+            if ins._valid:  # checked in an earlier program (what follows depends on it alone)
+                continue
             spec = OPS.get(ins.op)
             if spec is None:
                 raise InvalidCandidate(f"instruction {i}: unknown op {ins.op!r}")
@@ -112,6 +120,7 @@ class Program:
                 elif type(a) is not float or not math.isfinite(a):
                     raise InvalidCandidate(f"instruction {i}: argument {a!r} is neither a register (int) "
                                            "nor a finite float constant")
+            object.__setattr__(ins, "_valid", True)
         if len(self.outputs) != 3 or any(type(o) is not int or not 0 <= o < n for o in self.outputs):
             raise InvalidCandidate(f"outputs {self.outputs!r} must be 3 registers below {n}")
         if not self.names:
@@ -124,9 +133,10 @@ class Program:
 
     @property
     def info(self) -> Info:
-        i = self.__dict__.get("_info")
+        i = self._info
         if i is None:  # cached by hand (see Instr.key); the program is immutable
-            i = self.__dict__["_info"] = _analyse(self)
+            i = _analyse(self)
+            object.__setattr__(self, "_info", i)
         return i
 
     def type_error(self) -> str | None:
@@ -250,9 +260,10 @@ def to_text(p: Program) -> str:
     """Canonical text: ``def train(w, g, m, v, lr[, t]):``, one op per line, two-space indent,
     constants printed with repr() (round-trips bit-exactly), ``t`` declared iff read.  Memoized on
     the (immutable) program."""
-    text = p.__dict__.get("_text")
+    text = p._text
     if text is None:
-        text = p.__dict__["_text"] = _to_text(p)
+        text = _to_text(p)
+        object.__setattr__(p, "_text", text)
     return text
 
 

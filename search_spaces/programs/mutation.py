@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .ir import INPUT_TYPES, M, N_INPUTS, V, G, Program, build
+from .ir import INPUT_TYPES, M, N_INPUTS, V, G, Instr, Program, build
 from .ops import FUNCTIONS, OPS, SCALAR, TENSOR
 
 #: Constants new instructions draw from (half the time; else 10**U(-4, 1)).
@@ -66,9 +66,11 @@ class _Draft:
         info = p.info
         self.types = dict(enumerate(info.types))
         self.next_id = 10**6  # ids of new instructions (renumbered by build)
-        # the one statement (len(code): the returned values) an in-place edit changed, so that
-        # comparing the child with its parent compares that statement only
-        self.touched: int | None = None
+        self.parent = p
+        # positions an in-place edit changed (len(code): the returned values), None after an
+        # insert or delete: an edit in place builds the child from the parent's instructions,
+        # replacing only those, and compares only those with the parent's
+        self.edited: list[int] | None = None
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -79,6 +81,13 @@ class _Draft:
         return list(range(N_INPUTS)) + [c[0] for c in self.code[:pos]]
 
     def program(self) -> Program | None:
+        if self.edited is not None:  # no insert or delete: ids are still the parent's registers
+            instrs = list(self.parent.instrs)
+            for i in self.edited:
+                if i < len(instrs):
+                    dest, op, args = self.code[i]
+                    instrs[i] = Instr(dest, op, tuple(args))
+            return Program(tuple(instrs), tuple(self.outputs), self.parent.names)
         try:
             return build([(i, op, tuple(args)) for i, op, args in self.code], self.outputs, self.names)
         except KeyError:  # a read of a value that no longer exists
@@ -228,7 +237,7 @@ def _delete(d: _Draft, rng: np.random.Generator) -> bool:
 def _modify_arg(d: _Draft, rng: np.random.Generator) -> bool:
     sites = [(i, k) for i, c in enumerate(d.code) for k in range(len(c[2]))] + [(len(d.code), k) for k in range(3)]
     i, k = _pick(rng, sites)
-    d.touched = i
+    d.edited = [i]
     if i == len(d.code):
         d.outputs[k] = _pick(rng, [r for r in d.available(i) if d.types[r] == TENSOR])
         return True
@@ -260,8 +269,12 @@ def _modify_constant(d: _Draft, p: Program, rng: np.random.Generator) -> bool:
     c = _pick(rng, values)
     z = 2.0 ** rng.standard_normal()
     new = 1.0 - (1.0 - c) * z if 0.5 <= c < 1.0 and (1.0 - c) * z < 0.5 else c * z
-    for ins in d.code:
-        ins[2] = [new if type(a) is float and a == c else a for a in ins[2]]
+    edited = []
+    for i, ins in enumerate(d.code):
+        if any(type(a) is float and a == c for a in ins[2]):
+            ins[2] = [new if type(a) is float and a == c else a for a in ins[2]]
+            edited.append(i)
+    d.edited = edited
     return True
 
 
@@ -274,7 +287,7 @@ def _modify_op(d: _Draft, rng: np.random.Generator, cfg: Config) -> bool:
     if not same:
         return False
     c[1] = _pick(rng, same)
-    d.touched = i
+    d.edited = [i]
     return True
 
 
@@ -300,13 +313,12 @@ def mutate(p: Program, rng: np.random.Generator, cfg: Config) -> Program:
         child = d.program()
         if child is None:
             continue
-        t = d.touched
-        if t is None:
+        edited = d.edited
+        if edited is None:
             differs = child != p
-        elif t == len(p.instrs):  # an edit in place: only that statement (or the returns) can differ
-            differs = child.outputs != p.outputs
-        else:
-            differs = child.instrs[t] != p.instrs[t]
+        else:  # an edit in place: only those statements (or the returns) can differ
+            n = len(p.instrs)
+            differs = any(child.outputs != p.outputs if i == n else child.instrs[i] != p.instrs[i] for i in edited)
         if differs and child.info.error is None:
             return child
     return p
