@@ -164,12 +164,18 @@ class Program:
         return to_text(self)
 
 
-def _analyse(p: Program) -> Info:
-    types = list(INPUT_TYPES)
-    deps = [0, 0, 1, 2, 0, 0]
+def _analyse(p: Program, prefix: Info | None = None, start: int = 0) -> Info:
+    """``p``'s :class:`Info`.  ``prefix``/``start``: the Info of a program whose first ``start``
+    statements are ``p``'s (an in-place edit's parent) and has no type error: their types and
+    dependencies are taken from it instead of recomputed."""
+    if prefix is not None and prefix.error is None and start > 0:
+        n = N_INPUTS + start
+        types, deps = list(prefix.types[:n]), list(prefix.slot_deps[:n])
+    else:
+        types, deps, start = list(INPUT_TYPES), [0, 0, 1, 2, 0, 0], 0
     error = None
     ops = OPS
-    for i, ins in enumerate(p.instrs):  # (written for speed: once per new program of a search)
+    for i, ins in enumerate(p.instrs[start:], start):  # (written for speed: once per new program of a search)
         spec = ops[ins.op]
         d = 0
         tensor = False

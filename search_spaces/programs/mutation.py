@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .ir import INPUT_TYPES, M, N_INPUTS, V, G, Instr, Program, build
+from .ir import INPUT_TYPES, M, N_INPUTS, V, G, Instr, Program, _analyse, build
 from .ops import FUNCTIONS, OPS, SCALAR, TENSOR
 
 #: Constants new instructions draw from (half the time; else 10**U(-4, 1)).
@@ -87,7 +87,10 @@ class _Draft:
                 if i < len(instrs):
                     dest, op, args = self.code[i]
                     instrs[i] = Instr(dest, op, tuple(args))
-            return Program(tuple(instrs), tuple(self.outputs), self.parent.names)
+            child = Program(tuple(instrs), tuple(self.outputs), self.parent.names)
+            if self.edited:  # the statements before the first edit keep the parent's types
+                object.__setattr__(child, "_info", _analyse(child, self.parent.info, min(self.edited)))
+            return child
         try:
             return build([(i, op, tuple(args)) for i, op, args in self.code], self.outputs, self.names)
         except KeyError:  # a read of a value that no longer exists
