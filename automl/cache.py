@@ -47,6 +47,10 @@ GROUP_S = 0.05
 GROUP_MAX = 256
 _BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction
 _COLS = "key, status, objectives, n, hits, cost_s, error, candidate, failure, constraints"
+_VALUES = f"({_COLS}, updated) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_NEW = f"INSERT INTO results{_VALUES} ON CONFLICT(key) DO NOTHING"  # a no-op when the key exists
+_REPLACE = f"INSERT OR REPLACE INTO results{_VALUES}"
+_SELECT = f"SELECT {_COLS} FROM results WHERE key=?"
 # Caches up to this many results are read into memory when opened.  A lookup that memory does not
 # answer as a full hit re-reads the row, so entries other processes write later are seen.
 _PRELOAD_MAX = 1_000_000
@@ -217,7 +221,7 @@ class Cache:
 
     def _read(self, key: str) -> Entry | None:
         """The stored row for ``key`` (memory updated); None when absent or corrupt."""
-        row = self._retry(lambda: self._conn.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone())
+        row = self._retry(lambda: self._conn.execute(_SELECT, (key,)).fetchone())
         if row is None:
             return self._mem.get(key)
         e = self._entry(row[0], row[1:])
@@ -254,29 +258,30 @@ class Cache:
         if not self._in_batch and key not in self._mem:
             # A key this process has not seen (a new candidate: the common case of a search): one
             # autocommit INSERT that does nothing when another process has written the key since,
-            # instead of BEGIN / SELECT / INSERT / COMMIT (47 -> ~15 us).  Only when the row
+            # instead of BEGIN / SELECT / INSERT / COMMIT (one statement, not four).  Only when the row
             # turns out to exist does the full read-fold-write transaction below run.  Pending
             # aliases and hit counts wait for the next transaction or flush (they are memos).
             e = fold(None)
-            row = self._row(key, e)
-            cur = self._retry(self._conn.execute, f"INSERT INTO results({_COLS}, updated) VALUES(?,?,?,?,?,?,?,?,?,?,?) "
-                              "ON CONFLICT(key) DO NOTHING", row)
-            if cur.rowcount == 1:
+            if self._retry(self._conn.execute, _INSERT_NEW, self._row(key, e)).rowcount == 1:
                 self._mem[key] = e
                 return e
 
         def body(db: sqlite3.Connection) -> Entry:
             self._write_group(db)  # first: the row folded into below may be one of them
-            row = db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone()
-            e = fold(None if row is None else self._entry(row[0], row[1:]))
-            db.execute(f"INSERT OR REPLACE INTO results({_COLS}, updated) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                       self._row(key, e))
+            e = self._fold_row(db, key, fold)
             self._write_pending(db)
             return e
 
         e = self._write(body)
         self._mem[key] = e
         self._last_commit = time.monotonic()
+        return e
+
+    def _fold_row(self, db: sqlite3.Connection, key: str, fold: Callable[[Entry | None], Entry]) -> Entry:
+        """Read ``key``'s row, fold into it and write it back (inside the caller's transaction)."""
+        row = db.execute(_SELECT, (key,)).fetchone()
+        e = fold(None if row is None else self._entry(row[0], row[1:]))
+        db.execute(_REPLACE, self._row(key, e))
         return e
 
     @staticmethod
@@ -344,15 +349,9 @@ class Cache:
         if self._pending_new:
             new, self._pending_new = self._pending_new, []
             for key, fold, e in new:
-                if db.execute(f"INSERT INTO results({_COLS}, updated) VALUES(?,?,?,?,?,?,?,?,?,?,?) "
-                              "ON CONFLICT(key) DO NOTHING", self._row(key, e)).rowcount == 1:
-                    continue
-                # another process wrote the key meanwhile: fold this result into its row
-                row = db.execute(f"SELECT {_COLS} FROM results WHERE key=?", (key,)).fetchone()
-                e = fold(None if row is None else self._entry(row[0], row[1:]))
-                db.execute(f"INSERT OR REPLACE INTO results({_COLS}, updated) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                           self._row(key, e))
-                self._mem[key] = e
+                if db.execute(_INSERT_NEW, self._row(key, e)).rowcount != 1:
+                    # another process wrote the key meanwhile: fold this result into its row
+                    self._mem[key] = self._fold_row(db, key, fold)
 
     def _maybe_commit(self) -> None:
         now = time.monotonic()

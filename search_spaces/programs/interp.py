@@ -338,15 +338,15 @@ def _jit() -> Any:
     return _JIT_MODULE or None
 
 
-def _lower(p: Program) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool, int]:
+def _lower(p: Program, J: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool, int]:
     """The live instructions of ``p`` as the compiled kernel's table (see ``_probe_jit``):
     (code rows (op, dest, a0, a1, a2, tensor?), constant registers (register, value), outputs,
-    live m, live v, register count).  Instructions whose arguments are all constants are
-    evaluated here, by the numpy interpreter's own functions (so with its bits).
+    live m, live v, register count); ``J``: the kernel module (its op codes).  Instructions whose
+    arguments are all constants are evaluated here, by the numpy interpreter's own functions (so
+    with its bits).
 
     Not memoized: a search hashes each new program once, and a cache keyed by the program would
     cost a hash of every instruction per lookup (~7 us), about half of lowering it again."""
-    J = _jit()
     codes, easy_exponents = J.CODES, J.EASY_EXPONENTS
     info = p.info
     types = info.types
@@ -410,7 +410,7 @@ def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> lis
     S, L, N = grads.shape
     J = _jit()
     if J is not None and N <= J.MAX_ROW:
-        updates = updates_compiled(p, w0, grads, lrs, ts)
+        updates = updates_compiled(p, w0, grads, lrs, ts, J)
     else:
         memo = _STATIC_MEMO.get((seed, dj))
         if memo is None:
@@ -423,13 +423,14 @@ def probe(p: Program, seed: int, domain: Mapping[str, Any] | None = None) -> lis
     return [updates.reshape(S, L, N // ROW, ROW)]
 
 
-def updates_compiled(p: Program, w0: np.ndarray, grads: np.ndarray, lrs: np.ndarray, ts: np.ndarray) -> np.ndarray:
+def updates_compiled(p: Program, w0: np.ndarray, grads: np.ndarray, lrs: np.ndarray, ts: np.ndarray,
+                     J: Any = None) -> np.ndarray:
     """The probe's updates (S, L, N) of ``p`` on the given lanes (w0 (L, N), grads (S, L, N), lrs
-    and ts (S, L, 1)) by the compiled kernel; needs :func:`_jit` (numba)."""
-    J = _jit()
+    and ts (S, L, 1)) by the compiled kernel ``J`` (default :func:`_jit`; needs numba)."""
+    J = J if J is not None else _jit()
     if J is None:
         raise RuntimeError("the compiled probe needs numba and probe_math.compiled()")
-    code, consts, outputs, live_m, live_v, n_regs = _lower(p)
+    code, consts, outputs, live_m, live_v, n_regs = _lower(p, J)
     return J.run_probe(code, consts, w0, grads, lrs, ts, outputs, live_m, live_v, n_regs)
 
 
