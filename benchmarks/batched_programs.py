@@ -34,6 +34,7 @@ Writes benchmarks/results/batched_programs.json: ``{"cpu": {"P", "batched_per_s"
 
     nice -n 10 python benchmarks/batched_programs.py            # the full protocol (~15 min here)
     python benchmarks/batched_programs.py --quick --output /tmp/q.json
+    python benchmarks/batched_programs.py --only throughput --late-from runs/opt-batched   # + a search's programs
     python benchmarks/batched_programs.py --device cuda --only throughput   # on a GPU machine
 """
 from __future__ import annotations
@@ -71,6 +72,19 @@ def populations(P: int, only: tuple[str, ...] = ("mixed", "descendants", "same")
     return out
 
 
+def late_population(run_dir: str, P: int) -> list:
+    """The last ``P`` charged (evaluated, not cache-hit) programs of a search's log: what a long
+    search evaluates (longer, grown programs; most with a whole-model reduction)."""
+    from automl.api import read_run
+    from search_spaces.programs import parse
+
+    _, recs = read_run(run_dir)
+    texts = [r["candidate"] for r in recs if r.get("charged") and r.get("cache") == "miss"]
+    if len(texts) < P:
+        raise SystemExit(f"--late-from {run_dir}: {len(texts)} charged programs, need {P}")
+    return [parse(t) for t in texts[-P:]]
+
+
 def structure_calls(pop: list) -> int:
     """torch calls per step if the population were grouped by *structure* instead (one call per
     live statement of each distinct program with its constants as per-program columns): the
@@ -102,36 +116,57 @@ def throughput(tasks: list[str], pops: dict[str, list], n_serial: int, repeats: 
 
     torch.set_num_threads(1)
     P = len(next(iter(pops.values())))
-    batched = OptimizerProxy(tasks=tasks, batch=P, device=device)
+    # the batched path's program interpreters, side by side: the op-grouped torch one and the
+    # compiled numba one (the default on the CPU), one thread each; and the compiled one with
+    # every core (``threads``), as a search running alone on the machine would use it
+    variants = {"torch": OptimizerProxy(tasks=tasks, batch=P, device=device, backend="torch")}
+    if device == "cpu":
+        from search_spaces.programs.batched import compiled_available
+
+        if compiled_available():
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            variants["numba"] = OptimizerProxy(tasks=tasks, batch=P, backend="numba")
+            if cores > 1:
+                variants[f"numba_{cores}_threads"] = OptimizerProxy(tasks=tasks, batch=P, backend="numba",
+                                                                    threads=cores)
+    head = "numba" if "numba" in variants else "torch"  # the default backend, one thread: the headline
     serial = OptimizerProxy(tasks=tasks, device=device)
     for t in tasks:  # AdamW baselines (once per process), outside the timings
-        batched.baseline(t)
+        for ev in variants.values():
+            ev.baseline(t)
         serial.baseline(t)
     rows: dict[str, dict] = {}
     for name, pop in pops.items():
-        best_b = best_s = 0.0
+        best = {k: 0.0 for k in variants}
+        best_s = 0.0
         div = 0
         timed = sample(pop, n_serial)
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            res = batched.evaluate_batch(pop)
-            best_b = max(best_b, len(pop) / (time.perf_counter() - t0))
-            div = sum(1 for r in res if r.info and r.info.get("diverged"))
+            for k, ev in variants.items():
+                t0 = time.perf_counter()
+                res = ev.evaluate_batch(pop)
+                best[k] = max(best[k], len(pop) / (time.perf_counter() - t0))
+                if k == head:
+                    div = sum(1 for r in res if r.info and r.info.get("diverged"))
             if name == "same":
                 continue  # the one-at-a-time rate of one program says nothing new
             t0 = time.perf_counter()
             for g in timed:
                 serial.evaluate(g)
             best_s = max(best_s, len(timed) / (time.perf_counter() - t0))
-        rows[name] = {"batched_per_s": best_b, "serial_per_s": best_s or None,
+        best_b = best[head]
+        rows[name] = {"batched_per_s": best_b, "backend": head, "serial_per_s": best_s or None,
                       "ratio": best_b / best_s if best_s else None, "diverged": div,
+                      "by_backend": {k: {"per_s": r, "ratio": r / best_s if best_s else None}
+                                     for k, r in best.items()},
                       "serial_programs": len(timed) if best_s else None,
                       "torch_calls_per_step": BatchedPrograms(pop, 1).calls_per_step,
                       "by_structure_calls_per_step": structure_calls(pop),
                       "live_statements": sum(sum(p.info.live) for p in pop)}
-        print(f"  {','.join(tasks):22s} {name:12s} batched {best_b:8.1f}/s  one-at-a-time "
+        others = "  ".join(f"{k} {r:8.1f}/s" for k, r in best.items() if k != head)
+        print(f"  {','.join(tasks):22s} {name:12s} batched ({head}) {best_b:8.1f}/s  one-at-a-time "
               f"{best_s:7.1f}/s  ratio {rows[name]['ratio'] or float('nan'):6.2f}x  diverged {div}/{len(pop)}  "
-              f"torch calls/step {rows[name]['torch_calls_per_step']} (by structure: "
+              f"[{others}]  torch calls/step {rows[name]['torch_calls_per_step']} (by structure: "
               f"{rows[name]['by_structure_calls_per_step']})", flush=True)
     if "same" in rows and "mixed" in rows:
         rows["mixed"]["vs_same"] = rows["mixed"]["batched_per_s"] / rows["same"]["batched_per_s"]
@@ -218,6 +253,9 @@ def main(argv=None) -> int:
     ap.add_argument("--screen", type=int, default=8, help="screen steps per task of the 'after' searches")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", help="comma-separated sections to run: throughput, divergence, driver (default all)")
+    ap.add_argument("--late-from", metavar="RUN",
+                    help="also time population 'late': the last P programs a search evaluated (its run folder), "
+                         "on the default fitness tasks")
     ap.add_argument("--output", default=os.path.join(RESULTS, "batched_programs.json"))
     a = ap.parse_args(argv)
     sections = set(a.only.split(",")) if a.only else {"throughput", "divergence", "driver"}
@@ -240,7 +278,10 @@ def main(argv=None) -> int:
         small = throughput(["mlp"], pops, a.serial, a.repeats, a.device)
         # the default fitness tasks: on the CPU only (on a GPU at P = 16384 their register files
         # would take tens of GiB; the issue's GPU protocol is the small MLP)
-        full = (throughput(fitness, {"mixed": pops["mixed"]}, a.serial, a.repeats, a.device)
+        fpops = {"mixed": pops["mixed"]}
+        if a.late_from:
+            fpops["late"] = late_population(a.late_from, a.P)
+        full = (throughput(fitness, fpops, a.serial, a.repeats, a.device)
                 if a.device == "cpu" else None)
         mixed = small["populations"]["mixed"]
         if a.device == "cpu":

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from search_spaces.programs.batched import BatchedPrograms
+from search_spaces.programs.batched import BatchedPrograms, CompiledPrograms, plan
 
 from . import tasks as T
 
@@ -156,8 +156,10 @@ class TaskRun:
 
     def __init__(self, name: str, programs: Sequence[Any], ids: Sequence[int], *, steps: int, lr: float,
                  seed: int = 0, scale: float = 1.0, device: str = "cpu", diverge: float = 5.0,
-                 check_every: int | None = None, hand_backward: bool = True):
+                 check_every: int | None = None, hand_backward: bool = True, backend: str = "auto"):
         task = T.TASKS[name]
+        #: the program interpreter: ``auto``, ``torch`` or ``numba`` (search_spaces.programs.batched.plan)
+        self.backend = backend
         #: the task's linear chain when its hand-written backward is used (else autograd)
         self.chain = task.chain if hand_backward else None
         self.name, self.task, self.lr, self.diverge, self.device = name, task, float(lr), float(diverge), device
@@ -194,14 +196,14 @@ class TaskRun:
         self.results: dict[int, CopyResult] = {}
         # LambdaLR's cosine, as tasks.train: the program's lr input at step i (t = i + 1)
         self.lrs = [self.lr * 0.5 * (1.0 + math.cos(math.pi * i / self.n_steps)) for i in range(self.n_steps)]
-        self.plan: BatchedPrograms | None = self._plan(self.programs)
+        self.plan: BatchedPrograms | CompiledPrograms | None = self._plan(self.programs)
 
-    def _plan(self, programs: list) -> BatchedPrograms | None:
+    def _plan(self, programs: list) -> BatchedPrograms | CompiledPrograms | None:
         if not programs:
             return None
-        plan = BatchedPrograms(programs, self.N, device=self.device)
-        plan.precompute(self.lrs, [float(i + 1) for i in range(self.n_steps)])
-        return plan
+        p = plan(programs, self.N, device=self.device, backend=self.backend)
+        p.precompute(self.lrs, [float(i + 1) for i in range(self.n_steps)])
+        return p
 
     def _views(self, w: torch.Tensor) -> list[torch.Tensor]:
         out, o = [], 0
@@ -233,7 +235,7 @@ class TaskRun:
         self.w, self.m, self.v = self.w[sel], self.m[sel], self.v[sel]
         if self.worst is not None:
             self.worst = self.worst[sel]
-        self.plan = self._plan(self.programs)
+        self.plan = self.plan.subset(keep) if isinstance(self.plan, CompiledPrograms) else self._plan(self.programs)
         self._charge(time.perf_counter() - t0)
 
     def advance(self, until: int) -> list[int]:
@@ -374,19 +376,22 @@ class PopulationResult:
 
 def train_population(task_names: Sequence[str], programs: Sequence[Any], *, steps: int, lr: float, seed: int = 0,
                      scale: float = 1.0, device: str = "cpu", diverge: float = 5.0, screen: int = 0,
-                     check_every: int | None = None, hand_backward: bool = True) -> list[PopulationResult]:
+                     check_every: int | None = None, hand_backward: bool = True,
+                     backend: str = "auto") -> list[PopulationResult]:
     """Train every program of ``programs`` (parsed, type-correct) on each task of
     ``task_names`` in order, as :func:`tasks.train` would one at a time; a program stops at the
     first task it diverges on (as ``OptimizerProxy.evaluate`` does).  ``screen`` > 0 runs the
     first ``screen`` steps of every task first (see the module docstring).  ``hand_backward``:
     tasks that are linear chains (``Task.chain``) use the hand-written backward
-    (:func:`chain_loss_and_grad`), else autograd; the results agree within float32 rounding."""
+    (:func:`chain_loss_and_grad`), else autograd; the results agree within float32 rounding.
+    ``backend``: the program interpreter (``auto``: the compiled one on the CPU when numba is
+    installed; ``torch``; ``numba``), see :func:`search_spaces.programs.batched.plan`."""
     if device == "cpu":
         keep_freed_memory()
     P = len(programs)
     ids = list(range(P))
     kw = dict(steps=steps, lr=lr, seed=seed, scale=scale, device=device, diverge=diverge, check_every=check_every,
-              hand_backward=hand_backward)
+              hand_backward=hand_backward, backend=backend)
     out = [PopulationResult({}, None, False, 0.0) for _ in range(P)]
     runs: list[TaskRun] = []
     dead: set[int] = set()

@@ -74,6 +74,16 @@ class OptimizerProxy(Evaluator):
       whole generation first and drop the programs that diverge there (logged
       ``info.screened``) before training the rest (default 0: off).  It changes no result, only
       what a diverging program costs.
+    - ``backend``: batched path only: how the P programs run (``"auto"`` (default): ``"numba"``
+      on the CPU when numba is installed, else ``"torch"``; ``"numba"``: one compiled kernel,
+      each program on its own row tile by tile (search_spaces/programs/_batched_jit.py);
+      ``"torch"``: the op-grouped torch interpreter, also on CUDA).  The two agree within
+      float32 rounding but not bit for bit, so the fidelity records ``kernel: "numba"`` when the
+      compiled one runs (a separate cache namespace).
+    - ``threads``: CPU threads of an evaluation (torch and numba; default 1: evaluations run
+      side by side in the process runner).  A batched search that runs alone on a machine
+      (the serial runner) can give it the cores (e.g. ``threads=2``).  It changes no result
+      (per-copy arithmetic does not depend on it: a test checks), so it is not in the fidelity.
     - ``lr_grid``: base learning rates tried besides ``lr`` (default none: ``lr`` only).  Each
       task is then trained at every base lr of ``{lr} | lr_grid`` and scored by its best
       validation loss, AdamW's reference likewise by its best over the same lrs: the fitness
@@ -96,7 +106,8 @@ class OptimizerProxy(Evaluator):
 
     def __init__(self, tasks: Sequence[str] | str = DEFAULT_TASKS, steps: int = 80, lr: float = 0.01,
                  seed: int = 0, device: str = "cpu", scale: float = 1.0, normalize: bool = True,
-                 diverge: float = 5.0, batch: int = 1, screen: int = 0, lr_grid: Sequence[float] | None = None):
+                 diverge: float = 5.0, batch: int = 1, screen: int = 0, lr_grid: Sequence[float] | None = None,
+                 backend: str = "auto", threads: int = 1):
         task_list = _expand_tasks(tasks)
         _positive("steps", steps, integer=True)
         _positive("lr", lr)
@@ -114,13 +125,34 @@ class OptimizerProxy(Evaluator):
             raise ConfigError(f"screen must be a non-negative integer (steps), got {screen!r}")
         if screen and batch == 1:
             raise ConfigError("screen needs the batched path: give batch > 1 (e.g. batch=256)")
+        from search_spaces.programs.batched import BACKENDS
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend != "auto" and batch == 1:
+            raise ConfigError("backend chooses the batched path's interpreter: give batch > 1 (e.g. batch=256)")
+        _positive("threads", threads, integer=True)
         extra: dict[str, Any] = {"batch": int(batch), "screen": int(screen)} if batch != 1 else {}
+        if backend != "auto":
+            extra["backend"] = backend
+        if threads != 1:
+            extra["threads"] = int(threads)
         grid = _lr_grid(lr_grid, float(lr))
         if len(grid) > 1:  # (defaults: options, hence cache namespaces, as before)
             extra["lr_grid"] = [g for g in grid if g != float(lr)]
         super().__init__(tasks=task_list, steps=int(steps), lr=float(lr), seed=int(seed), device=device,
                          scale=float(scale), normalize=normalize, diverge=float(diverge), **extra)
         self.batch_size, self.screen = int(batch), int(screen)
+        self.threads = int(threads)
+        #: the batched path's program interpreter, resolved ("torch" or "numba"; None: one at a time)
+        self.backend: str | None = None
+        if batch != 1:
+            from search_spaces.programs.batched import resolve_backend
+
+            try:
+                self.backend = resolve_backend(backend, device)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         self.tasks = task_list
         self.steps, self.lr, self.seed, self.device = int(steps), float(lr), int(seed), device
         self.scale, self.normalize, self.diverge = float(scale), normalize, float(diverge)
@@ -134,9 +166,13 @@ class OptimizerProxy(Evaluator):
         no result) become ``batched: true`` (its numerics differ from the reference path's in the
         last float32 bits)."""
         fid = super().fidelity()
+        fid.pop("threads", None)
+        fid.pop("backend", None)
         if fid.pop("batch", 1) != 1:
             fid.pop("screen", None)
             fid["batched"] = True
+            if self.backend == "numba":
+                fid["kernel"] = "numba"
         return fid
 
     def probe_domain(self) -> dict[str, Any]:
@@ -162,7 +198,8 @@ class OptimizerProxy(Evaluator):
                        scale=self.scale, device=self.device, diverge=self.diverge, **kw)
 
     def _threads(self):
-        """Context: one torch thread on CPU (evaluations run side by side), restored after."""
+        """Context: ``threads`` torch (and numba) threads on CPU (default one: evaluations run
+        side by side), restored after."""
         import contextlib
 
         import torch
@@ -174,14 +211,24 @@ class OptimizerProxy(Evaluator):
                     raise ConfigError(f"device {self.device!r} requested but torch.cuda.is_available() is False")
                 yield
                 return
-            old = torch.get_num_threads()
-            if old != 1:
-                torch.set_num_threads(1)
+            old, want = torch.get_num_threads(), self.threads
+            if old != want:
+                torch.set_num_threads(want)
+            numba_old = None
+            if self.backend == "numba":
+                import numba
+
+                numba_old = numba.get_num_threads()
+                numba.set_num_threads(min(want, numba.config.NUMBA_NUM_THREADS))
             try:
                 yield
             finally:
-                if old != 1:
+                if old != want:
                     torch.set_num_threads(old)
+                if numba_old is not None:
+                    import numba
+
+                    numba.set_num_threads(numba_old)
 
         return ctx()
 
@@ -239,7 +286,7 @@ class OptimizerProxy(Evaluator):
 
         return train_population(task_names, genomes, steps=self.steps, lr=self.lr if lr is None else lr,
                                 seed=self.seed, scale=self.scale, device=self.device, diverge=self.diverge,
-                                screen=screen)
+                                screen=screen, backend=self.backend or "torch")
 
     def _train_grid(self, genomes: Sequence[Any], screen: int = 0):
         """The batched path over several base lrs: every (task, lr) is one
@@ -251,7 +298,8 @@ class OptimizerProxy(Evaluator):
         from .batched import TaskRun
 
         ids = list(range(len(genomes)))
-        kw = dict(steps=self.steps, seed=self.seed, scale=self.scale, device=self.device, diverge=self.diverge)
+        kw = dict(steps=self.steps, seed=self.seed, scale=self.scale, device=self.device, diverge=self.diverge,
+                  backend=self.backend or "torch")
         runs = {(t, lr): TaskRun(t, genomes, ids, lr=lr, **kw) for t in self.tasks for lr in self.lrs}
         dead: dict[int, tuple[str, bool]] = {}
 

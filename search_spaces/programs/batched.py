@@ -32,8 +32,10 @@ import: import this module only where torch is wanted (the evaluators).
 """
 from __future__ import annotations
 
+import struct
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from automl.errors import InvalidCandidate
@@ -66,6 +68,25 @@ def _r_clip_norm(x, c):
 
 #: Row-wise (one row = one whole model) versions of the whole-model reductions of ops.py.
 ROW_REDUCTIONS = {"dot": _r_dot, "global_norm": _rnorm, "cosine_sim": _r_cos, "clip_by_global_norm": _r_clip_norm}
+
+
+def live_code(p: Program, c: int = 0) -> tuple[list[tuple[str, tuple, str, tuple[str, ...]]], tuple[int, int, int]]:
+    """Program ``p``'s live instructions as (op, arguments, result type, argument types), live
+    instruction j writing register ``N_INPUTS + j`` (an argument is a register or a constant),
+    and its output registers (update, m, v; a dead state slot: the input register).  Raises
+    InvalidCandidate (naming ``program c``) for a program with a type error."""
+    if p.info.error is not None:
+        raise InvalidCandidate(f"program {c}: {p.info.error}")
+    remap = {r: r for r in range(N_INPUTS)}
+    types = p.info.types
+    code = []
+    for ins, live in zip(p.instrs, p.info.live):
+        if live:
+            remap[ins.dest] = N_INPUTS + len(code)
+            code.append((ins.op, tuple(remap[a] if type(a) is int else a for a in ins.args),
+                         types[ins.dest], tuple(types[a] if type(a) is int else SCALAR for a in ins.args)))
+    u, mo, vo = p.outputs
+    return code, (remap[u], remap[mo] if M in p.info.live_slots else M, remap[vo] if V in p.info.live_slots else V)
 
 
 def _rows(idx: list[int], device: Any) -> torch.Tensor | slice:
@@ -113,21 +134,7 @@ class BatchedPrograms:
         self.programs = list(programs)
         self.P, self.N = len(self.programs), int(n)
         self.device, self.dtype = torch.device(device), dtype
-        lives = []
-        for c, p in enumerate(self.programs):
-            if p.info.error is not None:
-                raise InvalidCandidate(f"program {c}: {p.info.error}")
-            remap = {r: r for r in range(N_INPUTS)}
-            code = []
-            for ins, live in zip(p.instrs, p.info.live):
-                if live:
-                    remap[ins.dest] = N_INPUTS + len(code)
-                    code.append((ins.op, tuple(remap[a] if type(a) is int else a for a in ins.args),
-                                 p.info.types[ins.dest], tuple(p.info.types[a] if type(a) is int else SCALAR
-                                                                for a in ins.args)))
-            u, mo, vo = p.outputs
-            outs = (remap[u], remap[mo] if M in p.info.live_slots else M, remap[vo] if V in p.info.live_slots else V)
-            lives.append((code, outs))
+        lives = [live_code(p, c) for c, p in enumerate(self.programs)]
         # group every live instruction of every program by (level, op, argument kinds); an
         # instruction's level is 1 + the deepest level among the registers it reads (inputs: 0),
         # so the instructions of one level never read each other and run in any order
@@ -273,6 +280,180 @@ def _assemble(vals: list, pieces: list[tuple[int, Any, int]]) -> torch.Tensor:
                       for key, rows, _ in pieces])
 
 
+#: Backends of :func:`plan`: ``torch`` (:class:`BatchedPrograms`, CPU and CUDA), ``numba``
+#: (:class:`CompiledPrograms`, CPU float32), ``auto`` (numba where it can run, else torch).
+BACKENDS = ("auto", "torch", "numba")
+
+
+def compiled_available() -> bool:
+    """Whether the compiled (numba) backend can run here: numba importable and its cache writable."""
+    global _COMPILED_OK
+    if _COMPILED_OK is None:
+        try:
+            from . import _batched_jit  # noqa: F401
+            _COMPILED_OK = True
+        except (ImportError, RuntimeError):  # numba missing / too old for numpy / no cache dir
+            _COMPILED_OK = False
+    return _COMPILED_OK
+
+
+_COMPILED_OK: bool | None = None
+
+
+def resolve_backend(backend: str, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> str:
+    """``torch`` or ``numba``: what ``backend`` means for this device and dtype.  ``numba`` asked
+    for where it cannot run is an error that says why."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    fits = torch.device(device).type == "cpu" and dtype == torch.float32
+    if backend == "numba":
+        if not fits:
+            raise ValueError(f"the numba backend runs float32 on the CPU only (device {device}, dtype {dtype})")
+        if not compiled_available():
+            raise ValueError("the numba backend needs numba: pip install 'automl-evo[fast]'")
+        return "numba"
+    if backend == "auto" and fits and compiled_available():
+        return "numba"
+    return "torch"
+
+
+def plan(programs: Sequence[Program], n: int, *, device: Any = "cpu", dtype: torch.dtype = torch.float32,
+         backend: str = "auto") -> BatchedPrograms | CompiledPrograms:
+    """The population's step function on the chosen backend (see :func:`resolve_backend`)."""
+    if resolve_backend(backend, device, dtype) == "numba":
+        return CompiledPrograms(programs, n)
+    return BatchedPrograms(programs, n, device=device, dtype=dtype)
+
+
+class CompiledPrograms:
+    """The same step as :class:`BatchedPrograms` (same arguments, same results to float32
+    rounding), run by one compiled kernel: each program on its own row, tile by tile, programs
+    in parallel over numba's threads (search_spaces/programs/_batched_jit.py says why and how).
+    CPU, float32.  ``precompute`` is accepted and not needed (scalar chains cost nothing here)."""
+
+    def __init__(self, programs: Sequence[Program], n: int):
+        from . import _batched_jit as J
+        from ._probe_jit import CODES
+
+        self.programs = list(programs)
+        self.P, self.N = len(self.programs), int(n)
+        rows: list[list[int]] = []
+        progs: list[list[int]] = []
+        consts: list[tuple[float, float, float]] = []
+        for c, p in enumerate(self.programs):
+            code, outs = live_code(p, c)
+            types = [TENSOR if r < N_INPUTS - 2 else SCALAR for r in range(N_INPUTS)]
+            types += [rt for _, _, rt, _ in code]
+            k0, c0 = len(consts), len(rows)
+            creg: dict[bytes, int] = {}  # a constant's bits -> its register (read by several: one)
+            cregs: list[float] = []
+            fill: set[int] = set()
+            avail = [0] * (N_INPUTS + len(code))  # per register: the pass its value is available from
+            for j, (op, args, rtype, _) in enumerate(code):
+                spec = OPS[op]
+                regs = []
+                for a in args:
+                    if type(a) is int:
+                        regs.append(a)
+                    else:
+                        key = struct.pack("<d", float(a))
+                        if key not in creg:
+                            creg[key] = N_INPUTS + len(code) + len(cregs)
+                            cregs.append(float(a))
+                            types.append(SCALAR)
+                            avail.append(0)
+                        regs.append(creg[key])
+                av = max((avail[r] for r in regs), default=0) + int(spec.reduction)
+                avail[N_INPUTS + j] = av
+                if rtype == TENSOR and not spec.reduction:  # elementwise tensor op: scalar args as rows
+                    fill.update(r for r in regs if types[r] == SCALAR)
+                regs += [-1] * (3 - len(regs))
+                code_op = CODES[op]
+                if op == "pow" and rtype == TENSOR and types[regs[0]] == SCALAR:
+                    code_op = J.POW_SBASE  # one exp per element instead of exp and log
+                rows.append([code_op, N_INPUTS + j, *regs, int(rtype == TENSOR), 0, av, 0])
+            fill.update(r for r in outs if types[r] == SCALAR)
+            passes = 1 + max(avail[r] for r in outs)
+
+            def need(r: int, k: int, c0: int = c0, n_code: int = len(code)) -> None:
+                """Mark the tensor instructions pass k runs to have register r's tile."""
+                row = rows[c0 + r - N_INPUTS] if N_INPUTS <= r < N_INPUTS + n_code else None
+                if row is None or (row[J.NEED] >> k) & 1:
+                    return  # an input, a constant, or marked already
+                red = J.DOT <= row[J.OP] <= J.CLIPNORM
+                if not row[J.TENSOR_RESULT] and not red:
+                    return  # a scalar: computed once per step (needs no tiles)
+                row[J.NEED] |= 1 << k
+                if red and row[J.AVAIL] - 1 != k and row[J.OP] != J.CLIPNORM:
+                    return  # a finished scalar reduction
+                for a in row[J.A0:J.A2 + 1]:
+                    if a >= 0:
+                        need(a, k)
+
+            for k in range(passes):
+                for r in range(c0, len(rows)):
+                    if J.DOT <= rows[r][J.OP] <= J.CLIPNORM and rows[r][J.AVAIL] - 1 == k:
+                        need(rows[r][J.DEST], k)
+            for r in outs:
+                need(r, passes - 1)
+            for r in range(c0, len(rows)):
+                if rows[r][J.DEST] in fill and not rows[r][J.TENSOR_RESULT]:
+                    rows[r][J.FILL] = 1
+            for k, val in enumerate(cregs):
+                reg = N_INPUTS + len(code) + k
+                consts.append((float(reg), val, float(reg in fill)))
+            progs.append([c0, len(rows), N_INPUTS + len(code) + len(cregs), *[
+                -1 if (k and r == (M if k == 1 else V)) else r for k, r in enumerate(outs)],
+                k0, len(consts), passes])
+        self._J = J
+        self._code = np.array(rows, dtype=np.int64).reshape(-1, 9)
+        self._progs = np.array(progs, dtype=np.int64).reshape(-1, 9)
+        self._consts = np.array(consts, dtype=np.float64).reshape(-1, 3)
+        self.live_m = any(M in p.info.live_slots for p in self.programs)
+        self.live_v = any(V in p.info.live_slots for p in self.programs)
+
+    def subset(self, keep: Sequence[int]) -> CompiledPrograms:
+        """The plan of programs ``keep`` (positions, in order), without lowering them again."""
+        out = object.__new__(CompiledPrograms)
+        out.__dict__.update(self.__dict__)
+        out.programs = [self.programs[k] for k in keep]
+        out.P = len(out.programs)
+        out._progs = np.ascontiguousarray(self._progs[np.asarray(keep, dtype=np.int64)]).reshape(-1, 9)
+        return out
+
+    @property
+    def calls_per_step(self) -> int:
+        return 1
+
+    def precompute(self, lrs: Sequence[float], ts: Sequence[float]) -> None:
+        if len(ts) != len(lrs):
+            raise ValueError("precompute needs one t per lr")
+
+    def release(self) -> None:
+        pass
+
+    def step(self, w: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, lr: Any, t: Any,
+             s: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step (see :class:`BatchedPrograms`); ``s`` is ignored."""
+        P = self.P
+
+        def per_row(x: Any) -> np.ndarray:
+            if isinstance(x, torch.Tensor):
+                return np.ascontiguousarray(x.detach().to(torch.float64).reshape(-1).numpy()).repeat(
+                    P if x.numel() == 1 else 1)
+            return np.full(P, float(x))
+
+        arrays = [x.detach().contiguous() for x in (w, g, m, v)]
+        for x in arrays:
+            if x.dtype != torch.float32 or x.device.type != "cpu" or tuple(x.shape) != (P, self.N):
+                raise ValueError(f"CompiledPrograms.step takes float32 CPU ({P}, {self.N}) matrices, got "
+                                 f"{x.dtype} {x.device} {tuple(x.shape)}")
+        u, mo, vo = (torch.empty_like(arrays[0]) for _ in range(3))
+        self._J.step_all(self._code, self._progs, self._consts, *(x.numpy() for x in arrays), per_row(lr),
+                         per_row(t), u.numpy(), mo.numpy(), vo.numpy())
+        return u, mo, vo
+
+
 def mixed_population(n: int, seed: int = 0, random_share: float = 0.3) -> list[Program]:
     """``n`` type-correct programs as a search meets them (tests and benchmarks): the classic
     programs, mutants of them and of each other (several generations deep), and a
@@ -293,4 +474,5 @@ def mixed_population(n: int, seed: int = 0, random_share: float = 0.3) -> list[P
     return out[:n]
 
 
-__all__ = ["BatchedPrograms", "ROW_REDUCTIONS", "mixed_population"]
+__all__ = ["BACKENDS", "BatchedPrograms", "CompiledPrograms", "ROW_REDUCTIONS", "compiled_available", "live_code",
+           "mixed_population", "plan", "resolve_backend"]
