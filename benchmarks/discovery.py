@@ -64,6 +64,12 @@ HEADLINE = "program search"
 ORIGINAL_FITNESS = {"tasks": ["mlp", "mlp_wide", "charlm"]}  # the previous protocol's fitness (one lr)
 
 
+def _kernel() -> str:
+    from search_spaces.programs.batched import resolve_backend
+
+    return resolve_backend("auto")
+
+
 def _records_of(run_dir: str) -> list[dict]:
     from automl.api import read_run
 
@@ -277,7 +283,9 @@ def main(argv=None) -> int:
                      "funnel_seed": f"{a.funnel_seed_offset} + seed", "heldout_steps": a.heldout_steps,
                      "lr_grid": grid, "fitness": fitness, "tune_fraction": a.tune_fraction,
                      "ablation_fitness": None if a.no_ablation else ORIGINAL_FITNESS,
-                     "heldout_tasks": ["conv", "regress", "autoenc"]},
+                     "heldout_tasks": ["conv", "regress", "autoenc"],
+                     # the batched evaluator's program interpreter (evaluator option backend, auto), one thread
+                     "kernel": _kernel()},
         "headline": head,
         "beats_adamw_seeds": sum(1 for r in table[head] if r["heldout"] < 1.0),
         "beats_tpe_seeds": beats(table[head], tpe),

@@ -90,6 +90,9 @@ REDUCING = [
     "def train(w, g, m, v, lr):\n  c = clip_by_global_norm(g, 0.5)\n  m = interp(c, m, 0.9)\n  return m * lr, m, v\n",
     "def train(w, g, m, v, lr):\n  d = dot(g, w)\n  s = cosine_sim(g, m)\n  x = g * d\n  y = x * s\n"
     "  z = clip_by_global_norm(y, lr)\n  n = global_norm(z)\n  u = z / n\n  return u, g, v\n",
+    # a transcendental chain before the norm, read again after it: saved in pass 0, loaded in pass 1
+    "def train(w, g, m, v, lr):\n  a = tanh(g)\n  b = arcsinh(a)\n  n = global_norm(b)\n  u = b / n\n"
+    "  m = interp(b, m, 0.9)\n  return u * lr, m, v\n",
 ]
 
 
@@ -101,7 +104,8 @@ def test_reductions_across_tiles_and_passes(N):
     gen = torch.Generator().manual_seed(N)
     w, g, m, v = (torch.randn(len(progs), N, generator=gen) for _ in range(4))
     cp = CompiledPrograms(progs, N)
-    assert list(cp._progs[:, J.N_PASSES]) == [2, 2, 4]
+    assert list(cp._progs[:, J.N_PASSES]) == [2, 2, 4, 2]
+    assert list(cp._progs[:, J.N_SAVED]) == [0, 0, 1, 1]  # y (program 3), b (program 4)
     for x, y in zip(BatchedPrograms(progs, N).step(w, g, m, v, 0.01, 1.0), cp.step(w, g, m, v, 0.01, 1.0)):
         _agree(x, y, rtol=1e-5)
 
@@ -165,7 +169,7 @@ def test_backend_option_fidelity_and_errors():
     tor = OptimizerProxy(tasks=["mlp"], steps=5, batch=8, backend="torch")
     assert "kernel" not in tor.fidelity() and tor.fidelity()["batched"] is True
     assert "kernel" not in OptimizerProxy(tasks=["mlp"], steps=5).fidelity()
-    with pytest.raises(ConfigError, match="backend must be one of"):
+    with pytest.raises(ConfigError, match="backend must be one of"):  # (named by resolve_backend)
         OptimizerProxy(batch=8, backend="fast")
     with pytest.raises(ConfigError, match="batch > 1"):
         OptimizerProxy(backend="numba")

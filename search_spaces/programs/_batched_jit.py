@@ -34,8 +34,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from automl._probe_math_jit import (arccos1, arcsin1, arctan1, arctanh1, arcsinh1, cos1, cosh1, exp1, log1,
-                                    sin1, sinh1, tan1, tanh1)
+from automl._probe_math_jit import arccos1, arcsin1, arctan1, cos1, cosh1, exp1, log1, sin1, sinh1, tan1, tanh1
 
 from ._probe_jit import (ABS, ADD, ARCCOS, ARCSIN, ARCSINH, ARCTAN, ARCTANH, CLIP, CLIPNORM, COS, COSH, COSSIM,
                          DIV, DOT, EXP, INTERP, LOG, MAX, MIN, MUL, NEG, NORM, PLOG, POW, SIGN, SIN, SINH, SQRT,
@@ -61,12 +60,14 @@ _COS_EPS32 = np.float32(COS_EPS)
 # Columns of the instruction table: op, dest, three argument registers, whether the result is a
 # tensor, whether a scalar result is also needed as a float32 row (a tensor op reads it), the
 # pass from which its value is available (the reductions on its longest dependency chain), the
-# passes that need it (bit k: pass k; tensor instructions and reductions).
-OP, DEST, A0, A1, A2, TENSOR_RESULT, FILL, AVAIL, NEED = range(9)
+# passes that compute it (bit k: pass k; tensor instructions and reductions), its row in the
+# program's saved rows (-1: none; a value computed in one pass and read in a later one is saved,
+# not recomputed), the passes that load it from there.
+OP, DEST, A0, A1, A2, TENSOR_RESULT, FILL, AVAIL, NEED, SAVE, LOAD = range(11)
 # Columns of the per-program table: first and end row of its code, registers, output registers
 # (update, m, v; -1: the slot is dead, the input passes through), first and end row of its
-# constants, passes over the row (1 + the reductions on the outputs' longest chain).
-C_START, C_END, N_REGS, OUT_U, OUT_M, OUT_V, K_START, K_END, N_PASSES = range(9)
+# constants, passes over the row (1 + the reductions on the outputs' longest chain), saved rows.
+C_START, C_END, N_REGS, OUT_U, OUT_M, OUT_V, K_START, K_END, N_PASSES, N_SAVED = range(10)
 
 
 # --- scalar (float64) semantics: the torch interpreter's float64 ops --------------------------------
@@ -108,6 +109,25 @@ def _pow64(a, b):
         r = 1.0 if (not finite and abs(a) == 1.0) else r
     r = 1.0 if (b == 0.0 or a == 1.0) else r
     return np.nan if (b != b and a != 1.0) else r
+
+
+@njit(inline="always", **_JIT)
+def _asinh64(x):
+    """asinh in float64 for a float32 result: log(|x| + sqrt(x^2 + 1)) with x's sign (x^2 cannot
+    overflow: |x| <= 3.4e38), x - x^3/6 below 1e-5 (where the log loses relative accuracy).
+    Selects only, so LLVM vectorizes it (probe_math's bit-exact one is ~4x slower here)."""
+    a = abs(x)
+    r = log1(a + np.sqrt(a * a + 1.0))
+    r = a - a * a * a / 6.0 if a < 1e-5 else r
+    return math.copysign(r, x) if x == x else x
+
+
+@njit(inline="always", **_JIT)
+def _atanh64(x):
+    """atanh in float64 for a float32 result: 0.5 log((1 + x) / (1 - x)) (inf at 1, -inf at -1,
+    NaN beyond: log of a negative), x + x^3/3 below 1e-5."""
+    r = 0.5 * log1((1.0 + x) / (1.0 - x))
+    return x + x * x * x / 3.0 if abs(x) < 1e-5 else r
 
 
 @njit(**_JIT)
@@ -238,10 +258,10 @@ def _t_unary(op, out, x, n):
             out[i] = np.float32(tanh1(np.float64(x[i])))
     elif op == ARCSINH:
         for i in range(n):
-            out[i] = np.float32(arcsinh1(np.float64(x[i])))
+            out[i] = np.float32(_asinh64(np.float64(x[i])))
     elif op == ARCTANH:
         for i in range(n):
-            out[i] = np.float32(arctanh1(np.float64(x[i])))
+            out[i] = np.float32(_atanh64(np.float64(x[i])))
 
 
 @njit(**_JIT)
@@ -349,22 +369,25 @@ def _scale(out, x, f, n):
 
 
 @njit(**_JIT)
-def _program_step(code, c0, c1, consts, k0, k1, n_regs, outs, n_passes, row_w, row_g, row_m, row_v, lr, t,
-                  out_u, out_m, out_v, N):
+def _program_step(code, c0, c1, consts, k0, k1, n_regs, outs, n_passes, n_saved, row_w, row_g, row_m, row_v,
+                  lr, t, out_u, out_m, out_v, N):
     """Every instruction of one program on its row, tile by tile (see the module docstring).
 
     Whole-model reductions: pass k runs, tile by tile, the tensor instructions that pass k needs
     (``code[j, NEED]``: those the reductions accumulated in pass k read, and in the last pass
     those the outputs read) and accumulates the partial sums of those reductions (their inputs
     are available in pass k: ``code[j, AVAIL]`` counts the reductions on an instruction's
-    longest dependency chain); they are finished after the pass, and later passes recompute
-    the tiles they need
+    longest dependency chain); they are finished after the pass.  A tensor value a later pass
+    needs again is saved (a whole row, written once) when computed and loaded there, not
+    recomputed with its ancestors (a chain of transcendentals before a ``global_norm`` would
+    otherwise run twice); the rest of a pass's work stays in the tiles
     (recomputing a tile costs less than keeping whole rows, which leave the cache: 19,462 floats
     a register on ``mlp_wide``).  The outputs are written in the last pass."""
     tile = min(N, TILE)
     R = np.empty((n_regs, tile), dtype=np.float32)
     Rs = np.zeros(n_regs)
     acc = np.zeros((3, n_regs))
+    S = np.empty((n_saved, N), dtype=np.float32)
     Rs[4] = lr
     Rs[5] = t
     for k in range(k0, k1):
@@ -393,6 +416,9 @@ def _program_step(code, c0, c1, consts, k0, k1, n_regs, outs, n_passes, row_w, r
                         if code[j, FILL]:
                             _fill32(R[d], np.float32(Rs[d]))
                     continue
+                if (code[j, LOAD] >> ps) & 1:  # computed in an earlier pass: its saved tile
+                    _copy(R[d], S[code[j, SAVE]][s0:s0 + n], n)
+                    continue
                 if not (code[j, NEED] >> ps) & 1:  # not needed in this pass
                     continue
                 if red:  # whole-model reductions
@@ -415,6 +441,8 @@ def _program_step(code, c0, c1, consts, k0, k1, n_regs, outs, n_passes, row_w, r
                     _t_binary(op, R[d], R[a0], R[a1], n)
                 else:
                     _t_ternary(op, R[d], R[a0], R[a1], R[a2], n)
+                if code[j, SAVE] >= 0 and not red:
+                    _copy(S[code[j, SAVE]][s0:s0 + n], R[d], n)
             if ps == n_passes - 1:
                 _copy(out_u[s0:s0 + n], R[o_u], n)
                 _copy(out_m[s0:s0 + n], R[o_m if o_m >= 0 else 2], n)
@@ -449,5 +477,5 @@ def step_all(code, progs, consts, w, g, m, v, lrs, ts, out_u, out_m, out_v):
     for p in prange(P):
         pr = progs[p]
         _program_step(code, pr[C_START], pr[C_END], consts, pr[K_START], pr[K_END], pr[N_REGS],
-                      pr[OUT_U:OUT_V + 1], pr[N_PASSES], w[p], g[p], m[p], v[p], lrs[p], ts[p],
+                      pr[OUT_U:OUT_V + 1], pr[N_PASSES], pr[N_SAVED], w[p], g[p], m[p], v[p], lrs[p], ts[p],
                       out_u[p], out_m[p], out_v[p], N)

@@ -371,18 +371,28 @@ class CompiledPrograms:
                 code_op = CODES[op]
                 if op == "pow" and rtype == TENSOR and types[regs[0]] == SCALAR:
                     code_op = J.POW_SBASE  # one exp per element instead of exp and log
-                rows.append([code_op, N_INPUTS + j, *regs, int(rtype == TENSOR), 0, av, 0])
+                rows.append([code_op, N_INPUTS + j, *regs, int(rtype == TENSOR), 0, av, 0, -1, 0])
             fill.update(r for r in outs if types[r] == SCALAR)
             passes = 1 + max(avail[r] for r in outs)
 
-            def need(r: int, k: int, c0: int = c0, n_code: int = len(code)) -> None:
-                """Mark the tensor instructions pass k runs to have register r's tile."""
-                row = rows[c0 + r - N_INPUTS] if N_INPUTS <= r < N_INPUTS + n_code else None
-                if row is None or (row[J.NEED] >> k) & 1:
+            saved: list[int] = []  # rows whose value later passes load instead of recomputing
+
+            def need(r: int, k: int, c0: int = c0, n_code: int = len(code), saved: list[int] = saved) -> None:
+                """Mark what pass k runs to have register r's tile: the instructions it computes,
+                or loads from a saved row when an earlier pass computed it."""
+                at = c0 + r - N_INPUTS
+                row = rows[at] if N_INPUTS <= r < N_INPUTS + n_code else None
+                if row is None or ((row[J.NEED] | row[J.LOAD]) >> k) & 1:
                     return  # an input, a constant, or marked already
                 red = J.DOT <= row[J.OP] <= J.CLIPNORM
                 if not row[J.TENSOR_RESULT] and not red:
                     return  # a scalar: computed once per step (needs no tiles)
+                if not red and row[J.NEED]:  # computed in an earlier pass: saved there, loaded here
+                    if row[J.SAVE] < 0:
+                        row[J.SAVE] = len(saved)
+                        saved.append(at)
+                    row[J.LOAD] |= 1 << k
+                    return
                 row[J.NEED] |= 1 << k
                 if red and row[J.AVAIL] - 1 != k and row[J.OP] != J.CLIPNORM:
                     return  # a finished scalar reduction
@@ -404,10 +414,10 @@ class CompiledPrograms:
                 consts.append((float(reg), val, float(reg in fill)))
             progs.append([c0, len(rows), N_INPUTS + len(code) + len(cregs), *[
                 -1 if (k and r == (M if k == 1 else V)) else r for k, r in enumerate(outs)],
-                k0, len(consts), passes])
+                k0, len(consts), passes, len(saved)])
         self._J = J
-        self._code = np.array(rows, dtype=np.int64).reshape(-1, 9)
-        self._progs = np.array(progs, dtype=np.int64).reshape(-1, 9)
+        self._code = np.array(rows, dtype=np.int64).reshape(-1, 11)
+        self._progs = np.array(progs, dtype=np.int64).reshape(-1, 10)
         self._consts = np.array(consts, dtype=np.float64).reshape(-1, 3)
         self.live_m = any(M in p.info.live_slots for p in self.programs)
         self.live_v = any(V in p.info.live_slots for p in self.programs)
@@ -418,7 +428,7 @@ class CompiledPrograms:
         out.__dict__.update(self.__dict__)
         out.programs = [self.programs[k] for k in keep]
         out.P = len(out.programs)
-        out._progs = np.ascontiguousarray(self._progs[np.asarray(keep, dtype=np.int64)]).reshape(-1, 9)
+        out._progs = np.ascontiguousarray(self._progs[np.asarray(keep, dtype=np.int64)]).reshape(-1, 10)
         return out
 
     @property
