@@ -80,7 +80,7 @@ class OptimizerProxy(Evaluator):
       ``"torch"``: the op-grouped torch interpreter, also on CUDA).  The two agree within
       float32 rounding but not bit for bit, so the fidelity records ``kernel: "numba"`` when the
       compiled one runs (a separate cache namespace).
-    - ``threads``: CPU threads of an evaluation (torch and numba; default 1: evaluations run
+    - ``threads``: CPU threads of an evaluation (torch's, which the compiled kernel follows; default 1: evaluations run
       side by side in the process runner).  A batched search that runs alone on a machine
       (the serial runner) can give it the cores (e.g. ``threads=2``).  It changes no result
       (per-copy arithmetic does not depend on it: a test checks), so it is not in the fidelity.
@@ -194,8 +194,8 @@ class OptimizerProxy(Evaluator):
                        scale=self.scale, device=self.device, diverge=self.diverge, **kw)
 
     def _threads(self):
-        """Context: ``threads`` torch (and numba) threads on CPU (default one: evaluations run
-        side by side), restored after."""
+        """Context: ``threads`` torch threads on CPU (default one: evaluations run side by side;
+        the compiled program kernel follows torch's count), restored after."""
         import contextlib
 
         import torch
@@ -209,22 +209,12 @@ class OptimizerProxy(Evaluator):
                 return
             old, want = torch.get_num_threads(), self.threads
             if old != want:
-                torch.set_num_threads(want)
-            numba_old = None
-            if self.backend == "numba":
-                import numba
-
-                numba_old = numba.get_num_threads()
-                numba.set_num_threads(min(want, numba.config.NUMBA_NUM_THREADS))
+                torch.set_num_threads(want)  # (the compiled program kernel uses as many threads)
             try:
                 yield
             finally:
                 if old != want:
                     torch.set_num_threads(old)
-                if numba_old is not None:
-                    import numba
-
-                    numba.set_num_threads(numba_old)
 
         return ctx()
 

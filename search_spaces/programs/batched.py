@@ -328,7 +328,8 @@ def plan(programs: Sequence[Program], n: int, *, device: Any = "cpu", dtype: tor
 class CompiledPrograms:
     """The same step as :class:`BatchedPrograms` (same arguments, same results to float32
     rounding), run by one compiled kernel: each program on its own row, tile by tile, programs
-    in parallel over numba's threads (search_spaces/programs/_batched_jit.py says why and how).
+    in parallel over ``torch.get_num_threads()`` numba threads when that is more than one
+    (search_spaces/programs/_batched_jit.py says why and how).
     CPU, float32.  ``precompute`` is accepted and not needed (scalar chains cost nothing here)."""
 
     def __init__(self, programs: Sequence[Program], n: int):
@@ -459,8 +460,16 @@ class CompiledPrograms:
                 raise ValueError(f"CompiledPrograms.step takes float32 CPU ({P}, {self.N}) matrices, got "
                                  f"{x.dtype} {x.device} {tuple(x.shape)}")
         u, mo, vo = (torch.empty_like(arrays[0]) for _ in range(3))
-        self._J.step_all(self._code, self._progs, self._consts, *(x.numpy() for x in arrays), per_row(lr),
-                         per_row(t), u.numpy(), mo.numpy(), vo.numpy())
+        args = (self._code, self._progs, self._consts, *(x.numpy() for x in arrays), per_row(lr), per_row(t),
+                u.numpy(), mo.numpy(), vo.numpy())
+        threads = min(torch.get_num_threads(), P)
+        if threads <= 1:
+            self._J.step_rows(*args, np.arange(P, dtype=np.int64))
+        else:  # rows costliest first: prange's static chunks then even out (programs differ several-fold)
+            cost = (self._progs[:, 1] - self._progs[:, 0] + 1) * self._progs[:, 8]
+            order = np.argsort(-cost, kind="stable").astype(np.int64)
+            rows = np.concatenate([order[k::threads] for k in range(threads)])
+            self._J.step_parallel(threads, *args, rows)
         return u, mo, vo
 
 
