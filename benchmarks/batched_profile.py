@@ -10,9 +10,10 @@ Batched: ``OptimizerProxy(tasks=["mlp"], batch=P).evaluate_batch`` once to warm 
 
 * ``model``: forward, loss and backward of the P model copies (``chain_loss_and_grad``, the
   hand-written backward; or the autograd path for tasks without a chain);
-* ``programs``: the batched program interpreter (``BatchedPrograms.step``);
-* ``plans``: building program plans (``BatchedPrograms.__init__`` + ``precompute``: at the start
-  and whenever diverged programs leave the batch);
+* ``programs``: the batched program interpreter (``step`` of the evaluator's backend:
+  ``CompiledPrograms`` on the CPU with numba, else ``BatchedPrograms``);
+* ``plans``: building program plans (``__init__`` + ``precompute``: at the start and whenever
+  diverged programs leave the batch; the compiled backend selects rows of its plan instead);
 * ``validation``: ``TaskRun.finish`` minus the steps it runs;
 * ``other``: the rest (divergence checks, cost accounting, ``w -= update``, evaluator glue).
 
@@ -77,16 +78,18 @@ def main(argv=None) -> int:
     timers = Timers()
     timers.wrap(EB, "chain_loss_and_grad", "model")
     timers.wrap(torch.autograd, "grad", "model")  # tasks without a chain (not mlp)
-    timers.wrap(SB.BatchedPrograms, "step", "programs")
-    timers.wrap(SB.BatchedPrograms, "__init__", "plans")
-    timers.wrap(SB.BatchedPrograms, "precompute", "plans")
+    for cls in (SB.BatchedPrograms, SB.CompiledPrograms):  # whichever backend the evaluator runs
+        timers.wrap(cls, "step", "programs")
+        timers.wrap(cls, "__init__", "plans")
+        timers.wrap(cls, "precompute", "plans")
     timers.wrap(EB.TaskRun, "finish", "finish")
     timers.wrap(EB.TaskRun, "advance", "advance")
     timers.wrap(ProgramOptimizer, "step", "optimizer")
     pops = {"mixed": SB.mixed_population(a.P, 0), "same": [parse(CLASSIC_PROGRAMS["adamw"])] * a.P}
     ev = OptimizerProxy(tasks=["mlp"], batch=a.P)
     ev.baseline("mlp")
-    out: dict = {"protocol": {"task": "mlp", "steps": 80, "P": a.P, "repeats": a.repeats, "torch_threads": 1},
+    out: dict = {"protocol": {"task": "mlp", "steps": 80, "P": a.P, "repeats": a.repeats, "torch_threads": 1,
+                              "backend": ev.backend},
                  "batched": {}, "load_average_before": list(os.getloadavg())}
     for name, pop in pops.items():
         ev.evaluate_batch(pop)  # warm
