@@ -235,7 +235,7 @@ class TaskRun:
         self.w, self.m, self.v = self.w[sel], self.m[sel], self.v[sel]
         if self.worst is not None:
             self.worst = self.worst[sel]
-        self.plan = self.plan.subset(keep) if isinstance(self.plan, CompiledPrograms) else self._plan(self.programs)
+        self.plan = self.plan.subset(keep) if self.plan is not None else None
         self._charge(time.perf_counter() - t0)
 
     def advance(self, until: int) -> list[int]:

@@ -66,10 +66,12 @@ _COS_EPS32 = np.float32(COS_EPS)
 # program's saved rows (-1: none; a value computed in one pass and read in a later one is saved,
 # not recomputed), the passes that load it from there.
 OP, DEST, A0, A1, A2, TENSOR_RESULT, FILL, AVAIL, NEED, SAVE, LOAD = range(11)
+CODE_COLUMNS = LOAD + 1
 # Columns of the per-program table: first and end row of its code, registers, output registers
 # (update, m, v; -1: the slot is dead, the input passes through), first and end row of its
 # constants, passes over the row (1 + the reductions on the outputs' longest chain), saved rows.
 C_START, C_END, N_REGS, OUT_U, OUT_M, OUT_V, K_START, K_END, N_PASSES, N_SAVED = range(10)
+PROG_COLUMNS = N_SAVED + 1
 
 
 # --- scalar (float64) semantics: the torch interpreter's float64 ops --------------------------------
@@ -470,28 +472,27 @@ def _program_step(code, c0, c1, consts, k0, k1, n_regs, outs, n_passes, n_saved,
 
 
 @njit(**_JIT)
+def _row(code, progs, consts, w, g, m, v, lrs, ts, out_u, out_m, out_v, p):
+    """One step of program p on row p (the per-row work of :func:`step_rows` and its parallel twin)."""
+    pr = progs[p]
+    _program_step(code, pr[C_START], pr[C_END], consts, pr[K_START], pr[K_END], pr[N_REGS], pr[OUT_U:OUT_V + 1],
+                  pr[N_PASSES], pr[N_SAVED], w[p], g[p], m[p], v[p], lrs[p], ts[p], out_u[p], out_m[p], out_v[p],
+                  w.shape[1])
+
+
+@njit(**_JIT)
 def step_rows(code, progs, consts, w, g, m, v, lrs, ts, out_u, out_m, out_v, rows):
     """One step of programs ``rows``: row p of w, g, m, v (float32, (P, N)) through program p
     (``progs`` row p: see the C_* columns), into row p of out_u, out_m, out_v.  ``lrs``, ``ts``:
     (P,) float64."""
-    N = w.shape[1]
     for k in range(rows.shape[0]):
-        p = rows[k]
-        pr = progs[p]
-        _program_step(code, pr[C_START], pr[C_END], consts, pr[K_START], pr[K_END], pr[N_REGS],
-                      pr[OUT_U:OUT_V + 1], pr[N_PASSES], pr[N_SAVED], w[p], g[p], m[p], v[p], lrs[p], ts[p],
-                      out_u[p], out_m[p], out_v[p], N)
+        _row(code, progs, consts, w, g, m, v, lrs, ts, out_u, out_m, out_v, rows[k])
 
 
 @njit(parallel=True, **_JIT)
 def _step_parallel(code, progs, consts, w, g, m, v, lrs, ts, out_u, out_m, out_v, rows):
-    N = w.shape[1]
     for k in prange(rows.shape[0]):
-        p = rows[k]
-        pr = progs[p]
-        _program_step(code, pr[C_START], pr[C_END], consts, pr[K_START], pr[K_END], pr[N_REGS],
-                      pr[OUT_U:OUT_V + 1], pr[N_PASSES], pr[N_SAVED], w[p], g[p], m[p], v[p], lrs[p], ts[p],
-                      out_u[p], out_m[p], out_v[p], N)
+        _row(code, progs, consts, w, g, m, v, lrs, ts, out_u, out_m, out_v, rows[k])
 
 
 def step_parallel(threads, *args):

@@ -205,6 +205,7 @@ class BatchedPrograms:
                 release[i].append(key)
         self._release = release
         self._static_values: list | None = None
+        self._schedule: tuple[list[float], list[float]] | None = None  # precompute's lrs, ts
         self.live_m = any(M in p.info.live_slots for p in self.programs)
         self.live_v = any(V in p.info.live_slots for p in self.programs)
 
@@ -226,10 +227,20 @@ class BatchedPrograms:
         vals[T] = torch.tensor(list(ts), dtype=torch.float64, device=self.device).expand(P, S)
         self._run(self._static_code, vals, None)
         self._static_values = vals
+        self._schedule = (list(lrs), list(ts))
+
+    def subset(self, keep: Sequence[int]) -> BatchedPrograms:
+        """The plan of programs ``keep`` (positions, in order): grouped again (the groups change
+        with the members), precomputed for the same schedule."""
+        out = BatchedPrograms([self.programs[k] for k in keep], self.N, device=self.device, dtype=self.dtype)
+        if self._schedule is not None:
+            out.precompute(*self._schedule)
+        return out
 
     def release(self) -> None:
         """Forget the precomputed static values."""
         self._static_values = None
+        self._schedule = None
 
     def step(self, w: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, lr: Any, t: Any,
              s: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -417,11 +428,9 @@ class CompiledPrograms:
                 -1 if (k and r == (M if k == 1 else V)) else r for k, r in enumerate(outs)],
                 k0, len(consts), passes, len(saved)])
         self._J = J
-        self._code = np.array(rows, dtype=np.int64).reshape(-1, 11)
-        self._progs = np.array(progs, dtype=np.int64).reshape(-1, 10)
+        self._code = np.array(rows, dtype=np.int64).reshape(-1, J.CODE_COLUMNS)
+        self._progs = np.array(progs, dtype=np.int64).reshape(-1, J.PROG_COLUMNS)
         self._consts = np.array(consts, dtype=np.float64).reshape(-1, 3)
-        self.live_m = any(M in p.info.live_slots for p in self.programs)
-        self.live_v = any(V in p.info.live_slots for p in self.programs)
 
     def subset(self, keep: Sequence[int]) -> CompiledPrograms:
         """The plan of programs ``keep`` (positions, in order), without lowering them again."""
@@ -429,19 +438,13 @@ class CompiledPrograms:
         out.__dict__.update(self.__dict__)
         out.programs = [self.programs[k] for k in keep]
         out.P = len(out.programs)
-        out._progs = np.ascontiguousarray(self._progs[np.asarray(keep, dtype=np.int64)]).reshape(-1, 10)
+        out._progs = np.ascontiguousarray(self._progs[np.asarray(keep, dtype=np.int64)]).reshape(
+            -1, self._J.PROG_COLUMNS)
         return out
-
-    @property
-    def calls_per_step(self) -> int:
-        return 1
 
     def precompute(self, lrs: Sequence[float], ts: Sequence[float]) -> None:
         if len(ts) != len(lrs):
             raise ValueError("precompute needs one t per lr")
-
-    def release(self) -> None:
-        pass
 
     def step(self, w: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, lr: Any, t: Any,
              s: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -466,7 +469,8 @@ class CompiledPrograms:
         if threads <= 1:
             self._J.step_rows(*args, np.arange(P, dtype=np.int64))
         else:  # rows costliest first: prange's static chunks then even out (programs differ several-fold)
-            cost = (self._progs[:, 1] - self._progs[:, 0] + 1) * self._progs[:, 8]
+            J = self._J
+            cost = (self._progs[:, J.C_END] - self._progs[:, J.C_START] + 1) * self._progs[:, J.N_PASSES]
             order = np.argsort(-cost, kind="stable").astype(np.int64)
             rows = np.concatenate([order[k::threads] for k in range(threads)])
             self._J.step_parallel(threads, *args, rows)
