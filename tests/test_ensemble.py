@@ -263,3 +263,45 @@ def test_search_under_a_macs_budget_and_cli(tmp_path):
                           "--out", str(tmp_path / "x")], env=env, cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "no supernet checkpoint" in bad.stderr
+
+
+def test_a_macs_floor_keeps_the_search_at_equal_macs(tmp_path):
+    """budget + floor are a MACs window: below the floor is a constraint violation (relative
+    shortfall), never the best and never a parent; the CLI takes --macs-floor; a floor above the
+    budget is refused before any work."""
+    pytest.importorskip("torch")
+    from automl.errors import ConfigError
+    from evaluators.ensemble import search, train_supernet
+    from evaluators.ensemble.evaluate import EnsembleSupernetAccuracy
+
+    ck = tmp_path / "sn"
+    train_supernet(ck, channels=4, cells=1, epochs=1, batch_size=32, data="synthetic:200:20:8:0",
+                   train_per_class=10, device="cpu", threads=1)
+    search(ck, tmp_path / "free", k=1, budget=16, val_per_class=5)
+    with open(tmp_path / "free" / "candidates.jsonl", encoding="utf-8") as f:
+        macs = sorted({json.loads(line)["objectives"]["macs"] for line in f if '"ok"' in line})
+    assert len(macs) >= 4, macs
+    floor, cap = macs[len(macs) // 2], macs[-1]  # the upper half of what a free search met
+    s = search(ck, tmp_path / "window", k=1, macs_budget=cap, macs_floor=floor, budget=16, val_per_class=5)
+    with open(tmp_path / "window" / "candidates.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    ok = [r for r in rows if r.get("status") == "ok"]
+    assert ok
+    for r in ok:
+        m = r["objectives"]["macs"]
+        assert r["constraints"]["macs_floor"] == pytest.approx(1.0 - m / floor)
+        assert r["constraints"]["macs"] == pytest.approx(m / cap - 1.0)
+    inside = [r for r in ok if floor <= r["objectives"]["macs"] <= cap]
+    assert inside, "no candidate in the window"
+    assert floor <= s["best_feasible"]["objectives"]["macs"] <= cap
+    assert s["best_feasible"]["objectives"]["ensemble_accuracy"] == max(
+        r["objectives"]["ensemble_accuracy"] for r in inside)
+    with pytest.raises(ConfigError, match="macs_floor .* is above macs_budget"):
+        EnsembleSupernetAccuracy(checkpoint=str(ck), macs_budget=1e6, macs_floor=2e6)
+    with pytest.raises(ConfigError, match="macs_floor must be a number > 0"):
+        EnsembleSupernetAccuracy(checkpoint=str(ck), macs_floor=-1)
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-m", "automl.cli", "ensemble", "search", str(ck), "--k", "1", "--out",
+                          str(tmp_path / "cli"), "--budget", "6", "--val-per-class", "5", "--macs-floor",
+                          str(cap * 2)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "no candidate within the MACs budget and floor" in out.stdout, out.stdout

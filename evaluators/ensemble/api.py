@@ -88,13 +88,16 @@ def search(checkpoint: str | os.PathLike, out: str | os.PathLike, *, k: int | No
            macs_budget: float | None = None, strategy: str = "evolution", budget: int = 200, seed: int = 0,
            shrunk: bool = True, heldout: str = "val", val_per_class: int | None = 100, batch_size: int = 500,
            device: str = "cpu", threads: int | None = None, strategy_options: dict[str, Any] | None = None,
-           cache: str | None = None, splits: Sequence[int] | None = None, distinct: bool = False) -> dict[str, Any]:
+           cache: str | None = None, splits: Sequence[int] | None = None, distinct: bool = False,
+           macs_floor: float | None = None) -> dict[str, Any]:
     """Stage 2: search ``k``-member ensembles (``k=1``: single networks) over the supernet's
     (shrunk) space with any strategy of the engine, scored by :class:`EnsembleSupernetAccuracy`
-    under ``macs_budget`` (a constraint of every result: an over-budget ensemble never ranks).
+    under ``macs_budget`` (a constraint of every result: an over-budget ensemble never ranks) and, with
+    ``macs_floor``, at or above that many MACs (a second constraint: the search compares at equal
+    MACs, not merely at most).
     ``splits``: only these split points (default: the supernet's); ``distinct``: leave out
     ensembles whose members are all equal.  Returns the engine's summary plus ``best_feasible``
-    (the best candidate within the budget, or None) and ``space``/``space_options``."""
+    (the best candidate within the budget and floor, or None) and ``space``/``space_options``."""
     from automl.api import search as engine_search
 
     space_options = shrunk_space_options(checkpoint, k=k, shrunk=shrunk)
@@ -103,12 +106,15 @@ def search(checkpoint: str | os.PathLike, out: str | os.PathLike, *, k: int | No
     if distinct:
         space_options["distinct"] = True
     ev = {"checkpoint": os.path.abspath(checkpoint), "heldout": heldout, "val_per_class": val_per_class,
-          "batch_size": batch_size, "macs_budget": macs_budget, "device": device, "threads": threads}
+          "batch_size": batch_size, "macs_budget": macs_budget, "device": device, "threads": threads,
+          **({"macs_floor": macs_floor} if macs_floor is not None else {})}
     space = ensemble_space(checkpoint)
     summary = dict(engine_search(space=space, evaluator="ensemble-supernet", strategy=strategy, budget=budget,
                                  seed=seed, out=str(out), space_options=space_options, evaluator_options=ev,
                                  strategy_options=strategy_options, cache=cache).summary)
-    b = summary.get("best")  # the core never ranks an infeasible result: the best is within the budget
-    summary["best_feasible"] = b if b and (macs_budget is None or b["objectives"]["macs"] <= macs_budget) else None
+    b = summary.get("best")  # the core never ranks an infeasible result: the best is within budget and floor
+    inside = b is not None and (macs_budget is None or b["objectives"]["macs"] <= macs_budget) and (
+        macs_floor is None or b["objectives"]["macs"] >= macs_floor)
+    summary["best_feasible"] = b if inside else None
     summary["space"], summary["space_options"] = space, space_options
     return summary

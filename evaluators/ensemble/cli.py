@@ -12,6 +12,7 @@ EPILOG = """examples:
       --epochs 10 --train-per-class 500 --k 2 --shrink-every 3 --shrink-drop 1 --lam 1.0
   automl ensemble search runs/neas --macs-budget 6e6 --budget 100 --val-per-class 50 --out runs/neas-search
   automl ensemble search runs/neas --k 1 --macs-budget 6e6 --budget 100 --out runs/neas-single
+  automl ensemble search runs/neas --k 1 --macs-floor 5.4e6 --macs-budget 6e6 --budget 100 --out runs/neas-single-eq
   automl ensemble retrain runs/neas "split=1 ; shared: ... ; member: ... ; member: ..." --epochs 10
   # NEAS's own setting: OFA MobileNetV3 layers (k {3,5,7} x e {4,6} + skip), splits 16 or 20 of 20
   automl ensemble train --base ofa-mbv3 --out runs/neas-ofa --data /path/cifar10_uint8.npz \\
@@ -63,6 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--k", type=int, help="members (default: the supernet's k; 1: single networks)")
     s.add_argument("--macs-budget", type=float, help="multiply-accumulates allowed (shared trunk counted once)")
+    s.add_argument("--macs-floor", type=float,
+                   help="at least this many multiply-accumulates (with --macs-budget: a MACs window, e.g. a single "
+                   "network at the MACs of a found ensemble)")
     s.add_argument("--strategy", default="evolution")
     s.add_argument("--budget", type=int, default=200, help="charged evaluations")
     s.add_argument("--seed", type=int, default=0)
@@ -120,14 +124,14 @@ def _train(a) -> int:
 def _search(a) -> int:
     from .api import search
 
-    s = search(a.checkpoint, a.out, k=a.k, macs_budget=a.macs_budget, strategy=a.strategy, budget=a.budget,
-               seed=a.seed, shrunk=not a.full_space, heldout=a.heldout, val_per_class=a.val_per_class,
+    s = search(a.checkpoint, a.out, k=a.k, macs_budget=a.macs_budget, macs_floor=a.macs_floor, strategy=a.strategy,
+               budget=a.budget, seed=a.seed, shrunk=not a.full_space, heldout=a.heldout, val_per_class=a.val_per_class,
                batch_size=a.batch_size, device=a.device, distinct=a.distinct,
                splits=None if a.splits is None else _ints(a.splits, "--splits"))
     print(f"run {s['run_dir']}: {s['charged_evaluations']} charged evaluations, {s['candidates']} candidates")
     b = s["best_feasible"]
     if b is None:
-        print("no candidate within the MACs budget")
+        print("no candidate within the MACs budget" + (" and floor" if a.macs_floor is not None else ""))
         return 1
     o = b["objectives"]
     print(f"best: {o['ensemble_accuracy']:.2f}% on the supernet, {o['macs'] / 1e6:.3f} MMACs\n  {b['candidate']}")

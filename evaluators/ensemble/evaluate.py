@@ -49,15 +49,19 @@ class EnsembleSupernetAccuracy(Evaluator):
     (max), ``macs`` (min; stem and shared trunk once, each distinct branch once).  With
     ``macs_budget``, the result carries the constraint ``macs`` = ``macs / macs_budget - 1``
     (core's :class:`automl.types.Evaluation`: <= 0 holds, > 0 is the relative excess, the
-    convention of ``ofa-hw``).  An over-budget ensemble never ranks (not best, not a parent by
-    fitness); multi-objective strategies order infeasible ones by violation.
+    convention of ``ofa-hw``).  With ``macs_floor``, a second constraint ``macs_floor`` =
+    ``1 - macs / macs_floor`` (> 0: the relative shortfall) keeps the search at *equal* MACs, not
+    merely at most: budget and floor together are a MACs window (the fair single-network side of an
+    ensemble-vs-single comparison, docs/ensembles.md).  An ensemble outside the window never ranks
+    (not best, not a parent by fitness); multi-objective strategies order infeasible ones by
+    violation.
 
     Works on any layer-wise ensemble space (``nb201-ensemble``, ``ofa-ensemble``) whose base has
     the supernet's sizes.  Options: ``checkpoint`` (supernet.pt or folder; ``"init"`` with
     ``init_config``: the untrained supernet), ``data`` (default: the supernet's), ``heldout``
     ``"val"`` (training images after the supernet's ``train_per_class``, default) or ``"test"``,
-    ``val_per_class``, ``batch_size``, ``macs_budget`` (None: unconstrained), ``device``,
-    ``threads``."""
+    ``val_per_class``, ``batch_size``, ``macs_budget`` (None: unconstrained), ``macs_floor``
+    (None: no lower bound), ``device``, ``threads``."""
 
     name = "ensemble-supernet"
     # 2: the MACs budget is a core constraint (relative excess); the old `score` (accuracy, or a
@@ -71,19 +75,27 @@ class EnsembleSupernetAccuracy(Evaluator):
 
     def __init__(self, checkpoint: str | None = None, data: str | None = None, heldout: str = "val",
                  val_per_class: int | None = 100, batch_size: int = 500, macs_budget: float | None = None,
-                 device: str = "cpu", threads: int | None = None, init_config: Mapping[str, Any] | None = None):
+                 device: str = "cpu", threads: int | None = None, init_config: Mapping[str, Any] | None = None,
+                 macs_floor: float | None = None):
         if checkpoint is None:
             raise ConfigError("the ensemble-supernet evaluator needs checkpoint=PATH (a trained supernet.pt) or 'init'")
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if macs_budget is not None and not (math.isfinite(float(macs_budget)) and float(macs_budget) > 0):
             raise ConfigError(f"macs_budget must be a number > 0, got {macs_budget}")
+        if macs_floor is not None:
+            if not (math.isfinite(float(macs_floor)) and float(macs_floor) > 0):
+                raise ConfigError(f"macs_floor must be a number > 0, got {macs_floor}")
+            if macs_budget is not None and float(macs_floor) > float(macs_budget):
+                raise ConfigError(f"macs_floor {macs_floor} is above macs_budget {macs_budget}: no ensemble fits")
         super().__init__(checkpoint=str(checkpoint), data=data, heldout=heldout, val_per_class=val_per_class,
                          batch_size=int(batch_size), macs_budget=macs_budget, device=device, threads=threads,
-                         **({"init_config": dict(init_config)} if init_config is not None else {}))
+                         **({"init_config": dict(init_config)} if init_config is not None else {}),
+                         **({"macs_floor": float(macs_floor)} if macs_floor is not None else {}))
         self.checkpoint, self.data, self.heldout, self.val_per_class = str(checkpoint), data, heldout, val_per_class
         self.batch_size, self.device, self.threads = int(batch_size), device, threads
         self.macs_budget = None if macs_budget is None else float(macs_budget)
+        self.macs_floor = None if macs_floor is None else float(macs_floor)
         self.init_config = dict(init_config or {})
         self._loaded: dict[str, Any] | None = None
 
@@ -114,7 +126,9 @@ class EnsembleSupernetAccuracy(Evaluator):
         ld = self._load()
         return {"weights": ld["weights"], "supernet": ld["space"], "heldout": ld["heldout"],
                 "heldout_images": int(len(ld["y"])), "eval_batch": self.batch_size, "bn": "batch-statistics",
-                "metric": "top1% of mean logits", "macs_budget": self.macs_budget, "device": ld["device_class"]}
+                "metric": "top1% of mean logits", "macs_budget": self.macs_budget, "device": ld["device_class"],
+                # only when set, so the cache keys of runs without a floor stay what they were
+                **({"macs_floor": self.macs_floor} if self.macs_floor is not None else {})}
 
     def evaluate(self, genome: Any, space: Any = None) -> dict[str, float]:
         ld = self._load()
@@ -134,9 +148,12 @@ class EnsembleSupernetAccuracy(Evaluator):
         acc = 100.0 * correct / len(y)
         macs = float(space.macs(genome))
         out = {"ensemble_accuracy": acc, "macs": macs}
-        if self.macs_budget is None:
-            return out
-        return Evaluation(out, {"macs": macs / self.macs_budget - 1.0})
+        cons = {}
+        if self.macs_budget is not None:
+            cons["macs"] = macs / self.macs_budget - 1.0
+        if self.macs_floor is not None:
+            cons["macs_floor"] = 1.0 - macs / self.macs_floor
+        return Evaluation(out, cons) if cons else out
 
 
 def ensemble_config_defaults(base: str = "nb201-stages") -> dict[str, Any]:
