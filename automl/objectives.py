@@ -14,7 +14,7 @@ from typing import Any
 from .types import OK, Direction, Objective, objectives_of
 
 __all__ = ["Objective", "Direction", "objectives_of", "value", "fitness", "dominates", "pareto_front", "best",
-           "best_so_far", "violation", "feasible"]
+           "best_so_far", "violation", "feasible", "selection_key"]
 
 
 def value(row: Any, objective: Objective) -> float | None:
@@ -58,6 +58,24 @@ def fitness(row: Any, objective: Objective) -> float:
     if v is None:
         return -math.inf
     return -v if objective.direction is Direction.MIN else v
+
+
+def selection_key(row: Any, objective: Objective) -> tuple[int, float]:
+    """A row's place in a single-objective tournament, as a key to maximise: Deb's constrained
+    tournament rule (Deb 2000, "An efficient constraint handling method for genetic algorithms").
+    A feasible row that ranks beats any infeasible one and feasible rows compare by fitness; an
+    ``ok`` row that violates a constraint beats rows that do not rank at all, and infeasible rows
+    compare by total violation (the smaller, the better), so a search whose feasible region is
+    narrow (a MACs window) climbs towards it instead of walking at random; failed, invalid and
+    non-finite rows come last, all equal.  An infeasible row is still never the best."""
+    f = fitness(row, objective)
+    if math.isfinite(f):
+        return (2, f)
+    status = row.get("status") if type(row) is dict else row.status
+    v = violation(row)
+    if status == OK and v > 0.0 and math.isfinite(v):
+        return (1, -v)
+    return (0, 0.0)
 
 
 def best(rows: Iterable[Any], objective: Objective) -> Any | None:

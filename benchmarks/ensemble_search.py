@@ -7,11 +7,14 @@ Per seed (5 seeds):
      ``noshrink``: no shrinking;
   2. on each, evolution (engine's ``evolution`` strategy) over K=2 ensembles with split points
      {0, 1, 2} under MACS_BUDGET (= the MACs of the largest single network: every edge conv3x3),
-     SEARCH_BUDGET charged evaluations on the validation split; on the ``shrink`` supernet also
-     evolution over single networks (K=1) with the same evaluation budget at *equal* MACs: the MACs
-     window [SINGLE_FLOOR x E, E] for the ensemble's MACs E (budget and floor are two constraints of
-     every result).  Should the window search find no network inside it, the seed's single is the
-     best network of that run within E (version 2's rule), recorded as ``window_met: false``;
+     SEARCH_BUDGET charged evaluations on the validation split; on the ``noshrink`` supernet (the
+     full space: shrinking is the ensembles' diversity method, and a shrunk space's largest single
+     network has only 75-80 % of the ensemble's MACs) also evolution over single networks (K=1) with
+     the same evaluation budget at *equal* MACs: the MACs window [SINGLE_FLOOR x E, E] for the
+     ensemble's MACs E (budget and floor are two constraints of every result; tournaments rank
+     infeasible ones by violation, Deb's rule, so the search climbs into the window).  Should it
+     find no network inside it, the seed's single is the best network of that run within E
+     (version 2's rule), recorded as ``window_met: false``;
   3. the ensembles and the single network retrained from scratch, each INITS times with different
      init seeds (run seed + 100 j; the same protocol, data and epochs for all), tested on the full
      CIFAR-10 test set (10,000 images); a contender's accuracy is the mean over its inits.
@@ -72,9 +75,10 @@ DATA = Path("/work/shared/data/cifar10/cifar10_uint8.npz")
 # retrains 12 ensembles for tau (docs/ensembles.md has both runs).
 # Version 3 changes two things, both named by version 2's diagnosis and fixed before its run: the
 # single network is searched at equal MACs (window [single_floor x E, E]; version 2's singles used
-# 44-96 % of E and the ensemble led only where they left MACs unspent), and the validation split
-# that both searches rank on is 300 images/class (was 100; its binomial sd was as large as the gaps
-# between the top-5 picks).
+# 44-96 % of E and the ensemble led only where they left MACs unspent) on the supernet without
+# shrinking (the shrunk space cannot reach E with one network), and the validation split that both
+# searches rank on is 300 images/class (was 100; its binomial sd was as large as the gaps between
+# the top-5 picks).
 FULL = dict(channels=8, cells=1, train_per_class=400, val_per_class=300, supernet_epochs=8, shrink_every=2,
             score_samples=16, probe_images=500, search_budget=60, population=20, tournament=5, retrain_epochs=10,
             inits=2, batch_size=256, tau_sample=12, seeds=[0, 1, 2, 3, 4], test_per_class=None, threads=1,
@@ -107,8 +111,9 @@ def protocol_text(p: dict, data: str) -> str:
             f"{p['probe_images']} training images); search: aging evolution (population {p['population']}, tournament "
             f"{p['tournament']}), {p['search_budget']} charged evaluations on the validation split, "
             f"K=2 split points {{0,1,2}}, members not all equal, MACs budget = largest single network; single network: K=1, "
-            f"same shrunk supernet and evaluation budget, at equal MACs: window [{p['single_floor']} E, E] for the found "
-            f"ensemble's MACs E (if none is found inside it: the run's best within E, window_met false); retrain from scratch: "
+            f"on the supernet without shrinking (full space), same evaluation budget, at equal MACs: window "
+            f"[{p['single_floor']} E, E] for the found ensemble's MACs E, tournaments by Deb's constrained rule (if none "
+            f"is found inside it: the run's best within E, window_met false); retrain from scratch: "
             f"{p['retrain_epochs']} epochs, batch {p['batch_size']}, SGD nesterov 0.05/0.9/5e-4 cosine, crop+flip, "
             f"ordinary BN, {p['inits']} init seeds per contender (seed + 100 j), accuracy = mean over inits; "
             f"test: {'full CIFAR-10 test set' if p['test_per_class'] is None else str(p['test_per_class']) + '/class'}; "
@@ -256,7 +261,7 @@ def main(argv=None) -> int:
             print(f"seed {seed} {variant}: ensemble {c['test_acc']:.2f}% test (inits {c['test_acc_inits']}), "
                   f"{c['macs'] / 1e6:.3f} MMACs, supernet val {c['supernet_val_acc']:.2f}%", flush=True)
         e_macs = row["ensemble_shrink"]["macs"]
-        s1 = search(work / f"s{seed}-shrink", work / f"s{seed}-shrink-search-k1", k=1, macs_budget=e_macs,
+        s1 = search(work / f"s{seed}-noshrink", work / f"s{seed}-noshrink-search-k1", k=1, macs_budget=e_macs,
                     macs_floor=p["single_floor"] * e_macs, seed=seed, **sk)
         fallback = None if s1["best_feasible"] else _best_within(s1["run_dir"], e_macs)
         c = row["single"] = contender(s1, seed, fallback)

@@ -6,6 +6,7 @@ import math
 from typing import Any, Mapping
 
 from ..errors import ConfigError, InvalidCandidate
+from ..objectives import selection_key
 from ..space import has_crossover
 from ..types import Candidate, EvalResult
 from .base import Proposal, Strategy
@@ -26,7 +27,9 @@ class RegularizedEvolution(Strategy):
     * ``crossover_prob``: with this probability (spaces with ``crossover`` only), a second
       tournament picks another parent and the child is the mutated crossover of the two.
     Children that fail the space's validation are re-mutated (up to ``max_invalid_tries``),
-    uncharged.
+    uncharged.  Tournaments follow Deb's constrained rule (:func:`automl.objectives.selection_key`):
+    feasible results by fitness, then results that violate a constraint by how much, then failures;
+    an infeasible result is never the best.
     """
 
     name = "evolution"
@@ -50,8 +53,8 @@ class RegularizedEvolution(Strategy):
         if not 0.0 <= crossover_prob <= 1.0:
             raise ConfigError(f"crossover_prob must be in [0, 1], got {crossover_prob}")
         self.crossover_prob = float(crossover_prob)
-        # population entries: (candidate id, text, genome, fitness)
-        self.population: collections.deque[tuple[int, str, Any, float]] = collections.deque()
+        # population entries: (candidate id, text, genome, tournament key: objectives.selection_key)
+        self.population: collections.deque[tuple[int, str, Any, tuple[int, float]]] = collections.deque()
         self.best: tuple[int, str, float] | None = None
         self.n_asked = self.n_told = 0
         self.invalid_rejected = self.fcm_retries = 0
@@ -133,7 +136,7 @@ class RegularizedEvolution(Strategy):
     def tell(self, candidate: Candidate, result: EvalResult) -> None:
         self.n_told += 1
         fit = self.fitness(result)
-        self.population.append((candidate.id, candidate.text, candidate.genome, fit))
+        self.population.append((candidate.id, candidate.text, candidate.genome, selection_key(result, self.objective)))
         while len(self.population) > self.population_size:
             self.population.popleft()
         if math.isfinite(fit) and (self.best is None or fit > self.best[2]):
@@ -149,7 +152,7 @@ class RegularizedEvolution(Strategy):
 
     # --- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "population": [[i, t, f] for i, t, _, f in self.population],
+        return {**super().state_dict(), "population": [[i, t, list(k)] for i, t, _, k in self.population],
                 "best": list(self.best) if self.best else None, "n_asked": self.n_asked, "n_told": self.n_told,
                 "warm_queue": [self.space.to_text(g) for g in self._warm_queue],
                 "warm": [self.space.to_text(g) for g in self._warm],
@@ -158,7 +161,7 @@ class RegularizedEvolution(Strategy):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.population = collections.deque(
-            (i, t, self.space.from_text(t), float(f)) for i, t, f in state["population"])
+            (i, t, self.space.from_text(t), _key(k)) for i, t, k in state["population"])
         self.best = tuple(state["best"]) if state.get("best") else None
         # Asked-but-untold candidates died with the previous process: count them as never asked.
         self.n_told = self.n_asked = int(state["n_told"])
@@ -172,6 +175,14 @@ class RegularizedEvolution(Strategy):
         if self._warm_queue and candidate.text == self.space.to_text(self._warm_queue[0]):
             self._warm_queue.pop(0)
         self.tell(candidate, result)
+
+
+def _key(saved: Any) -> tuple[int, float]:
+    """A saved tournament key; a bare fitness (states written before the constrained rule) keeps
+    its order: finite ones rank, -inf ones come last."""
+    if isinstance(saved, (list, tuple)):
+        return int(saved[0]), float(saved[1])
+    return (2, float(saved)) if math.isfinite(float(saved)) else (0, 0.0)
 
 
 class RandomSearch(Strategy):
