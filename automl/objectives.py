@@ -46,8 +46,8 @@ def feasible(row: Any) -> bool:
 
 def ranked_value(row: Any, objective: Objective) -> float | None:
     """:func:`value` for ranking: None also when the row violates a constraint, so an infeasible
-    result is never the best, never a best-so-far and never a parent by fitness (multi-objective
-    strategies order infeasible results by their violation instead)."""
+    result is never the best and never a best-so-far (tournaments and multi-objective strategies
+    order infeasible results after feasible ones, by their violation: :func:`selection_key`)."""
     v = value(row, objective)
     return v if v is None or feasible(row) else None
 

@@ -267,7 +267,7 @@ def test_search_under_a_macs_budget_and_cli(tmp_path):
 
 def test_a_macs_floor_keeps_the_search_at_equal_macs(tmp_path):
     """budget + floor are a MACs window: below the floor is a constraint violation (relative
-    shortfall), never the best and never a parent; the CLI takes --macs-floor; a floor above the
+    shortfall), never the best; the CLI takes --macs-floor; a floor above the
     budget is refused before any work."""
     pytest.importorskip("torch")
     from automl.errors import ConfigError

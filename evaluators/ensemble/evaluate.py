@@ -52,9 +52,9 @@ class EnsembleSupernetAccuracy(Evaluator):
     convention of ``ofa-hw``).  With ``macs_floor``, a second constraint ``macs_floor`` =
     ``1 - macs / macs_floor`` (> 0: the relative shortfall) keeps the search at *equal* MACs, not
     merely at most: budget and floor together are a MACs window (the fair single-network side of an
-    ensemble-vs-single comparison, docs/ensembles.md).  An ensemble outside the window never ranks
-    (not best, not a parent by fitness); multi-objective strategies order infeasible ones by
-    violation.
+    ensemble-vs-single comparison, docs/ensembles.md).  An ensemble outside the window is never
+    the best; evolution's tournaments and the multi-objective strategies order infeasible ones
+    after feasible ones, by violation (Deb's rule).
 
     Works on any layer-wise ensemble space (``nb201-ensemble``, ``ofa-ensemble``) whose base has
     the supernet's sizes.  Options: ``checkpoint`` (supernet.pt or folder; ``"init"`` with
