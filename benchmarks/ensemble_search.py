@@ -130,7 +130,9 @@ def _ok_results(run_dir: str) -> list[dict]:
 
 def _top_feasible(run_dir: str, n: int = 5) -> list[dict]:
     """The n best feasible results of a search run (how flat the ranking the pick came from is)."""
-    ok = {r["hash"]: r for r in _ok_results(run_dir) if all(v <= 0 for v in (r.get("constraints") or {}).values())}
+    from automl.objectives import feasible
+
+    ok = {r["hash"]: r for r in _ok_results(run_dir) if feasible(r)}
     best = sorted(ok.values(), key=lambda r: -r["objectives"]["ensemble_accuracy"])[:n]
     return [{"val_acc": r["objectives"]["ensemble_accuracy"], "macs": r["objectives"]["macs"]} for r in best]
 

@@ -135,8 +135,9 @@ class RegularizedEvolution(Strategy):
     # --- tell --------------------------------------------------------------------------------------
     def tell(self, candidate: Candidate, result: EvalResult) -> None:
         self.n_told += 1
-        fit = self.fitness(result)
-        self.population.append((candidate.id, candidate.text, candidate.genome, selection_key(result, self.objective)))
+        key = selection_key(result, self.objective)
+        fit = key[1] if key[0] == 2 else -math.inf  # the fitness of a ranked result; -inf otherwise
+        self.population.append((candidate.id, candidate.text, candidate.genome, key))
         while len(self.population) > self.population_size:
             self.population.popleft()
         if math.isfinite(fit) and (self.best is None or fit > self.best[2]):

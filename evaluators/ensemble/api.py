@@ -112,9 +112,8 @@ def search(checkpoint: str | os.PathLike, out: str | os.PathLike, *, k: int | No
     summary = dict(engine_search(space=space, evaluator="ensemble-supernet", strategy=strategy, budget=budget,
                                  seed=seed, out=str(out), space_options=space_options, evaluator_options=ev,
                                  strategy_options=strategy_options, cache=cache).summary)
-    b = summary.get("best")  # the core never ranks an infeasible result: the best is within budget and floor
-    inside = b is not None and (macs_budget is None or b["objectives"]["macs"] <= macs_budget) and (
-        macs_floor is None or b["objectives"]["macs"] >= macs_floor)
-    summary["best_feasible"] = b if inside else None
+    # the core never ranks an infeasible result: its best (None when nothing is feasible) is
+    # within the budget and the floor, the evaluator's constraints
+    summary["best_feasible"] = summary.get("best")
     summary["space"], summary["space_options"] = space, space_options
     return summary

@@ -81,13 +81,11 @@ class EnsembleSupernetAccuracy(Evaluator):
             raise ConfigError("the ensemble-supernet evaluator needs checkpoint=PATH (a trained supernet.pt) or 'init'")
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if macs_budget is not None and not (math.isfinite(float(macs_budget)) and float(macs_budget) > 0):
-            raise ConfigError(f"macs_budget must be a number > 0, got {macs_budget}")
-        if macs_floor is not None:
-            if not (math.isfinite(float(macs_floor)) and float(macs_floor) > 0):
-                raise ConfigError(f"macs_floor must be a number > 0, got {macs_floor}")
-            if macs_budget is not None and float(macs_floor) > float(macs_budget):
-                raise ConfigError(f"macs_floor {macs_floor} is above macs_budget {macs_budget}: no ensemble fits")
+        for name, v in (("macs_budget", macs_budget), ("macs_floor", macs_floor)):
+            if v is not None and not (math.isfinite(float(v)) and float(v) > 0):
+                raise ConfigError(f"{name} must be a number > 0, got {v}")
+        if macs_floor is not None and macs_budget is not None and float(macs_floor) > float(macs_budget):
+            raise ConfigError(f"macs_floor {macs_floor} is above macs_budget {macs_budget}: no ensemble fits")
         super().__init__(checkpoint=str(checkpoint), data=data, heldout=heldout, val_per_class=val_per_class,
                          batch_size=int(batch_size), macs_budget=macs_budget, device=device, threads=threads,
                          **({"init_config": dict(init_config)} if init_config is not None else {}),
